@@ -1,0 +1,1 @@
+//! Server-Sent Events codec (placeholder while the codec lands).
