@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod mercure;
+pub mod openai;
 pub mod ops;
 pub mod server;
 pub mod subscriptions;
@@ -11,7 +12,7 @@ pub mod subscriptions;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -19,6 +20,7 @@ use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::hub::selector::SelectorCache;
+use crate::relay::Relay;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -31,6 +33,8 @@ pub struct AppState {
     pub selectors: Arc<SelectorCache>,
     /// The configuration the hub runs with.
     pub config: Arc<Config>,
+    /// The OpenAI-compatible relay.
+    pub relay: Arc<Relay>,
 }
 
 /// The hub's routes.
@@ -41,6 +45,10 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/mercure/subscriptions", get(subscriptions::all))
         .route("/.well-known/mercure/subscriptions/{topic}", get(subscriptions::by_topic))
         .route("/.well-known/mercure/subscriptions/{topic}/{subscriber}", get(subscriptions::one))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/streams/{id}", get(openai::watch_stream))
+        .route("/v1/streams/{id}/cancel", post(openai::cancel_stream))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .with_state(state);
