@@ -1,1 +1,5 @@
 //! placeholder
+
+pub mod auth;
+pub mod cli;
+pub mod hub;

@@ -1,0 +1,3 @@
+//! Subcommand implementations behind `main.rs`: argument structs and `run` functions.
+
+pub mod token;
