@@ -621,3 +621,79 @@ fn minted_v1_token_shape() {
         Some(&json!({"user": 1}))
     );
 }
+
+#[test]
+fn auth_types_are_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Authorizer>();
+    assert_send_sync::<Grants>();
+    assert_send_sync::<AuthError>();
+}
+
+#[test]
+fn critical_header_extensions_are_refused() {
+    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let crit = replace_part(
+        &good,
+        0,
+        &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
+    );
+    let err = hs_hub()
+        .verify_at(&crit, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(err.to_string().contains("crit"), "{err}");
+}
+
+#[test]
+fn media_type_form_of_at_jwt_is_a_v1_token() {
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.typ = Some("application/AT+JWT".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &json!({"aud": AUD, "authorization_details": []}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    // Recognised as 1.0: exp becomes mandatory.
+    assert_eq!(
+        hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .unwrap_err(),
+        AuthError::MissingExp
+    );
+}
+
+#[test]
+fn non_numeric_dates_are_malformed() {
+    for claims in [
+        json!({"exp": "tomorrow"}),
+        json!({"exp": -5}),
+        json!({"nbf": true}),
+    ] {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let err = hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::MalformedToken { .. }),
+            "{claims}: {err:?}"
+        );
+    }
+    // Fractional seconds are fine.
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!({"exp": 1_800_000_060.5, "mercure": {"publish": ["a"]}}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert!(
+        hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .is_ok()
+    );
+}

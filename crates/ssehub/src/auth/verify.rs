@@ -107,6 +107,13 @@ fn read_header(token: &str, role: Role) -> Result<Header, AuthError> {
             role,
             allowed: "signed algorithms only".to_owned(),
         })?;
+    // RFC 7515 section 4.1.11: extensions marked critical must be understood, and
+    // this hub understands none.
+    if header.contains_key("crit") {
+        return Err(malformed(
+            "header lists critical extensions (crit), none are supported",
+        ));
+    }
     let text = |name: &str| header.get(name).and_then(Value::as_str).map(str::to_owned);
     Ok(Header {
         alg,

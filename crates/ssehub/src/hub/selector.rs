@@ -32,6 +32,10 @@ pub const MAX_SELECTOR_LEN: usize = 2048;
 /// Memory ceiling handed to the regex compiler for one template.
 const TEMPLATE_REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Ceiling on the lazy DFA cache of one template (per thread using it); thousands
+/// of interned templates must not each grow the default 2 MiB.
+const TEMPLATE_DFA_SIZE_LIMIT: usize = 1 << 18;
+
 /// Base used for URL patterns when the hub's own URL is not configured. Relative
 /// patterns and relative topics are both resolved against it, so relative-to-relative
 /// matching works without knowing the real hub URL.
@@ -537,6 +541,7 @@ fn compile_template(template: &str) -> Result<regex::Regex, SelectorError> {
     pattern.push_str(r"\z");
     regex::RegexBuilder::new(&pattern)
         .size_limit(TEMPLATE_REGEX_SIZE_LIMIT)
+        .dfa_size_limit(TEMPLATE_DFA_SIZE_LIMIT)
         .build()
         .map_err(|_| template_error(template, "template is too complex", 0))
 }
@@ -560,7 +565,7 @@ impl Default for CacheLimits {
     fn default() -> Self {
         CacheLimits {
             selectors: 10_000,
-            matches: 100_000,
+            matches: 65_536,
         }
     }
 }
@@ -1031,6 +1036,24 @@ mod tests {
         assert!(cache.matches(&t, "https://example.com/1"));
         // The URL pattern reads `{id}` as an optional group of the literal "id".
         assert!(!cache.matches(&u, "https://example.com/1"));
+    }
+
+    #[test]
+    fn cache_base_url_resolves_relative_patterns() {
+        let cache =
+            SelectorCache::default().with_base_url(Url::parse("https://hub.example.com/").unwrap());
+        let s = cache.url_pattern("/books/:id").unwrap();
+        assert!(cache.matches(&s, "https://hub.example.com/books/1"));
+        assert!(cache.matches(&s, "/books/1"));
+        let plain = SelectorCache::default().url_pattern("/books/:id").unwrap();
+        assert!(!plain.matches("https://hub.example.com/books/1"));
+    }
+
+    #[test]
+    fn shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SelectorCache>();
+        assert_send_sync::<Arc<Selector>>();
     }
 
     #[test]
