@@ -59,7 +59,6 @@ impl MintTopic {
 
 /// What to put in a minted token.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct MintClaims {
     /// Claim format.
     pub format: ClaimFormat,
