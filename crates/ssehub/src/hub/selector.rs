@@ -851,6 +851,11 @@ mod tests {
         assert!(!s.matches("https://example.com/books/10"));
         assert!(!s.matches("HTTPS://example.com/books/1"));
         assert!(!s.matches("https://example.com/books/1/"));
+        // Without '{' a selector is never a template, even with a stray '}'.
+        assert!(matches!(
+            topic("https://example.com/a}"),
+            Selector::Exact(_)
+        ));
         let e = Selector::exact("https://example.com/{id}").unwrap();
         // 1.0 exact matching never interprets braces.
         assert!(!e.matches("https://example.com/1"));
@@ -947,6 +952,10 @@ mod tests {
                 "prefix modifier must be ':' followed by 1 to 9999",
             ),
             ("https://example.com/{a.}", "variable name ends with '.'"),
+            (
+                "https://example.com/{a..b}",
+                "misplaced '.' in variable name",
+            ),
             ("https://example.com/{.}", "empty variable name"),
             ("https://example.com/{a,}", "empty variable name"),
             (
