@@ -215,6 +215,17 @@ impl Parser {
                     continue;
                 }
             }
+            if let Some(checked) = &mut chunk.checked {
+                if self.line.is_empty() && !self.discard_event {
+                    if let Some(frame) = self.fast_lines(buf, pos, checked, &mut chunk.next_cr) {
+                        return Some(Ok(frame));
+                    }
+                    if *pos == buf.len() {
+                        break;
+                    }
+                }
+            }
+            let rest = &buf[*pos..];
             // A blank line (the end of every event) needs no scan.
             let found = if matches!(rest[0], b'\n' | b'\r') {
                 Some(0)
@@ -250,6 +261,67 @@ impl Parser {
             }
         }
         None
+    }
+
+    /// The hot path: LF-terminated `data:` and `id:` lines and blank lines
+    /// lying in the UTF-8 checked part of a borrowed chunk, handled without
+    /// the general line machinery. It returns a dispatched event, or `None`
+    /// at the first line it leaves to the general path of [`Parser::step`]
+    /// (any other line, a line over the limit, a CR, an unfinished line),
+    /// which gives the same result for every line.
+    #[inline]
+    fn fast_lines<'b>(
+        &mut self,
+        buf: &'b [u8],
+        pos: &mut usize,
+        checked: &mut Checked<'b>,
+        next_cr: &mut Option<usize>,
+    ) -> Option<Frame> {
+        loop {
+            let rest = &buf[*pos..];
+            let name_len = match rest.first() {
+                Some(b'\n') => {
+                    *pos += 1;
+                    match self.dispatch() {
+                        Some(Ok(frame)) => return Some(frame),
+                        _ => continue,
+                    }
+                }
+                Some(b'd') if rest.starts_with(b"data:") => 4,
+                Some(b'i') if rest.starts_with(b"id:") => 2,
+                _ => return None,
+            };
+            let end = *pos + self.find_line_end(buf, *pos, next_cr)?;
+            if buf[end] != b'\n' || end - *pos > self.max_event_bytes {
+                return None;
+            }
+            let mut start = *pos + name_len + 1;
+            if start < end && buf[start] == b' ' {
+                start += 1;
+            }
+            let value = checked.text(buf, start, end)?;
+            if name_len == 4 {
+                if self.has_data {
+                    if self.data.len() + 1 + value.len() > self.max_event_bytes {
+                        return None;
+                    }
+                    self.data.push('\n');
+                } else {
+                    let hint = self.data_hint.min(self.max_event_bytes);
+                    self.data = String::with_capacity(value.len().max(hint));
+                    self.has_data = true;
+                }
+                self.data.push_str(value);
+            } else {
+                if memchr(0, value.as_bytes()).is_some() {
+                    return None;
+                }
+                self.id_buffer.clear();
+                self.id_buffer.push_str(value);
+                self.id_changed = true;
+            }
+            *pos = end + 1;
+        }
     }
 
     /// The offset from `pos` of the first CR or LF in `buf[pos..]`.
@@ -538,7 +610,10 @@ impl<'a> Checked<'a> {
             };
             self.start = start;
         }
-        self.text.get(start - self.start..end - self.start)
+        // A line starting before the checked part (the general path taking
+        // over a line the fast path gave up on) is checked on its own.
+        let from = start.checked_sub(self.start)?;
+        self.text.get(from..end - self.start)
     }
 }
 
@@ -1009,9 +1084,10 @@ mod tests {
             got.extend(parser.feed(chunk));
         }
         assert_eq!(got.len(), 1);
-        // At most twice: once by the CR search, once by the LF search.
+        // A constant number of times: once by the CR search, at most twice
+        // by the LF search (the fast path, then the general one).
         assert!(
-            parser.scanned <= 2 * input.len(),
+            parser.scanned <= 3 * input.len(),
             "scanned {} bytes of {}",
             parser.scanned,
             input.len()
