@@ -603,17 +603,23 @@ impl<'a> Checked<'a> {
     #[inline]
     fn text(&mut self, buf: &'a [u8], start: usize, end: usize) -> Option<&'a str> {
         if start >= self.start + self.text.len() {
-            let rest = &buf[start..];
-            self.text = match simdutf8::compat::from_utf8(rest) {
-                Ok(text) => text,
-                Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
-            };
-            self.start = start;
+            self.check_from(buf, start);
         }
         // A line starting before the checked part (the general path taking
         // over a line the fast path gave up on) is checked on its own.
         let from = start.checked_sub(self.start)?;
         self.text.get(from..end - self.start)
+    }
+
+    /// Checks `buf[start..]` up to its first invalid byte.
+    #[cold]
+    fn check_from(&mut self, buf: &'a [u8], start: usize) {
+        let rest = &buf[start..];
+        self.text = match simdutf8::compat::from_utf8(rest) {
+            Ok(text) => text,
+            Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
+        };
+        self.start = start;
     }
 }
 
