@@ -37,6 +37,8 @@ async fn sends_accept_and_last_event_id_only_on_reconnect() {
     assert_eq!(seen.len(), 2);
     for s in &seen {
         assert_eq!(s.header("accept"), Some("text/event-stream"));
+        // Proxies must not serve a cached copy of a live stream.
+        assert_eq!(s.header("cache-control"), Some("no-cache"));
         assert_eq!(s.path, "/events");
     }
     assert_eq!(seen[0].header("last-event-id"), None);
@@ -215,4 +217,29 @@ async fn follows_redirects_and_reconnects_to_the_original_url() {
     assert_eq!(seen[1].header("authorization"), Some("Bearer t0k3n"));
     assert_eq!(seen[1].header("accept"), Some("text/event-stream"));
     assert_eq!(seen[3].header("last-event-id"), Some("5"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_body_is_kept_up_to_4_kib() {
+    let big: &'static str = Box::leak("e".repeat(10_000).into_boxed_str());
+    let server = TestServer::start(vec![Reply::status(400, big)]).await;
+    let mut es = get(server.url("/")).build().unwrap();
+    let items = drain(&mut es).await;
+    let [Err(Error::Status { body, .. })] = &items[..] else {
+        panic!("{:?}", kinds(&items))
+    };
+    assert_eq!(body.len(), 4096);
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_cannot_be_overridden() {
+    let server = TestServer::start(vec![Reply::stream(vec![Step::Stall])]).await;
+    let mut es = get(server.url("/"))
+        .header("accept", "application/json")
+        .build()
+        .unwrap();
+    until_opens(&mut es, 1).await;
+    let seen = server.seen();
+    let accepts: Vec<_> = seen[0].headers.get_all("accept").iter().collect();
+    assert_eq!(accepts, ["text/event-stream"]);
 }

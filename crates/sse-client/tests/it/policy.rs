@@ -265,3 +265,43 @@ async fn reconnects_over_a_reused_pooled_connection() {
     assert_eq!(data(&items), ["a", "b", "c"]);
     assert_eq!(server.seen().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropped_connection_is_retried_with_the_last_event_id() {
+    let server = TestServer::start(vec![
+        Reply::stream(vec![
+            send("id: 3\ndata: a\n\ndata: half"),
+            Step::Sleep(Duration::from_millis(10)),
+            Step::Fail,
+        ]),
+        Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
+    ])
+    .await;
+    let mut es = get(server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let items = collect(&mut es, 2).await;
+    assert_eq!(
+        kinds(&items),
+        [
+            "open",
+            "event message:a:3",
+            "reconnect request",
+            "open",
+            "event message:b:3"
+        ]
+    );
+    assert_eq!(server.seen()[1].header("last-event-id"), Some("3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_connection_fails_a_one_shot_stream() {
+    let server = TestServer::start(vec![Reply::stream(vec![
+        send("data: a\n\n"),
+        Step::Sleep(Duration::from_millis(10)),
+        Step::Fail,
+    ])])
+    .await;
+    let mut es = get(server.url("/")).no_reconnect().build().unwrap();
+    let items = drain(&mut es).await;
+    assert_eq!(kinds(&items), ["open", "event message:a:", "error request"]);
+    assert_eq!(server.seen().len(), 1);
+}

@@ -25,6 +25,8 @@ pub enum Step {
     Sleep(Duration),
     /// Never write again and never end: a silent dead connection.
     Stall,
+    /// Abort the connection without ending the body (a crash, a cut cable).
+    Fail,
 }
 
 /// Shorthand for a `Step::Send`.
@@ -152,6 +154,7 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                 Step::Send(b) => return Some((Ok::<_, std::io::Error>(Bytes::from(b)), steps)),
                 Step::Sleep(d) => tokio::time::sleep(d).await,
                 Step::Stall => std::future::pending::<()>().await,
+                Step::Fail => return Some((Err(std::io::Error::other("cut")), steps)),
             }
         }
     });
