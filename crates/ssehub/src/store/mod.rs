@@ -234,3 +234,106 @@ pub fn spawn_pruner(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    /// Records when `prune` is called; answers `Closed` once `closed_after` calls were made.
+    struct PruneRecorder {
+        calls: mpsc::UnboundedSender<(Instant, Retention)>,
+        closed_after: usize,
+        made: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for PruneRecorder {
+        async fn append(&self, _: Update) -> Result<Stored, StoreError> {
+            Err(StoreError::Closed)
+        }
+        async fn read_after(&self, _: Cursor, _: usize) -> Result<Replay, StoreError> {
+            Err(StoreError::Closed)
+        }
+        fn subscribe(&self) -> broadcast::Receiver<Stored> {
+            broadcast::channel(1).1
+        }
+        async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
+            let made = self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = self.calls.send((Instant::now(), retention.clone()));
+            if made + 1 >= self.closed_after {
+                Err(StoreError::Closed)
+            } else {
+                Ok(1)
+            }
+        }
+        async fn stats(&self) -> Result<StoreStats, StoreError> {
+            Err(StoreError::Closed)
+        }
+    }
+
+    fn recorder(
+        closed_after: usize,
+    ) -> (
+        Arc<dyn Store>,
+        mpsc::UnboundedReceiver<(Instant, Retention)>,
+    ) {
+        let (calls, rx) = mpsc::unbounded_channel();
+        let store = PruneRecorder {
+            calls,
+            closed_after,
+            made: Default::default(),
+        };
+        (Arc::new(store), rx)
+    }
+
+    const KEEP_TEN: Retention = Retention {
+        max_events: Some(10),
+        max_age: None,
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn pruner_runs_at_once_then_every_period_until_cancelled() {
+        let (store, mut calls) = recorder(usize::MAX);
+        let shutdown = CancellationToken::new();
+        let start = Instant::now();
+        let period = Duration::from_secs(60);
+        let task = spawn_pruner(store, KEEP_TEN, period, shutdown.clone());
+        let (first, retention) = calls.recv().await.unwrap();
+        assert_eq!((first, retention), (start, KEEP_TEN));
+        assert_eq!(calls.recv().await.unwrap().0, start + period);
+        assert_eq!(calls.recv().await.unwrap().0, start + 2 * period);
+        shutdown.cancel();
+        task.await.unwrap();
+        while let Ok((at, _)) = calls.try_recv() {
+            assert!(at <= start + 3 * period, "pruned after cancellation");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pruner_stops_when_the_store_closes() {
+        let (store, mut calls) = recorder(2);
+        let task = spawn_pruner(
+            store,
+            KEEP_TEN,
+            Duration::from_secs(1),
+            CancellationToken::new(),
+        );
+        task.await.unwrap();
+        assert_eq!(std::iter::from_fn(|| calls.try_recv().ok()).count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pruner_without_limits_never_prunes() {
+        let (store, mut calls) = recorder(usize::MAX);
+        let task = spawn_pruner(
+            store,
+            Retention::default(),
+            Duration::from_secs(1),
+            CancellationToken::new(),
+        );
+        task.await.unwrap();
+        assert!(calls.try_recv().is_err());
+    }
+}
