@@ -42,8 +42,15 @@ fn python() -> String {
     if let Ok(p) = std::env::var("SSEHUB_TEST_PYTHON") {
         return p;
     }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/test-venv/bin/python");
-    if std::path::Path::new(venv).exists() { venv.to_owned() } else { "python3".to_owned() }
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/test-venv/bin/python"
+    );
+    if std::path::Path::new(venv).exists() {
+        venv.to_owned()
+    } else {
+        "python3".to_owned()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,9 +75,16 @@ async fn the_official_openai_python_sdk_streams_through_the_relay() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("strm_"), "X-Stream-Id: {}", lines[0]);
-    assert!(lines[1].parse::<u32>().unwrap() > 10, "chunks: {}", lines[1]);
+    assert!(
+        lines[1].parse::<u32>().unwrap() > 10,
+        "chunks: {}",
+        lines[1]
+    );
     assert_eq!(lines[2], "stop");
-    assert_eq!(lines[3], "True", "streamed text differs from the non-streamed answer");
+    assert_eq!(
+        lines[3], "True",
+        "streamed text differs from the non-streamed answer"
+    );
     assert_eq!(lines[4], "ssehub-simulator");
     assert_eq!(lines[5], "invalid_api_key");
 }
