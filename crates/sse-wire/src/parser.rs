@@ -615,12 +615,23 @@ impl<'a> Checked<'a> {
     #[cold]
     fn check_from(&mut self, buf: &'a [u8], start: usize) {
         let rest = &buf[start..];
+        // `compat` stops at the first invalid block (and says where the
+        // error is): after an invalid line the next check starts past it, so
+        // no byte is checked twice. `basic` would read to the end each time.
         self.text = match simdutf8::compat::from_utf8(rest) {
             Ok(text) => text,
             Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
         };
+        #[cfg(test)]
+        UTF8_CHECKED.with(|n| n.set(n.get() + (self.text.len() + 1).min(rest.len())));
         self.start = start;
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes handed to the chunk UTF-8 check, up to its first error.
+    static UTF8_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 fn strip_space(value: &[u8]) -> &[u8] {
@@ -1077,6 +1088,21 @@ mod tests {
         assert!(parser.line.capacity() <= 16);
         let ok: Vec<_> = parser.feed(b"\n\ndata: ok\n\n").collect();
         assert_eq!(ok, [Ok(Frame::Event(Event::new("ok")))]);
+    }
+
+    #[test]
+    fn many_invalid_lines_in_one_chunk_are_utf8_checked_once() {
+        let input = b"data: \xFF\n".repeat(20_000);
+        let before = UTF8_CHECKED.with(std::cell::Cell::get);
+        let mut parser = Parser::new();
+        assert_eq!(parser.feed(&input).count(), 0);
+        assert_eq!(parser.feed(b"\n").count(), 1);
+        let checked = UTF8_CHECKED.with(std::cell::Cell::get) - before;
+        assert!(
+            checked <= input.len(),
+            "checked {checked} bytes of {}",
+            input.len()
+        );
     }
 
     #[test]
