@@ -1,8 +1,9 @@
 //! `sse-wire`: the `text/event-stream` codec of ssehub, with no I/O.
 //!
-//! Modules: [`Event`] and [`Frame`] (in `event`), the incremental [`Parser`]
-//! (in `parser`), [`encode`] and [`encode_comment`] (in `encoder`) and their
-//! errors (in `error`). The client crate feeds response bytes to a parser;
+//! Modules: [`Event`], its borrowed twin [`EventRef`] and [`Frame`] (in
+//! `event`), the incremental [`Parser`] (in `parser`), [`encode`],
+//! [`encode_ref`] and [`encode_comment`] (in `encoder`) and their errors (in
+//! `error`). The client crate feeds response bytes to a parser;
 //! the hub encodes each update once and shares the bytes:
 //!
 //! ```text
@@ -30,7 +31,7 @@ mod error;
 mod event;
 mod parser;
 
-pub use encoder::{encode, encode_comment, validate_event_type, validate_id};
+pub use encoder::{encode, encode_comment, encode_ref, validate_event_type, validate_id};
 pub use error::{EncodeError, ParseError};
-pub use event::{Event, Frame};
+pub use event::{Event, EventRef, Frame};
 pub use parser::{DEFAULT_MAX_EVENT_BYTES, Feed, Parser};
