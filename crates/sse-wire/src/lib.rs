@@ -17,9 +17,12 @@
 //!   `retry`, dispatch on blank line), because clients in the wild are
 //!   browsers and must agree with them byte for byte.
 //! - It parses complete lines straight out of the caller's chunk and copies
-//!   only an unfinished trailing line, so each byte is scanned once, and
-//!   decodes UTF-8 once per event: valid data becomes the event's `String`
-//!   without a copy, invalid bytes become U+FFFD.
+//!   only an unfinished trailing line, so work is linear in the input
+//!   whatever the chunking (no re-scan of buffered bytes). UTF-8 is checked
+//!   once per chunk; each data line is copied once, into the `String` the
+//!   event then owns; invalid bytes become U+FFFD, as in a browser.
+//! - The only allocations per event are the event's own strings (data, and
+//!   the id and type when present): `tests/alloc.rs` counts them.
 //! - A size cap ([`Parser::with_max_event_bytes`]) turns a hostile server's
 //!   endless line into a typed error instead of unbounded memory.
 //! - The encoder refuses what would break framing (CR/LF in `id` or `event`,
