@@ -2,6 +2,7 @@
 //! shared state (so tests can drive it without a socket); [`server::serve`] accepts
 //! connections and runs it.
 
+pub mod assets;
 pub mod error;
 pub mod mercure;
 pub mod ops;
@@ -41,6 +42,9 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/mercure/subscriptions", get(subscriptions::all))
         .route("/.well-known/mercure/subscriptions/{topic}", get(subscriptions::by_topic))
         .route("/.well-known/mercure/subscriptions/{topic}/{subscriber}", get(subscriptions::one))
+        .route("/", get(assets::chat))
+        .route("/console", get(assets::console))
+        .route("/ssehub.js", get(assets::module))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .with_state(state);
