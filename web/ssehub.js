@@ -257,7 +257,7 @@ export function connect(url, options = {}) {
         const h = new Headers(request.headers || {});
         h.set('Accept', 'text/event-stream');
         if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-cache');
-        if (conn.lastEventId) h.set('Last-Event-ID', conn.lastEventId);
+        if (conn.lastEventId) h.set('Last-Event-ID', headerValue(conn.lastEventId));
         else h.delete('Last-Event-ID');
         const init = { method: request.method || 'GET', headers: h, signal: controller.signal, cache: 'no-store' };
         if (request.body !== undefined && request.body !== null) init.body = request.body;
@@ -332,6 +332,13 @@ export function connect(url, options = {}) {
 
   conn.closed = run();
   return conn;
+}
+
+// Header values are byte strings: an id with characters beyond Latin-1 would make fetch throw
+// (and the connection retry forever). Sending its UTF-8 bytes, one per character, puts on the
+// wire exactly what a native EventSource sends.
+function headerValue(text) {
+  return /^[\x20-\x7e]*$/.test(text) ? text : String.fromCharCode(...new TextEncoder().encode(text));
 }
 
 function cancelBody(response) {

@@ -245,3 +245,18 @@ test('EventSource class: error with CONNECTING while it reconnects, CLOSED when 
   assert.deepEqual(states, [EventSource.CONNECTING, EventSource.CLOSED]);
   assert.equal(fetch.calls.length, 2);
 });
+
+test('a non-ASCII last event id is sent as its UTF-8 bytes instead of failing every reconnection', async () => {
+  const fetch = fakeFetch([sse(['id: \u00e9t\u00e9-\u{1F600}\ndata: a\n\n']), sse(['data: b\n\n'])]);
+  const { sleep } = recorder();
+  const conn = connect('http://h/s', {
+    fetch,
+    sleep,
+    onmessage: (e) => {
+      if (e.data === 'b') conn.close();
+    },
+  });
+  await conn.closed;
+  const sent = fetch.calls[1].headers['last-event-id'];
+  assert.equal(new TextDecoder().decode(Uint8Array.from(sent, (c) => c.charCodeAt(0))), '\u00e9t\u00e9-\u{1F600}');
+});
