@@ -4,9 +4,9 @@
 //! Bytes go in through [`Parser::feed`] in chunks of any size; complete lines
 //! are parsed straight out of the caller's chunk and only an unfinished
 //! trailing line is copied into the parser, so every input byte is scanned
-//! once whatever the chunking. Data lines are appended as raw bytes and
-//! decoded once per event, where a valid event (the common case) becomes its
-//! `String` without a copy.
+//! once whatever the chunking. Each data line is validated as UTF-8 while it
+//! is appended to the event's `String`, which then moves into the dispatched
+//! [`Event`] without a copy.
 
 use std::iter::FusedIterator;
 use std::mem;
@@ -64,15 +64,21 @@ pub struct Parser {
     pending: Vec<u8>,
     /// The data buffer, without the trailing LF the spec appends and then
     /// strips (`has_data` keeps the difference between no data and `""`).
-    data: Vec<u8>,
+    data: String,
     /// A `data` field was seen in this event: even an empty one dispatches.
     has_data: bool,
-    /// The event type buffer, raw; decoded at dispatch.
-    event_type: Vec<u8>,
+    /// The length of the last dispatched data: the next event reserves that
+    /// much at its first data line, so a large multi-line event is not grown
+    /// by repeated doubling and copying.
+    data_hint: usize,
+    /// The event type buffer.
+    event_type: String,
     /// A valid `retry` seen in this event's block, reported with the event.
     event_retry: Option<u64>,
     /// The last event ID buffer: set by each `id` field at once.
     id_buffer: String,
+    /// `id_buffer` changed since the last blank line.
+    id_changed: bool,
     /// The last event ID string: what a reconnect sends, updated from
     /// `id_buffer` at each blank line as the spec does.
     last_event_id: String,
@@ -82,7 +88,7 @@ pub struct Parser {
     discard_line: bool,
     /// The current event overflowed: ignore lines up to the next blank one.
     discard_event: bool,
-    /// Bytes handed to the line scanner, to prove no byte is scanned twice.
+    /// Bytes read by the line scanner, to prove no byte is scanned twice.
     #[cfg(test)]
     scanned: usize,
 }
@@ -104,11 +110,13 @@ impl Parser {
             after_cr: false,
             line: Vec::new(),
             pending: Vec::new(),
-            data: Vec::new(),
+            data: String::new(),
             has_data: false,
-            event_type: Vec::new(),
+            data_hint: 0,
+            event_type: String::new(),
             event_retry: None,
             id_buffer: String::new(),
+            id_changed: false,
             last_event_id: String::new(),
             retry: None,
             discard_line: false,
@@ -118,8 +126,8 @@ impl Parser {
         }
     }
 
-    /// Caps the length of one line and of one event's data at `n` bytes;
-    /// beyond it [`Feed`] yields [`ParseError::EventTooLarge`].
+    /// Caps the length of one line and of one event's data at `n` bytes of
+    /// input; beyond it [`Feed`] yields [`ParseError::EventTooLarge`].
     #[must_use]
     pub fn with_max_event_bytes(mut self, n: usize) -> Self {
         self.max_event_bytes = n;
@@ -141,6 +149,7 @@ impl Parser {
     pub fn with_last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = id.into();
         self.id_buffer.clone_from(&self.last_event_id);
+        self.id_changed = false;
         self
     }
 
@@ -196,7 +205,12 @@ impl Parser {
                     continue;
                 }
             }
-            let found = memchr2(b'\n', b'\r', rest);
+            // A blank line (the end of every event) needs no scan.
+            let found = if matches!(rest[0], b'\n' | b'\r') {
+                Some(0)
+            } else {
+                memchr2(b'\n', b'\r', rest)
+            };
             #[cfg(test)]
             {
                 // memchr reads up to and including the hit.
@@ -257,6 +271,7 @@ impl Parser {
 
     /// Handles a line whose terminator has just been seen; `content` is the
     /// part of it in the current chunk.
+    #[inline]
     fn end_line(&mut self, content: &[u8]) -> Option<Result<Frame, ParseError>> {
         if self.discard_event {
             // The line buffer stays empty while discarding.
@@ -289,7 +304,7 @@ impl Parser {
 
     fn start_discard(&mut self) -> ParseError {
         self.discard_event = true;
-        self.data = Vec::new();
+        self.data = String::new();
         self.has_data = false;
         self.event_type.clear();
         self.event_retry = None;
@@ -298,42 +313,33 @@ impl Parser {
         }
     }
 
+    #[inline]
     fn process_line(&mut self, line: &[u8]) -> Option<Result<Frame, ParseError>> {
+        if let Some(value) = line.strip_prefix(b"data:") {
+            return self.data_line(strip_space(value));
+        }
         if line.is_empty() {
             return self.dispatch();
         }
-        let (name, value) = match memchr(b':', line) {
+        // Every known field name is at most 5 bytes, so its colon is within
+        // the first 6: no need to search a long line for one.
+        let (name, value) = match line[..line.len().min(6)].iter().position(|&b| b == b':') {
             Some(0) => return self.comment(&line[1..]),
             Some(colon) => (&line[..colon], strip_space(&line[colon + 1..])),
+            None if line.len() > 5 => return None,
             None => (line, &b""[..]),
         };
         match name {
-            b"data" => {
-                let grown = self.data.len() + usize::from(self.has_data) + value.len();
-                if grown > self.max_event_bytes {
-                    return Some(Err(self.start_discard()));
-                }
-                if self.has_data {
-                    self.data.push(b'\n');
-                } else {
-                    // Most events have one data line: size the buffer (which
-                    // becomes the event's String) exactly for it.
-                    self.data.reserve_exact(value.len());
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = true;
-            }
+            b"data" => return self.data_line(value),
             b"event" => {
                 self.event_type.clear();
-                self.event_type.extend_from_slice(value);
+                push_lossy(&mut self.event_type, value);
             }
             // An id holding NUL is ignored as a whole.
             b"id" if memchr(0, value).is_none() => {
                 self.id_buffer.clear();
-                match std::str::from_utf8(value) {
-                    Ok(id) => self.id_buffer.push_str(id),
-                    Err(_) => self.id_buffer.push_str(&String::from_utf8_lossy(value)),
-                }
+                push_lossy(&mut self.id_buffer, value);
+                self.id_changed = true;
             }
             b"retry" => {
                 if let Some(ms) = parse_digits(value) {
@@ -343,6 +349,23 @@ impl Parser {
             }
             _ => {}
         }
+        None
+    }
+
+    #[inline]
+    fn data_line(&mut self, value: &[u8]) -> Option<Result<Frame, ParseError>> {
+        if self.has_data {
+            if self.data.len() + 1 + value.len() > self.max_event_bytes {
+                return Some(Err(self.start_discard()));
+            }
+            self.data.push('\n');
+        } else {
+            // The buffer is empty here (it moved into the last event).
+            let hint = self.data_hint.min(self.max_event_bytes);
+            self.data.reserve(value.len().max(hint));
+            self.has_data = true;
+        }
+        push_lossy(&mut self.data, value);
         None
     }
 
@@ -356,7 +379,8 @@ impl Parser {
 
     /// The blank-line step of the spec.
     fn dispatch(&mut self) -> Option<Result<Frame, ParseError>> {
-        if self.last_event_id != self.id_buffer {
+        if self.id_changed {
+            self.id_changed = false;
             self.last_event_id.clone_from(&self.id_buffer);
         }
         let retry = self.event_retry.take();
@@ -365,12 +389,13 @@ impl Parser {
             return None;
         }
         self.has_data = false;
-        let data = decode(mem::take(&mut self.data));
-        let event = if self.event_type.is_empty() {
-            None
-        } else {
-            Some(decode(mem::take(&mut self.event_type)))
-        };
+        let mut data = mem::take(&mut self.data);
+        self.data_hint = data.len();
+        // A hint from a much larger event over-reserved: give it back.
+        if data.capacity() > 2 * data.len() + 64 {
+            data.shrink_to_fit();
+        }
+        let event = (!self.event_type.is_empty()).then(|| mem::take(&mut self.event_type));
         let id = (!self.last_event_id.is_empty()).then(|| self.last_event_id.clone());
         Some(Ok(Frame::Event(Event {
             event,
@@ -385,6 +410,17 @@ fn strip_space(value: &[u8]) -> &[u8] {
     value.strip_prefix(b" ").unwrap_or(value)
 }
 
+/// Appends `bytes` as UTF-8, with U+FFFD for each invalid sequence (what a
+/// browser's decoder does: since line breaks are ASCII, no sequence spans
+/// two lines, so decoding line by line equals decoding the stream).
+#[inline]
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
+    }
+}
+
 /// The value of a `retry` field: ASCII digits only; one too large for a
 /// `u64` is ignored like any other invalid value.
 fn parse_digits(value: &[u8]) -> Option<u64> {
@@ -397,13 +433,6 @@ fn parse_digits(value: &[u8]) -> Option<u64> {
         }
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
-}
-
-/// UTF-8 without a copy when valid, else with U+FFFD for each invalid
-/// sequence (what a browser's decoder does with the same bytes).
-fn decode(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// The frames one chunk completes: an iterator returned by [`Parser::feed`].

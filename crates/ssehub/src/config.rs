@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::AuthConfig;
+use crate::relay::simulator::SimulatorOptions;
 
 /// Everything `run` needs to serve a hub.
 #[derive(Clone, Debug)]
@@ -44,6 +45,10 @@ pub struct Config {
     pub upstream_api_key: Option<String>,
     /// Keys that callers of `/v1/...` must present; empty means open (local use).
     pub relay_api_keys: Vec<String>,
+    /// Pace of the built-in simulator (the default upstream).
+    pub simulator: SimulatorOptions,
+    /// How often history is pruned to the retention policy.
+    pub prune_interval: Duration,
 }
 
 /// Paths of a PEM certificate chain and private key.
@@ -78,6 +83,8 @@ impl Config {
             upstream: None,
             upstream_api_key: None,
             relay_api_keys: Vec::new(),
+            simulator: SimulatorOptions::default(),
+            prune_interval: Duration::from_secs(5),
         }
     }
 }

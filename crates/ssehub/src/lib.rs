@@ -6,6 +6,7 @@
 //! - [`store`]: durable history behind the [`store::Store`] trait (embedded `redb` now).
 //! - [`auth`]: JWS verification, both Mercure claim formats, where tokens come from.
 //! - [`hub`]: publish, subscribe, replay-then-live, fan-out with bounded queues, selectors.
+//! - [`relay`]: OpenAI-compatible completions recorded as hub topics: resumable, watchable, cancellable.
 //! - [`http`]: the only layer that speaks HTTP: routes, errors, connections, TLS, shutdown.
 //!
 //! ```text
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod relay;
 pub mod store;
 pub mod update;
 
@@ -39,9 +41,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
-
-/// How often history is pruned to the retention policy.
-const PRUNE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the hub could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +71,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
     let store: Arc<dyn store::Store> = Arc::new(store::redb::RedbStore::open(&config.data_dir, Default::default())?);
     let tracker = TaskTracker::new();
     let retention = store::Retention { max_events: config.history_max_events, max_age: config.history_max_age };
-    let pruner = store::spawn_pruner(store.clone(), retention, PRUNE_PERIOD, shutdown.clone());
+    let pruner = store::spawn_pruner(store.clone(), retention, config.prune_interval, shutdown.clone());
     let metrics = Arc::new(hub::metrics::Metrics::default());
     let options = hub::HubOptions {
         heartbeat: config.heartbeat,
@@ -89,8 +88,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
         max_connections: config.max_connections,
         grace: config.shutdown_grace,
     };
+    let upstream =
+        relay::upstream::Upstream::from_config(config.upstream.as_deref(), config.upstream_api_key.clone(), config.simulator);
+    let relay = relay::Relay::new(hub.clone(), upstream, shutdown.clone(), tracker.clone());
     let config = Arc::new(config);
-    let state = http::AppState { hub, auth, selectors, config };
+    let state = http::AppState { hub, auth, selectors, config, relay };
     let app = http::app(state);
     let served = http::server::serve(listener, app, serve_options, shutdown, metrics).await;
     tracker.close();

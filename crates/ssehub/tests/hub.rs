@@ -8,5 +8,6 @@ mod hub {
     mod history;
     mod ops;
     mod pubsub;
+    mod relay;
     mod streams;
 }

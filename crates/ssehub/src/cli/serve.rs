@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use ssehub::auth::{AuthConfig, Key, MintClaims, MintTopic, VerifyingKey, mint};
 use ssehub::config::{TlsFiles, parse_duration};
+use ssehub::relay::simulator::SimulatorOptions;
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>`.
@@ -88,6 +89,21 @@ pub(crate) struct ServeArgs {
     /// Time open streams get to end after SIGTERM/SIGINT.
     #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// The relay's OpenAI-compatible upstream base URL (ending in /v1), or `simulate`.
+    #[arg(long, env = "SSEHUB_UPSTREAM", default_value = "simulate")]
+    upstream: String,
+    /// Key sent to the upstream (never to browsers).
+    #[arg(long, env = "SSEHUB_UPSTREAM_API_KEY", hide_env_values = true)]
+    upstream_api_key: Option<String>,
+    /// Keys callers of /v1/... must present as Authorization: Bearer (comma-separated; none = open).
+    #[arg(long, env = "SSEHUB_RELAY_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    relay_api_keys: Vec<String>,
+    /// Pace of the built-in simulator, in tokens per second.
+    #[arg(long, env = "SSEHUB_SIMULATOR_TOKENS_PER_SECOND", default_value_t = 30.0)]
+    simulator_tokens_per_second: f64,
+    /// The simulator's delay before its first token.
+    #[arg(long, env = "SSEHUB_SIMULATOR_FIRST_TOKEN_DELAY", default_value = "300ms", value_parser = parse_duration)]
+    simulator_first_token_delay: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -143,6 +159,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.max_selectors = args.max_selectors;
     config.subscriber_queue_bytes = args.subscriber_queue_bytes;
     config.shutdown_grace = args.shutdown_grace;
+    config.upstream = Some(args.upstream.clone()).filter(|u| u != "simulate");
+    config.upstream_api_key = args.upstream_api_key.clone();
+    config.relay_api_keys = args.relay_api_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
+    config.simulator = SimulatorOptions {
+        tokens_per_second: args.simulator_tokens_per_second,
+        first_token_delay: args.simulator_first_token_delay,
+    };
+    if !(config.simulator.tokens_per_second > 0.0) {
+        bail!("--simulator-tokens-per-second must be a positive number");
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod error;
 pub mod mercure;
+pub mod openai;
 pub mod ops;
 pub mod server;
 pub mod subscriptions;
@@ -12,7 +13,7 @@ pub mod subscriptions;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -20,6 +21,7 @@ use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::hub::selector::SelectorCache;
+use crate::relay::Relay;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,6 +34,8 @@ pub struct AppState {
     pub selectors: Arc<SelectorCache>,
     /// The configuration the hub runs with.
     pub config: Arc<Config>,
+    /// The OpenAI-compatible relay.
+    pub relay: Arc<Relay>,
 }
 
 /// The hub's routes.
@@ -45,6 +49,10 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(assets::chat))
         .route("/console", get(assets::console))
         .route("/ssehub.js", get(assets::module))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/streams/{id}", get(openai::watch_stream))
+        .route("/v1/streams/{id}/cancel", post(openai::cancel_stream))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .with_state(state);

@@ -109,7 +109,11 @@ async fn replay_seam_has_no_gap_and_no_duplicate_under_a_concurrent_burst() {
 
 #[tokio::test]
 async fn history_is_pruned_to_the_configured_count() {
-    let hub = TestServer::start_with(|c| c.history_max_events = Some(3)).await;
+    let hub = TestServer::start_with(|c| {
+        c.history_max_events = Some(3);
+        c.prune_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
     let ids = publish_n(&hub, "/p", 6).await;
     // Pruning runs in the background: wait until the oldest ids are gone.
     let deadline = tokio::time::Instant::now() + super::support::PATIENCE;
