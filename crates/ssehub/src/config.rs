@@ -94,27 +94,66 @@ pub fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN.parse().expect("constant address parses")
 }
 
-/// Parses durations written like `40s`, `5m`, `24h`, `250ms`, `2d`, or a bare number of seconds.
+/// Why a duration could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// The text is empty.
+    #[error("empty duration (write it like 40s, 5m, 24h)")]
+    Empty,
+    /// A number without a unit, or an unknown unit.
+    #[error("invalid duration {0:?} (write it like 40s, 5m, 24h; units: ms, s, m, h, d)")]
+    Invalid(String),
+    /// The value does not fit.
+    #[error("duration {0:?} is too large")]
+    Overflow(String),
+}
+
+/// Parses durations like `40s`, `5m`, `24h`, `1h30m`, `500ms`, `7d`; a bare
+/// number is seconds.
 ///
 /// # Errors
-/// Returns a message naming the accepted units when the text is not such a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected a number followed by ms, s, m, h or d (e.g. 40s)"))?;
-    let secs = |m: u64| n.checked_mul(m).map(Duration::from_secs);
-    let d = match unit {
-        "" | "s" => secs(1),
-        "ms" => Some(Duration::from_millis(n)),
-        "m" => secs(60),
-        "h" => secs(3600),
-        "d" => secs(86_400),
-        _ => None,
-    };
-    d.ok_or_else(|| format!("invalid duration {text:?}: expected a number followed by ms, s, m, h or d (e.g. 40s)"))
+///
+/// [`DurationError`] for empty, malformed or overflowing input.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| DurationError::Overflow(s.to_owned()));
+    }
+    let invalid = || DurationError::Invalid(s.to_owned());
+    let overflow = || DurationError::Overflow(s.to_owned());
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| overflow())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(overflow)?),
+            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(overflow)?),
+            "d" => Duration::from_secs(n.checked_mul(86_400).ok_or_else(overflow)?),
+            _ => return Err(invalid()),
+        };
+        total = total.checked_add(part).ok_or_else(overflow)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -122,19 +161,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-    }
-
-    #[test]
-    fn bad_durations_say_what_is_accepted() {
-        for bad in ["", "s", "5 weeks", "1y", "-3s", "99999999999999999999s"] {
-            let err = parse_duration(bad).unwrap_err();
-            assert!(err.contains("ms, s, m, h or d"), "{bad}: {err}");
+    fn durations() {
+        assert_eq!(parse_duration("40s").unwrap(), Duration::from_secs(40));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        for bad in ["5x", "m", "1.5h", "-3s", "5 m"] {
+            assert!(
+                matches!(parse_duration(bad), Err(DurationError::Invalid(_))),
+                "{bad}"
+            );
         }
+        assert!(matches!(
+            parse_duration("99999999999999999999d"),
+            Err(DurationError::Overflow(_))
+        ));
     }
 }

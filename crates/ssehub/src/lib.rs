@@ -61,17 +61,32 @@ pub enum RunError {
 ///
 /// # Errors
 /// Fails when the store, keys or TLS files are unusable, or the listener breaks.
-pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let tls = match &config.tls {
         Some(files) => Some(http::server::load_tls(&files.cert, &files.key)?),
         None => None,
     };
     let selectors = config.auth.selector_cache.clone();
     let auth = Arc::new(auth::Authorizer::new(config.auth.clone()));
-    let store: Arc<dyn store::Store> = Arc::new(store::redb::RedbStore::open(&config.data_dir, Default::default())?);
+    let store: Arc<dyn store::Store> = Arc::new(store::redb::RedbStore::open(
+        &config.data_dir,
+        Default::default(),
+    )?);
     let tracker = TaskTracker::new();
-    let retention = store::Retention { max_events: config.history_max_events, max_age: config.history_max_age };
-    let pruner = store::spawn_pruner(store.clone(), retention, config.prune_interval, shutdown.clone());
+    let retention = store::Retention {
+        max_events: config.history_max_events,
+        max_age: config.history_max_age,
+    };
+    let pruner = store::spawn_pruner(
+        store.clone(),
+        retention,
+        config.prune_interval,
+        shutdown.clone(),
+    );
     let metrics = Arc::new(hub::metrics::Metrics::default());
     let options = hub::HubOptions {
         heartbeat: config.heartbeat,
@@ -82,17 +97,33 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
         subscriptions: config.subscriptions,
         ..Default::default()
     };
-    let hub = hub::Hub::start(store.clone(), options, metrics.clone(), shutdown.clone(), &tracker).await?;
+    let hub = hub::Hub::start(
+        store.clone(),
+        options,
+        metrics.clone(),
+        shutdown.clone(),
+        &tracker,
+    )
+    .await?;
     let serve_options = http::server::ServeOptions {
         tls,
         max_connections: config.max_connections,
         grace: config.shutdown_grace,
     };
-    let upstream =
-        relay::upstream::Upstream::from_config(config.upstream.as_deref(), config.upstream_api_key.clone(), config.simulator);
+    let upstream = relay::upstream::Upstream::from_config(
+        config.upstream.as_deref(),
+        config.upstream_api_key.clone(),
+        config.simulator,
+    );
     let relay = relay::Relay::new(hub.clone(), upstream, shutdown.clone(), tracker.clone());
     let config = Arc::new(config);
-    let state = http::AppState { hub, auth, selectors, config, relay };
+    let state = http::AppState {
+        hub,
+        auth,
+        selectors,
+        config,
+        relay,
+    };
     let app = http::app(state);
     let served = http::server::serve(listener, app, serve_options, shutdown, metrics).await;
     tracker.close();

@@ -3,6 +3,7 @@
 mod parse;
 mod publish;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Publish an update to a hub.
     Publish(publish::PublishArgs),
+    /// Mint a JWT for publishers and subscribers.
+    Token(token::TokenArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -32,9 +35,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Parse(args) => parse::run(args),
         Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
         Command::Publish(args) => runtime()?.block_on(publish::run(args)),
+        Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -60,7 +60,10 @@ pub(crate) fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
         out.flush().context("writing stdout")?;
     }
     if args.emit_state {
-        let state = JsonState { retry: parser.retry(), last_event_id: parser.last_event_id() };
+        let state = JsonState {
+            retry: parser.retry(),
+            last_event_id: parser.last_event_id(),
+        };
         serde_json::to_writer(&mut out, &state)?;
         out.write_all(b"\n")?;
     }

@@ -9,7 +9,11 @@ use anyhow::{Context as _, bail};
 #[derive(clap::Args, Debug)]
 pub(crate) struct PublishArgs {
     /// The hub's `/.well-known/mercure` URL.
-    #[arg(long, env = "SSEHUB_HUB", default_value = "http://127.0.0.1:8080/.well-known/mercure")]
+    #[arg(
+        long,
+        env = "SSEHUB_HUB",
+        default_value = "http://127.0.0.1:8080/.well-known/mercure"
+    )]
     hub: String,
     /// Topic of the update (repeatable: the first is canonical, the rest alternates).
     #[arg(long = "topic", required = true)]
@@ -36,14 +40,15 @@ pub(crate) struct PublishArgs {
 
 fn read_data(arg: Option<&str>) -> anyhow::Result<String> {
     match arg {
-        Some(path) if path.starts_with('@') => {
-            std::fs::read_to_string(&path[1..]).with_context(|| format!("reading data from {}", &path[1..]))
-        }
+        Some(path) if path.starts_with('@') => std::fs::read_to_string(&path[1..])
+            .with_context(|| format!("reading data from {}", &path[1..])),
         Some(text) => Ok(text.to_owned()),
         None if std::io::stdin().is_terminal() => Ok(String::new()),
         None => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading data from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading data from stdin")?;
             Ok(s)
         }
     }
@@ -65,15 +70,23 @@ pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     if args.private {
         form.push(("private", "on".into()));
     }
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
     let mut req = reqwest::Client::new()
         .post(&args.hub)
-        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(body);
     if let Some(token) = &args.token {
         req = req.bearer_auth(token);
     }
-    let res = req.send().await.with_context(|| format!("cannot reach the hub at {}", args.hub))?;
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the hub at {}", args.hub))?;
     let status = res.status();
     let text = res.text().await.unwrap_or_default();
     if !status.is_success() {

@@ -48,7 +48,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SSEHUB_ANONYMOUS")]
     anonymous: bool,
     /// Cookie holding the token for browsers.
-    #[arg(long, env = "SSEHUB_COOKIE_NAME", default_value = "mercureAuthorization")]
+    #[arg(
+        long,
+        env = "SSEHUB_COOKIE_NAME",
+        default_value = "mercureAuthorization"
+    )]
     cookie_name: String,
     /// Origins allowed to subscribe cross-origin with credentials (comma-separated), or `*` without credentials.
     #[arg(long, env = "SSEHUB_CORS_ORIGINS", value_delimiter = ',')]
@@ -96,10 +100,19 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SSEHUB_UPSTREAM_API_KEY", hide_env_values = true)]
     upstream_api_key: Option<String>,
     /// Keys callers of /v1/... must present as Authorization: Bearer (comma-separated; none = open).
-    #[arg(long, env = "SSEHUB_RELAY_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SSEHUB_RELAY_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     relay_api_keys: Vec<String>,
     /// Pace of the built-in simulator, in tokens per second.
-    #[arg(long, env = "SSEHUB_SIMULATOR_TOKENS_PER_SECOND", default_value_t = 30.0)]
+    #[arg(
+        long,
+        env = "SSEHUB_SIMULATOR_TOKENS_PER_SECOND",
+        default_value_t = 30.0
+    )]
     simulator_tokens_per_second: f64,
     /// The simulator's delay before its first token.
     #[arg(long, env = "SSEHUB_SIMULATOR_FIRST_TOKEN_DELAY", default_value = "300ms", value_parser = parse_duration)]
@@ -110,13 +123,19 @@ pub(crate) struct ServeArgs {
 }
 
 fn env_fallback(value: Option<String>, names: &[&str]) -> Option<String> {
-    value.or_else(|| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty())))
+    value.or_else(|| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    })
 }
 
 fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         "text" => builder.init(),
         "json" => builder.json().init(),
@@ -135,15 +154,33 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-    let publisher_key = env_fallback(args.publisher_jwt_key.clone(), &["MERCURE_PUBLISHER_JWT_KEY", "MERCURE_JWT_KEY"]);
-    let subscriber_key = env_fallback(args.subscriber_jwt_key.clone(), &["MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_JWT_KEY"]);
-    let publisher_alg = env_fallback(args.publisher_jwt_alg.clone(), &["MERCURE_PUBLISHER_JWT_ALG", "MERCURE_JWT_ALG"]);
-    let subscriber_alg = env_fallback(args.subscriber_jwt_alg.clone(), &["MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG"]);
+    let publisher_key = env_fallback(
+        args.publisher_jwt_key.clone(),
+        &["MERCURE_PUBLISHER_JWT_KEY", "MERCURE_JWT_KEY"],
+    );
+    let subscriber_key = env_fallback(
+        args.subscriber_jwt_key.clone(),
+        &["MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_JWT_KEY"],
+    );
+    let publisher_alg = env_fallback(
+        args.publisher_jwt_alg.clone(),
+        &["MERCURE_PUBLISHER_JWT_ALG", "MERCURE_JWT_ALG"],
+    );
+    let subscriber_alg = env_fallback(
+        args.subscriber_jwt_alg.clone(),
+        &["MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG"],
+    );
     let (publisher_key, generated) = match publisher_key {
         Some(k) => (k, false),
         None => (first_run_key(&args.data_dir)?, true),
     };
-    let auth = build_auth(&args, publisher_key.clone(), publisher_alg, subscriber_key, subscriber_alg)?;
+    let auth = build_auth(
+        &args,
+        publisher_key.clone(),
+        publisher_alg,
+        subscriber_key,
+        subscriber_alg,
+    )?;
     let mut config = ssehub::Config::new(args.data_dir.clone(), auth);
     config.cors_origins = args.cors_origins.clone();
     config.heartbeat = args.heartbeat;
@@ -151,7 +188,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.history_max_age = args.history_max_age;
     config.subscriptions = args.subscriptions;
     config.tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
         _ => None,
     };
     config.max_connections = args.max_connections;
@@ -161,12 +201,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.shutdown_grace = args.shutdown_grace;
     config.upstream = Some(args.upstream.clone()).filter(|u| u != "simulate");
     config.upstream_api_key = args.upstream_api_key.clone();
-    config.relay_api_keys = args.relay_api_keys.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
+    config.relay_api_keys = args
+        .relay_api_keys
+        .iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
     config.simulator = SimulatorOptions {
         tokens_per_second: args.simulator_tokens_per_second,
         first_token_delay: args.simulator_first_token_delay,
     };
-    if !(config.simulator.tokens_per_second > 0.0) {
+    let rate = config.simulator.tokens_per_second;
+    if !rate.is_finite() || rate <= 0.0 {
         bail!("--simulator-tokens-per-second must be a positive number");
     }
 
@@ -174,14 +220,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(addr = %addr, data_dir = %args.data_dir.display(), "ssehub listening on {scheme}://{addr}");
     if generated {
-        print_first_run_help(&publisher_key, &format!("{scheme}://{addr}"), &args.data_dir)?;
+        print_first_run_help(
+            &publisher_key,
+            &format!("{scheme}://{addr}"),
+            &args.data_dir,
+        )?;
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    ssehub::run(listener, config, shutdown).await.context("serving")?;
+    ssehub::run(listener, config, shutdown)
+        .await
+        .context("serving")?;
     tracing::info!("ssehub stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -200,7 +256,8 @@ fn first_run_key(dir: &Path) -> anyhow::Result<String> {
     }
     let bytes: [u8; 32] = rand::random();
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, &key).with_context(|| format!("storing the generated key in {}", path.display()))?;
+    write_private(&path, &key)
+        .with_context(|| format!("storing the generated key in {}", path.display()))?;
     Ok(key)
 }
 
@@ -208,7 +265,11 @@ fn first_run_key(dir: &Path) -> anyhow::Result<String> {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }
@@ -222,7 +283,9 @@ async fn signal_shutdown(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the hub gracefully");
@@ -259,11 +322,20 @@ fn build_auth(
             .context("loading the subscriber key (--subscriber-jwt-key)")?;
         auth.subscriber_key = Some(Arc::new(subscriber));
     }
-    auth.issuers = args.jwt_issuer.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    auth.issuers = args
+        .jwt_issuer
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
     auth.resource_identifier = args.resource_identifier.clone();
     auth.cookie_name = args.cookie_name.clone();
     auth.anonymous = args.anonymous;
-    auth.publish_origins = args.publish_origins.iter().map(|s| s.trim().to_owned()).collect();
+    auth.publish_origins = args
+        .publish_origins
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .collect();
     Ok(auth)
 }
 

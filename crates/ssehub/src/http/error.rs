@@ -98,8 +98,10 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
         let mut res = (status, format!("{self}\n")).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         if let ApiError::Auth(e) = &self
             && let Ok(v) = HeaderValue::from_str(&e.www_authenticate())
         {

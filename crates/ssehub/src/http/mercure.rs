@@ -46,13 +46,17 @@ async fn read_body(state: &AppState, req: Request) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|err| {
-        if std::error::Error::source(&err).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {err}"))
-        }
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|err| {
+            if std::error::Error::source(&err)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                ApiError::TooLarge { limit }
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {err}"))
+            }
+        })
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -60,14 +64,24 @@ fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// This endpoint's own URL as the request reached it: the audience 1.0 tokens must carry
 /// when no resource identifier is configured.
 pub(crate) fn derived_audience(state: &AppState, headers: &HeaderMap) -> String {
-    let scheme = if state.config.tls.is_some() { "https" } else { "http" };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let scheme = if state.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     format!("{scheme}://{host}/.well-known/mercure")
 }
 
@@ -117,7 +131,11 @@ struct SubscribeQuery {
     last_event_id: Option<String>,
 }
 
-fn parse_subscribe_query(state: &AppState, query: &str, headers: &HeaderMap) -> Result<SubscribeQuery, ApiError> {
+fn parse_subscribe_query(
+    state: &AppState,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<SubscribeQuery, ApiError> {
     let cache = &state.selectors;
     let mut selectors = Vec::new();
     let mut topics = Vec::new();
@@ -141,7 +159,9 @@ fn parse_subscribe_query(state: &AppState, query: &str, headers: &HeaderMap) -> 
             _ => None,
         };
         if let Some((kind, compiled)) = compiled {
-            let sel = compiled.map_err(|e| ApiError::BadRequest(format!("invalid selector {:?} in `{k}`: {e}", &*v)))?;
+            let sel = compiled.map_err(|e| {
+                ApiError::BadRequest(format!("invalid selector {:?} in `{k}`: {e}", &*v))
+            })?;
             selectors.push((format!("{kind}:{v}"), sel));
             topics.push(v.to_string());
             if selectors.len() > state.config.max_selectors {
@@ -154,7 +174,8 @@ fn parse_subscribe_query(state: &AppState, query: &str, headers: &HeaderMap) -> 
     }
     if selectors.is_empty() {
         return Err(ApiError::BadRequest(
-            "missing topic selector: add `topic=` (or `match=`, `match_urlpattern=`) to the query".into(),
+            "missing topic selector: add `topic=` (or `match=`, `match_urlpattern=`) to the query"
+                .into(),
         ));
     }
     let header_id = headers
@@ -162,8 +183,14 @@ fn parse_subscribe_query(state: &AppState, query: &str, headers: &HeaderMap) -> 
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-    let last_event_id = header_id.or(query_last_id.map(|(_, v)| v)).filter(|v| !v.is_empty());
-    Ok(SubscribeQuery { selectors, topics, last_event_id })
+    let last_event_id = header_id
+        .or(query_last_id.map(|(_, v)| v))
+        .filter(|v| !v.is_empty());
+    Ok(SubscribeQuery {
+        selectors,
+        topics,
+        last_event_id,
+    })
 }
 
 async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> {
@@ -171,16 +198,22 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
     // QUERY carries its selectors in a form body instead of the URL.
     let query = if req.method().as_str() == "QUERY" {
         let body = read_body(&state, req).await?;
-        String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("QUERY body is not UTF-8".into()))?
+        String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::BadRequest("QUERY body is not UTF-8".into()))?
     } else {
         req.uri().query().unwrap_or("").to_owned()
     };
     let wanted = parse_subscribe_query(&state, &query, &headers)?;
     let derived = derived_audience(&state, &headers);
-    let token = state.auth.extract_token(&headers, Some(&query))?.map(|(t, _)| t);
-    let grants = state
+    let token = state
         .auth
-        .authorize(token.as_deref(), Role::Subscriber, state.auth.audience(&derived))?;
+        .extract_token(&headers, Some(&query))?
+        .map(|(t, _)| t);
+    let grants = state.auth.authorize(
+        token.as_deref(),
+        Role::Subscriber,
+        state.auth.audience(&derived),
+    )?;
     let grant_selectors = grant_texts(&grants);
     let expires_at = grants.expires_at.map(|exp| {
         let left = exp.duration_since(SystemTime::now()).unwrap_or_default();
@@ -200,8 +233,14 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
     )));
     *res.status_mut() = StatusCode::OK;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(STREAM_CACHE_CONTROL));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(STREAM_CACHE_CONTROL),
+    );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Ok(v) = HeaderValue::from_str(&sub.last_event_id) {
         h.insert("last-event-id", v.clone());

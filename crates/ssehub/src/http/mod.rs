@@ -43,9 +43,18 @@ pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let router = Router::new()
         .route("/.well-known/mercure", any(mercure::endpoint))
-        .route("/.well-known/mercure/subscriptions", get(subscriptions::all))
-        .route("/.well-known/mercure/subscriptions/{topic}", get(subscriptions::by_topic))
-        .route("/.well-known/mercure/subscriptions/{topic}/{subscriber}", get(subscriptions::one))
+        .route(
+            "/.well-known/mercure/subscriptions",
+            get(subscriptions::all),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{topic}",
+            get(subscriptions::by_topic),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
+            get(subscriptions::one),
+        )
         .route("/", get(assets::chat))
         .route("/console", get(assets::console))
         .route("/ssehub.js", get(assets::module))
@@ -80,10 +89,20 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         HeaderName::from_static("x-stream-id"),
     ];
     let methods = [Method::GET, Method::POST, Method::OPTIONS];
-    let layer = CorsLayer::new().allow_methods(methods).allow_headers(headers).expose_headers(expose);
+    let layer = CorsLayer::new()
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers(expose);
     if origins.iter().any(|o| o == "*") {
         return Some(layer.allow_origin(AllowOrigin::any()));
     }
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
-    Some(layer.allow_origin(AllowOrigin::list(list)).allow_credentials(true))
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true),
+    )
 }

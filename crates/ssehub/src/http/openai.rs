@@ -24,21 +24,52 @@ struct OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"message": self.message, "type": self.kind, "code": self.code}});
-        (self.status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        let body =
+            json!({"error": {"message": self.message, "type": self.kind, "code": self.code}});
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }
 
 impl From<RelayError> for OpenAiError {
     fn from(err: RelayError) -> Self {
         let (status, kind, code) = match &err {
-            RelayError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request"),
-            RelayError::UnknownStream(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "stream_not_found"),
-            RelayError::Complete(_) => (StatusCode::NO_CONTENT, "invalid_request_error", "stream_complete"),
-            RelayError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unreachable"),
-            RelayError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "storage_unavailable"),
+            RelayError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            RelayError::UnknownStream(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "stream_not_found",
+            ),
+            RelayError::Complete(_) => (
+                StatusCode::NO_CONTENT,
+                "invalid_request_error",
+                "stream_complete",
+            ),
+            RelayError::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "upstream_unreachable",
+            ),
+            RelayError::Store(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "storage_unavailable",
+            ),
         };
-        OpenAiError { status, message: err.to_string(), kind, code }
+        OpenAiError {
+            status,
+            message: err.to_string(),
+            kind,
+            code,
+        }
     }
 }
 
@@ -51,7 +82,10 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), OpenAiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match presented {
         Some(k) if keys.iter().any(|allowed| allowed == k) => Ok(()),
@@ -78,8 +112,14 @@ fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
     );
     let mut res = Response::new(Body::from_stream(body));
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Some(id) = stream_id.and_then(|id| HeaderValue::from_str(id).ok()) {
         h.insert("x-stream-id", id);
@@ -91,12 +131,16 @@ fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
 pub(crate) async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
     async {
         check_key(&state, req.headers())?;
-        let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY).await.map_err(|e| OpenAiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"),
-            kind: "invalid_request_error",
-            code: "body_too_large",
-        })?;
+        let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
+            .await
+            .map_err(|e| OpenAiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!(
+                    "could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"
+                ),
+                kind: "invalid_request_error",
+                code: "body_too_large",
+            })?;
         let request: Value = serde_json::from_slice(&body).map_err(|e| OpenAiError {
             status: StatusCode::BAD_REQUEST,
             message: format!("the request body is not valid JSON: {e}"),
@@ -104,10 +148,12 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, req: Request
             code: "invalid_json",
         })?;
         Ok::<_, OpenAiError>(match state.relay.start(request).await? {
-            Started::Whole { status, content_type, body } => {
-                (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
-            }
-            Started::Stream { id, watch } => sse_response(watch, Some(&id)),
+            Started::Whole {
+                status,
+                content_type,
+                body,
+            } => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+            Started::Stream { id, watch } => sse_response(*watch, Some(&id)),
         })
     }
     .await
@@ -129,8 +175,14 @@ pub(crate) async fn watch_stream(
 ) -> Response {
     async {
         check_key(&state, &headers)?;
-        let header_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
-        let last = header_id.map(str::to_owned).or(query.last_event_id).filter(|v| !v.is_empty());
+        let header_id = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty());
+        let last = header_id
+            .map(str::to_owned)
+            .or(query.last_event_id)
+            .filter(|v| !v.is_empty());
         match state.relay.watch(&id, last.as_deref()).await {
             Ok(watch) => Ok(sse_response(watch, Some(&id))),
             // 204 tells an EventSource to stop reconnecting: it already has everything.
@@ -143,7 +195,11 @@ pub(crate) async fn watch_stream(
 }
 
 /// `POST /v1/streams/{id}/cancel`
-pub(crate) async fn cancel_stream(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn cancel_stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     async {
         check_key(&state, &headers)?;
         let was_running = state.relay.cancel(&id).await?;
@@ -152,7 +208,13 @@ pub(crate) async fn cancel_stream(State(state): State<AppState>, Path(id): Path<
         } else {
             json!({"id": id, "cancelled": false, "reason": "the stream had already finished"})
         };
-        Ok::<_, OpenAiError>(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+        Ok::<_, OpenAiError>(
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+        )
     }
     .await
     .unwrap_or_else(IntoResponse::into_response)
@@ -162,8 +224,15 @@ pub(crate) async fn cancel_stream(State(state): State<AppState>, Path(id): Path<
 pub(crate) async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     async {
         check_key(&state, &headers)?;
-        let (status, body) = state.relay.upstream().models().await.map_err(RelayError::from)?;
-        Ok::<_, OpenAiError>((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+        let (status, body) = state
+            .relay
+            .upstream()
+            .models()
+            .await
+            .map_err(RelayError::from)?;
+        Ok::<_, OpenAiError>(
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        )
     }
     .await
     .unwrap_or_else(IntoResponse::into_response)

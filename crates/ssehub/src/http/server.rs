@@ -72,10 +72,17 @@ pub enum TlsError {
 /// # Errors
 /// Names the file that could not be read or holds no usable PEM item.
 pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.display().to_string(), source });
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.display().to_string(),
+            source,
+        })
+    };
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice()).filter_map(Result::ok).collect();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .filter_map(Result::ok)
+        .collect();
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(cert.display().to_string()));
     }
@@ -83,7 +90,9 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Tl
         .ok()
         .flatten()
         .ok_or_else(|| TlsError::NoKey(key.display().to_string()))?;
-    let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -101,7 +110,10 @@ pub async fn serve(
     metrics: Arc<Metrics>,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -151,22 +163,27 @@ pub async fn serve(
                 }
             });
             let result = match tls {
-                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                    Ok(Ok(stream)) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        watcher.watch(conn.into_owned()).await
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(client.addr = %peer, error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(client.addr = %peer, "TLS handshake timed out");
+                            return;
+                        }
                     }
-                    Ok(Err(err)) => {
-                        tracing::debug!(client.addr = %peer, error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(client.addr = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                },
+                }
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
                     watcher.watch(conn.into_owned()).await
                 }
             };

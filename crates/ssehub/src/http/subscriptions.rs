@@ -15,12 +15,20 @@ use crate::hub::presence::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_
 
 /// `GET /.well-known/mercure/subscriptions`
 pub(crate) async fn all(State(state): State<AppState>, req: Request) -> Response {
-    list(state, req, None, None).await.unwrap_or_else(IntoResponse::into_response)
+    list(state, req, None, None)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /.well-known/mercure/subscriptions/{topic}`
-pub(crate) async fn by_topic(State(state): State<AppState>, Path(topic): Path<String>, req: Request) -> Response {
-    list(state, req, Some(topic), None).await.unwrap_or_else(IntoResponse::into_response)
+pub(crate) async fn by_topic(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    req: Request,
+) -> Response {
+    list(state, req, Some(topic), None)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /.well-known/mercure/subscriptions/{topic}/{subscriber}`
@@ -29,7 +37,9 @@ pub(crate) async fn one(
     Path((topic, subscriber)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    list(state, req, Some(topic), Some(subscriber)).await.unwrap_or_else(IntoResponse::into_response)
+    list(state, req, Some(topic), Some(subscriber))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn list(
@@ -50,8 +60,15 @@ async fn list(
         _ => SUBSCRIPTIONS_PATH.to_owned(),
     };
     let derived = derived_audience(&state, headers);
-    let token = state.auth.extract_token(headers, req.uri().query())?.map(|(t, _)| t);
-    let grants = state.auth.authorize(token.as_deref(), Role::Subscriber, state.auth.audience(&derived))?;
+    let token = state
+        .auth
+        .extract_token(headers, req.uri().query())?
+        .map(|(t, _)| t);
+    let grants = state.auth.authorize(
+        token.as_deref(),
+        Role::Subscriber,
+        state.auth.audience(&derived),
+    )?;
     if !grants.can_subscribe(&[iri.as_str()]) {
         return Err(ApiError::Forbidden(format!(
             "the token does not grant {iri}: add a subscribe selector matching it (e.g. {SUBSCRIPTIONS_PATH}{{/topic}}{{/subscriber}})"
@@ -78,5 +95,9 @@ async fn list(
             "subscriptions": docs,
         }),
     };
-    Ok(([(header::CONTENT_TYPE, "application/ld+json")], body.to_string()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/ld+json")],
+        body.to_string(),
+    )
+        .into_response())
 }

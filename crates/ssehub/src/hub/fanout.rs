@@ -127,24 +127,37 @@ impl Fanout {
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.limits.queue_events.max(1));
         let shared = Arc::new(MemberShared::default());
-        let member = Member { tx, shared: shared.clone() };
+        let member = Member {
+            tx,
+            shared: shared.clone(),
+        };
         let joined_after;
         {
             let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-            joined_after = self.last_dispatched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            joined_after = self
+                .last_dispatched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let reg = &mut *reg;
             let group = reg.groups.entry(key.clone()).or_insert_with(|| {
                 match filter.exact_topics() {
                     Some(topics) => {
                         for t in topics {
-                            reg.by_topic.entry(t.into()).or_default().insert(key.clone());
+                            reg.by_topic
+                                .entry(t.into())
+                                .or_default()
+                                .insert(key.clone());
                         }
                     }
                     None => {
                         reg.scan.insert(key.clone());
                     }
                 }
-                Group { filter, members: HashMap::new() }
+                Group {
+                    filter,
+                    members: HashMap::new(),
+                }
             });
             group.members.insert(id, member);
         }
@@ -152,14 +165,20 @@ impl Fanout {
             rx,
             shared,
             joined_after,
-            guard: MemberGuard { fanout: self.clone(), key, id },
+            guard: MemberGuard {
+                fanout: self.clone(),
+                key,
+                id,
+            },
         }
     }
 
     fn remove(&self, key: &Arc<str>, id: u64) {
         let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
         let reg = &mut *reg;
-        let Some(group) = reg.groups.get_mut(key) else { return };
+        let Some(group) = reg.groups.get_mut(key) else {
+            return;
+        };
         group.members.remove(&id);
         if !group.members.is_empty() {
             return;
@@ -184,12 +203,19 @@ impl Fanout {
 
     /// Seq and id of the last update dispatched.
     pub fn last_dispatched(&self) -> Option<(u64, Arc<str>)> {
-        self.last_dispatched.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_dispatched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Number of distinct filters currently subscribed (for metrics and tests).
     pub fn group_count(&self) -> usize {
-        self.registry.read().unwrap_or_else(|e| e.into_inner()).groups.len()
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .groups
+            .len()
     }
 
     /// Delivers a batch of stored updates, each encoded once, to every matching member.
@@ -203,12 +229,18 @@ impl Fanout {
             let mut seen: HashSet<&Arc<str>> = HashSet::new();
             for (seq, update, bytes) in batch {
                 seen.clear();
-                let by_topic = update.topics.iter().filter_map(|t| reg.by_topic.get(t.as_str())).flatten();
+                let by_topic = update
+                    .topics
+                    .iter()
+                    .filter_map(|t| reg.by_topic.get(t.as_str()))
+                    .flatten();
                 for key in reg.scan.iter().chain(by_topic) {
                     if update.topics.len() > 1 && !seen.insert(key) {
                         continue;
                     }
-                    let Some(group) = reg.groups.get(key) else { continue };
+                    let Some(group) = reg.groups.get(key) else {
+                        continue;
+                    };
                     if !group.filter.matches(update) {
                         continue;
                     }
@@ -222,14 +254,24 @@ impl Fanout {
                 }
             }
             if let Some((seq, update, _)) = batch.last() {
-                *self.last_dispatched.lock().unwrap_or_else(|e| e.into_inner()) = Some((*seq, update.id.as_str().into()));
+                *self
+                    .last_dispatched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some((*seq, update.id.as_str().into()));
             }
         }
-        self.metrics.deliveries.fetch_add(delivered, Ordering::Relaxed);
+        self.metrics
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
         if !cut.is_empty() {
-            self.metrics.laggards_cut.fetch_add(cut.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .laggards_cut
+                .fetch_add(cut.len() as u64, Ordering::Relaxed);
             for (key, id) in cut {
-                tracing::debug!(subscriber = id, "subscriber fell behind; cutting it off so it resumes from history");
+                tracing::debug!(
+                    subscriber = id,
+                    "subscriber fell behind; cutting it off so it resumes from history"
+                );
                 self.remove(&key, id);
             }
         }
@@ -243,7 +285,14 @@ impl Fanout {
         let len = bytes.len();
         let before = m.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
         let over = before + len > self.limits.queue_bytes && before > 0;
-        if over || m.tx.try_send(Delivery { seq, bytes: bytes.clone() }).is_err() {
+        if over
+            || m.tx
+                .try_send(Delivery {
+                    seq,
+                    bytes: bytes.clone(),
+                })
+                .is_err()
+        {
             m.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             m.shared.lagged.store(true, Ordering::Relaxed);
             return false;

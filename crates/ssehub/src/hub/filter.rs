@@ -20,7 +20,10 @@ pub struct Filter {
 
 impl Filter {
     /// A filter from (text, compiled) pairs; text identifies the selector in the group key.
-    pub fn new(mut selectors: Vec<(String, Arc<Selector>)>, mut grants: Vec<(String, Arc<Selector>)>) -> Self {
+    pub fn new(
+        mut selectors: Vec<(String, Arc<Selector>)>,
+        mut grants: Vec<(String, Arc<Selector>)>,
+    ) -> Self {
         selectors.sort_by(|a, b| a.0.cmp(&b.0));
         selectors.dedup_by(|a, b| a.0 == b.0);
         grants.sort_by(|a, b| a.0.cmp(&b.0));
@@ -34,7 +37,11 @@ impl Filter {
         for (text, _) in &grants {
             let _ = write!(key, "g{}:{text}", text.len());
         }
-        Filter { selectors, grants, key }
+        Filter {
+            selectors,
+            grants,
+            key,
+        }
     }
 
     /// Identifies the set of updates this filter lets through.
@@ -68,6 +75,8 @@ impl Filter {
 
     /// Whether the grants cover at least one of these topics.
     pub fn grants_any(&self, topics: &[String]) -> bool {
-        topics.iter().any(|t| self.grants.iter().any(|(_, s)| s.matches(t)))
+        topics
+            .iter()
+            .any(|t| self.grants.iter().any(|(_, s)| s.matches(t)))
     }
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the publish-latency histogram buckets.
-const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
 
 /// The hub's counters and gauges.
 #[derive(Debug, Default)]
@@ -42,7 +44,8 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric, plus the history size given by the store.
@@ -50,13 +53,41 @@ impl Metrics {
         let mut out = String::with_capacity(2048);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         };
-        gauge("ssehub_connections", "Open client connections.", "gauge", get(&self.connections));
-        gauge("ssehub_subscribers", "Active subscriptions.", "gauge", get(&self.subscribers));
-        gauge("ssehub_publishes_total", "Acknowledged (durable) publishes.", "counter", get(&self.publishes));
-        gauge("ssehub_publish_errors_total", "Refused publishes.", "counter", get(&self.publish_errors));
-        gauge("ssehub_deliveries_total", "Updates queued to subscribers.", "counter", get(&self.deliveries));
+        gauge(
+            "ssehub_connections",
+            "Open client connections.",
+            "gauge",
+            get(&self.connections),
+        );
+        gauge(
+            "ssehub_subscribers",
+            "Active subscriptions.",
+            "gauge",
+            get(&self.subscribers),
+        );
+        gauge(
+            "ssehub_publishes_total",
+            "Acknowledged (durable) publishes.",
+            "counter",
+            get(&self.publishes),
+        );
+        gauge(
+            "ssehub_publish_errors_total",
+            "Refused publishes.",
+            "counter",
+            get(&self.publish_errors),
+        );
+        gauge(
+            "ssehub_deliveries_total",
+            "Updates queued to subscribers.",
+            "counter",
+            get(&self.deliveries),
+        );
         gauge(
             "ssehub_laggards_disconnected_total",
             "Subscribers cut off for falling behind (they resume from history).",
@@ -70,13 +101,25 @@ impl Metrics {
             get(&self.connections_refused),
         );
         if let Some(n) = history_events {
-            gauge("ssehub_history_events", "Updates retained in history.", "gauge", n);
+            gauge(
+                "ssehub_history_events",
+                "Updates retained in history.",
+                "gauge",
+                n,
+            );
         }
         let name = "ssehub_publish_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from receiving a publish to its durable acknowledgement.");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from receiving a publish to its durable acknowledgement."
+        );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", get(&self.latency_buckets[i]));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                get(&self.latency_buckets[i])
+            );
         }
         let count = get(&self.latency_count);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
@@ -96,9 +139,18 @@ mod tests {
         m.observe_publish(Duration::from_micros(300));
         m.observe_publish(Duration::from_millis(30));
         let text = m.render(Some(2));
-        assert!(text.contains("ssehub_publish_duration_seconds_bucket{le=\"0.0005\"} 1\n"), "{text}");
-        assert!(text.contains("ssehub_publish_duration_seconds_bucket{le=\"0.05\"} 2\n"), "{text}");
-        assert!(text.contains("ssehub_publish_duration_seconds_count 2\n"), "{text}");
+        assert!(
+            text.contains("ssehub_publish_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ssehub_publish_duration_seconds_bucket{le=\"0.05\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ssehub_publish_duration_seconds_count 2\n"),
+            "{text}"
+        );
         assert!(text.contains("ssehub_publishes_total 2\n"), "{text}");
         assert!(text.contains("ssehub_history_events 2\n"), "{text}");
     }

@@ -56,7 +56,10 @@ impl Default for HubOptions {
     fn default() -> Self {
         HubOptions {
             heartbeat: Duration::from_secs(40),
-            limits: FanoutLimits { queue_bytes: 4 << 20, queue_events: 4096 },
+            limits: FanoutLimits {
+                queue_bytes: 4 << 20,
+                queue_events: 4096,
+            },
             replay_page: 512,
             subscriptions: false,
         }
@@ -179,7 +182,10 @@ impl Hub {
     }
 
     fn count_error(&self) {
-        self.inner.metrics.publish_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .metrics
+            .publish_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Opens a subscription: replays history after `last_event_id` (`earliest` for all of it),
@@ -193,21 +199,47 @@ impl Hub {
         let (header, unknown, stream) = match req.last_event_id {
             None => {
                 let membership = inner.fanout.join(filter.clone());
-                let header = membership.joined_after.as_ref().map_or(EARLIEST.to_owned(), |(_, id)| id.to_string());
-                let stream =
-                    SubscriberStream::new(inner.clone(), filter, Vec::new(), false, Some(membership), req.expires_at);
+                let header = membership
+                    .joined_after
+                    .as_ref()
+                    .map_or(EARLIEST.to_owned(), |(_, id)| id.to_string());
+                let stream = SubscriberStream::new(
+                    inner.clone(),
+                    filter,
+                    Vec::new(),
+                    false,
+                    Some(membership),
+                    req.expires_at,
+                );
                 (header, false, stream)
             }
             Some(requested) => {
-                let cursor = if requested == EARLIEST { Cursor::Earliest } else { Cursor::Id(requested.to_owned()) };
+                let cursor = if requested == EARLIEST {
+                    Cursor::Earliest
+                } else {
+                    Cursor::Id(requested.to_owned())
+                };
                 let page = inner.store.read_after(cursor, inner.replay_page).await?;
                 let unknown = requested != EARLIEST && !page.found;
                 if unknown {
-                    tracing::debug!(last_event_id = requested, "unknown Last-Event-ID; replaying all retained history");
+                    tracing::debug!(
+                        last_event_id = requested,
+                        "unknown Last-Event-ID; replaying all retained history"
+                    );
                 }
-                let header = if requested == EARLIEST || unknown { EARLIEST.to_owned() } else { requested.to_owned() };
-                let stream =
-                    SubscriberStream::new(inner.clone(), filter, page.updates, page.more, None, req.expires_at);
+                let header = if requested == EARLIEST || unknown {
+                    EARLIEST.to_owned()
+                } else {
+                    requested.to_owned()
+                };
+                let stream = SubscriberStream::new(
+                    inner.clone(),
+                    filter,
+                    page.updates,
+                    page.more,
+                    None,
+                    req.expires_at,
+                );
                 (header, unknown, stream)
             }
         };
@@ -219,13 +251,21 @@ impl Hub {
                         tracing::warn!(error = %err, "cannot publish a subscription event");
                     }
                 }
-                let guard =
-                    presence::PresenceGuard { hub: self.clone(), presence: presence.clone(), subscriber: id.clone() };
+                let guard = presence::PresenceGuard {
+                    hub: self.clone(),
+                    presence: presence.clone(),
+                    subscriber: id.clone(),
+                };
                 (stream.with_presence(guard), Some(id))
             }
             None => (stream, None),
         };
-        Ok(Subscription { last_event_id: header, unknown_last_event_id: unknown, subscriber_id, stream })
+        Ok(Subscription {
+            last_event_id: header,
+            unknown_last_event_id: unknown,
+            subscriber_id,
+            stream,
+        })
     }
 
     /// Active subscriptions, when `--subscriptions` is on.
@@ -235,7 +275,10 @@ impl Hub {
 
     /// The id of the last update delivered live, or `earliest` when there is none yet.
     pub fn last_event_id(&self) -> String {
-        self.inner.fanout.last_dispatched().map_or(EARLIEST.to_owned(), |(_, id)| id.to_string())
+        self.inner
+            .fanout
+            .last_dispatched()
+            .map_or(EARLIEST.to_owned(), |(_, id)| id.to_string())
     }
 
     /// The hub's counters.
@@ -259,7 +302,11 @@ const DISPATCH_BATCH: usize = 256;
 
 /// Drives the fan-out from the store's feed. If the feed overflows (this task fell behind
 /// the store), it catches up by reading history by seq, so no acknowledged update is skipped.
-async fn dispatch_loop(inner: Arc<HubInner>, mut feed: tokio::sync::broadcast::Receiver<Stored>, mut last: u64) {
+async fn dispatch_loop(
+    inner: Arc<HubInner>,
+    mut feed: tokio::sync::broadcast::Receiver<Stored>,
+    mut last: u64,
+) {
     let mut batch: Vec<Stored> = Vec::with_capacity(DISPATCH_BATCH);
     loop {
         let first = tokio::select! {
@@ -270,7 +317,10 @@ async fn dispatch_loop(inner: Arc<HubInner>, mut feed: tokio::sync::broadcast::R
         match first {
             Ok(s) => batch.push(s),
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "dispatcher fell behind the store feed; catching up from history");
+                tracing::warn!(
+                    missed = n,
+                    "dispatcher fell behind the store feed; catching up from history"
+                );
                 lagged = true;
             }
             Err(RecvError::Closed) => return,
@@ -285,7 +335,11 @@ async fn dispatch_loop(inner: Arc<HubInner>, mut feed: tokio::sync::broadcast::R
         dispatch(&inner, &mut batch, &mut last);
         if lagged {
             loop {
-                let page = match inner.store.read_after(Cursor::Seq(last), DISPATCH_BATCH).await {
+                let page = match inner
+                    .store
+                    .read_after(Cursor::Seq(last), DISPATCH_BATCH)
+                    .await
+                {
                     Ok(p) => p,
                     Err(err) => {
                         tracing::error!(error = %err, "cannot read history to catch up; live subscribers may need to reconnect");

@@ -17,7 +17,11 @@ use crate::update::Update;
 
 /// Everything but RFC 3986's unreserved characters is escaped, so a topic or subscriber id
 /// fits in one path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The path under which subscriptions are published and listed.
 pub const SUBSCRIPTIONS_PATH: &str = "/.well-known/mercure/subscriptions";
@@ -55,18 +59,29 @@ pub const CONTEXT: &str = "https://mercure.rocks/";
 impl SubscriptionDoc {
     /// The document with its `@context`, as published in subscription events.
     pub fn to_json_ld(&self) -> String {
-        serde_json::to_string(&WithContext { context: CONTEXT, doc: self }).unwrap_or_default()
+        serde_json::to_string(&WithContext {
+            context: CONTEXT,
+            doc: self,
+        })
+        .unwrap_or_default()
     }
 }
 
 /// The IRI of a subscription to `topic` by `subscriber`.
 pub fn subscription_iri(topic: &str, subscriber: &str) -> String {
-    format!("{}/{}", topic_iri(topic), utf8_percent_encode(subscriber, SEGMENT))
+    format!(
+        "{}/{}",
+        topic_iri(topic),
+        utf8_percent_encode(subscriber, SEGMENT)
+    )
 }
 
 /// The IRI listing the subscriptions to `topic`.
 pub fn topic_iri(topic: &str) -> String {
-    format!("{SUBSCRIPTIONS_PATH}/{}", utf8_percent_encode(topic, SEGMENT))
+    format!(
+        "{SUBSCRIPTIONS_PATH}/{}",
+        utf8_percent_encode(topic, SEGMENT)
+    )
 }
 
 /// The registry of active subscriptions, keyed by subscriber then topic.
@@ -90,13 +105,21 @@ impl Presence {
             })
             .collect();
         let updates = docs.iter().map(event).collect();
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(subscriber.to_owned(), docs);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(subscriber.to_owned(), docs);
         updates
     }
 
     /// Forgets a subscriber; returns the updates announcing the end of its subscriptions.
     pub fn leave(&self, subscriber: &str) -> Vec<Update> {
-        let docs = self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(subscriber).unwrap_or_default();
+        let docs = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(subscriber)
+            .unwrap_or_default();
         docs.into_iter()
             .map(|mut d| {
                 d.active = false;
@@ -171,9 +194,17 @@ mod tests {
     #[test]
     fn join_and_leave_publish_active_then_inactive_private_events() {
         let p = Presence::default();
-        let joined = p.join("sub1", &["/a".into(), "/b".into()], Some(serde_json::json!({"u": 1})));
+        let joined = p.join(
+            "sub1",
+            &["/a".into(), "/b".into()],
+            Some(serde_json::json!({"u": 1})),
+        );
         assert_eq!(joined.len(), 2);
-        assert!(joined.iter().all(|u| u.private && u.topics[0].starts_with(SUBSCRIPTIONS_PATH)));
+        assert!(
+            joined
+                .iter()
+                .all(|u| u.private && u.topics[0].starts_with(SUBSCRIPTIONS_PATH))
+        );
         let doc: Value = serde_json::from_str(&joined[0].data).unwrap();
         assert_eq!(doc["@context"], CONTEXT);
         assert_eq!(doc["type"], "Subscription");

@@ -92,7 +92,10 @@ pub fn validate(new: NewUpdate) -> Result<Update, InvalidUpdate> {
     };
     let retry = match new.retry {
         None => None,
-        Some(r) => match (!r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()), r.parse::<u64>()) {
+        Some(r) => match (
+            !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()),
+            r.parse::<u64>(),
+        ) {
             (true, Ok(ms)) => Some(ms),
             _ => return Err(InvalidUpdate::Retry(r)),
         },
@@ -117,12 +120,16 @@ pub fn is_reserved(topic: &str) -> bool {
         }
         None => topic,
     };
-    path == RESERVED_PREFIX || path.starts_with("/.well-known/mercure/") || path.starts_with("/.well-known/mercure?")
+    path == RESERVED_PREFIX
+        || path.starts_with("/.well-known/mercure/")
+        || path.starts_with("/.well-known/mercure?")
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -130,7 +137,10 @@ mod tests {
     use super::*;
 
     fn topic(t: &str) -> NewUpdate {
-        NewUpdate { topics: vec![t.into()], ..Default::default() }
+        NewUpdate {
+            topics: vec![t.into()],
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -143,31 +153,56 @@ mod tests {
 
     #[test]
     fn refuses_missing_topic() {
-        assert_eq!(validate(NewUpdate::default()).unwrap_err(), InvalidUpdate::NoTopic);
+        assert_eq!(
+            validate(NewUpdate::default()).unwrap_err(),
+            InvalidUpdate::NoTopic
+        );
         assert_eq!(validate(topic("")).unwrap_err(), InvalidUpdate::NoTopic);
     }
 
     #[test]
     fn refuses_ids_that_would_inject_or_confuse() {
-        for (id, why) in [("a\nb", "CR or LF"), ("a\rb", "CR or LF"), ("#x", "'#'"), ("a\0", "NUL"), ("", "empty")] {
-            let err = validate(NewUpdate { id: Some(id.into()), ..topic("/t") }).unwrap_err();
+        for (id, why) in [
+            ("a\nb", "CR or LF"),
+            ("a\rb", "CR or LF"),
+            ("#x", "'#'"),
+            ("a\0", "NUL"),
+            ("", "empty"),
+        ] {
+            let err = validate(NewUpdate {
+                id: Some(id.into()),
+                ..topic("/t")
+            })
+            .unwrap_err();
             assert!(err.to_string().contains(why), "{id:?}: {err}");
         }
     }
 
     #[test]
     fn refuses_types_with_line_breaks() {
-        let err = validate(NewUpdate { event_type: Some("x\r\ndata: evil".into()), ..topic("/t") }).unwrap_err();
+        let err = validate(NewUpdate {
+            event_type: Some("x\r\ndata: evil".into()),
+            ..topic("/t")
+        })
+        .unwrap_err();
         assert!(matches!(err, InvalidUpdate::Type(_)));
     }
 
     #[test]
     fn retry_must_be_digits() {
         for bad in ["", "1.5", "-1", "10ms", " 5", "99999999999999999999999"] {
-            let err = validate(NewUpdate { retry: Some(bad.into()), ..topic("/t") }).unwrap_err();
+            let err = validate(NewUpdate {
+                retry: Some(bad.into()),
+                ..topic("/t")
+            })
+            .unwrap_err();
             assert_eq!(err, InvalidUpdate::Retry(bad.into()));
         }
-        let ok = validate(NewUpdate { retry: Some("2500".into()), ..topic("/t") }).unwrap();
+        let ok = validate(NewUpdate {
+            retry: Some("2500".into()),
+            ..topic("/t")
+        })
+        .unwrap();
         assert_eq!(ok.retry, Some(2500));
     }
 
@@ -178,9 +213,16 @@ mod tests {
             "/.well-known/mercure/subscriptions/x/y",
             "https://example.com/.well-known/mercure/subscriptions",
         ] {
-            assert_eq!(validate(topic(t)).unwrap_err(), InvalidUpdate::ReservedTopic(t.into()));
+            assert_eq!(
+                validate(topic(t)).unwrap_err(),
+                InvalidUpdate::ReservedTopic(t.into())
+            );
         }
-        for t in ["/.well-known/mercurey", "https://example.com/books/.well-known/mercure", "urn:x"] {
+        for t in [
+            "/.well-known/mercurey",
+            "https://example.com/books/.well-known/mercure",
+            "urn:x",
+        ] {
             assert!(validate(topic(t)).is_ok(), "{t}");
         }
     }

@@ -30,7 +30,10 @@ enum Phase {
     /// Replaying history after this seq, not yet joined.
     Replay { after: u64 },
     /// Joined: live deliveries, skipping seqs the replay already sent.
-    Live { membership: Membership, skip_through: u64 },
+    Live {
+        membership: Membership,
+        skip_through: u64,
+    },
     /// Finished.
     Done,
 }
@@ -73,7 +76,10 @@ impl SubscriberStream {
     ) -> Self {
         hub.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
         let phase = match membership {
-            Some(membership) => Phase::Live { membership, skip_through: 0 },
+            Some(membership) => Phase::Live {
+                membership,
+                skip_through: 0,
+            },
             None => Phase::Opening(first_page, more),
         };
         SubscriberStream {
@@ -99,7 +105,9 @@ impl SubscriberStream {
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
         // The opening comment lets browsers and proxies see the stream open at once.
         let opening = futures_util::stream::once(async { Bytes::from_static(b":\n") });
-        let rest = futures_util::stream::unfold(self, |mut s| async move { s.next_chunk().await.map(|b| (b, s)) });
+        let rest = futures_util::stream::unfold(self, |mut s| async move {
+            s.next_chunk().await.map(|b| (b, s))
+        });
         futures_util::StreamExt::chain(opening, rest)
     }
 
@@ -131,10 +139,16 @@ impl SubscriberStream {
                         return Some(self.wrote(chunk));
                     }
                 }
-                Phase::Live { mut membership, skip_through } => {
+                Phase::Live {
+                    mut membership,
+                    skip_through,
+                } => {
                     let out = self.next_live(&mut membership, skip_through).await;
                     if out.is_some() {
-                        self.phase = Phase::Live { membership, skip_through };
+                        self.phase = Phase::Live {
+                            membership,
+                            skip_through,
+                        };
                     }
                     return out;
                 }
@@ -162,11 +176,19 @@ impl SubscriberStream {
             // Written before any live delivery, so order is kept across the seam.
             self.pending_seam = Some(pending.freeze());
         }
-        Some(Phase::Live { membership, skip_through: last })
+        Some(Phase::Live {
+            membership,
+            skip_through: last,
+        })
     }
 
     async fn read_page(&mut self, after: u64) -> Option<crate::store::Replay> {
-        match self.hub.store.read_after(Cursor::Seq(after), self.hub.replay_page).await {
+        match self
+            .hub
+            .store
+            .read_after(Cursor::Seq(after), self.hub.replay_page)
+            .await
+        {
             Ok(page) => Some(page),
             Err(err) => {
                 // Ending the stream makes the client reconnect and retry from its last id.
@@ -230,7 +252,9 @@ fn coalesce(m: &mut Membership, first: Bytes, skip_through: u64) -> Bytes {
     let mut buf: Option<BytesMut> = None;
     while buf.as_ref().map_or(first.len(), |b| b.len()) < COALESCE_BYTES {
         let Ok(d) = m.rx.try_recv() else { break };
-        m.shared.queued_bytes.fetch_sub(d.bytes.len(), Ordering::Relaxed);
+        m.shared
+            .queued_bytes
+            .fetch_sub(d.bytes.len(), Ordering::Relaxed);
         if d.seq <= skip_through {
             continue;
         }

@@ -88,7 +88,7 @@ pub enum Started {
         /// The stream id (`X-Stream-Id`).
         id: String,
         /// The caller's stream of SSE bytes.
-        watch: Watch,
+        watch: Box<Watch>,
     },
 }
 
@@ -142,13 +142,26 @@ fn done_id(id: &str) -> String {
 
 /// Stream ids are generated, so a syntactically foreign id can be refused without a lookup.
 fn valid_stream_id(id: &str) -> bool {
-    id.len() <= 64 && id.starts_with("strm_") && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    id.len() <= 64
+        && id.starts_with("strm_")
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl Relay {
     /// A relay over `upstream`, recording into `hub`.
-    pub fn new(hub: Hub, upstream: Upstream, shutdown: CancellationToken, tracker: TaskTracker) -> Arc<Self> {
-        Arc::new(Relay { hub, upstream, active: Mutex::new(HashMap::new()), shutdown, tracker })
+    pub fn new(
+        hub: Hub,
+        upstream: Upstream,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Arc<Self> {
+        Arc::new(Relay {
+            hub,
+            upstream,
+            active: Mutex::new(HashMap::new()),
+            shutdown,
+            tracker,
+        })
     }
 
     /// The upstream (for `/v1/models`).
@@ -164,17 +177,30 @@ impl Relay {
     /// when the stream cannot be recorded.
     pub async fn start(self: &Arc<Self>, request: Value) -> Result<Started, RelayError> {
         if !request.is_object() {
-            return Err(RelayError::BadRequest("the request body must be a JSON object".into()));
+            return Err(RelayError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
         let chunks = match self.upstream.chat(&request).await? {
-            Reply::Whole { status, content_type, body } => return Ok(Started::Whole { status, content_type, body }),
+            Reply::Whole {
+                status,
+                content_type,
+                body,
+            } => {
+                return Ok(Started::Whole {
+                    status,
+                    content_type,
+                    body,
+                });
+            }
             Reply::Stream(chunks) => chunks,
         };
         let id = format!("strm_{}", uuid::Uuid::now_v7().simple());
         let marker = Update {
             id: id.clone(),
             topics: vec![format!("{}/started", topic_of(&id))],
-            data: json!({"stream": id, "model": request.get("model"), "created_ms": now_ms()}).to_string(),
+            data: json!({"stream": id, "model": request.get("model"), "created_ms": now_ms()})
+                .to_string(),
             private: true,
             event_type: None,
             retry: None,
@@ -184,20 +210,33 @@ impl Relay {
         // Watch before pumping: the first chunk cannot be missed.
         let watch = self.watch_from(&id, &id).await?;
         let cancel = CancellationToken::new();
-        let entry = Active { cancel: cancel.clone(), finishing: false };
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), entry);
+        let entry = Active {
+            cancel: cancel.clone(),
+            finishing: false,
+        };
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), entry);
         let relay = self.clone();
         let pump_id = id.clone();
-        self.tracker.spawn(async move { relay.pump(pump_id, chunks, cancel).await });
+        self.tracker
+            .spawn(async move { relay.pump(pump_id, chunks, cancel).await });
         tracing::info!(stream = %id, "relay stream started");
-        Ok(Started::Stream { id, watch })
+        Ok(Started::Stream {
+            id,
+            watch: Box::new(watch),
+        })
     }
 
     async fn watch_from(&self, id: &str, after: &str) -> Result<Watch, RelayError> {
         let topic = topic_of(id);
         let selector = Arc::new(Selector::Exact(topic.clone()));
         let text = format!("e:{topic}");
-        let filter = Filter::new(vec![(text.clone(), selector.clone())], vec![(text, selector)]);
+        let filter = Filter::new(
+            vec![(text.clone(), selector.clone())],
+            vec![(text, selector)],
+        );
         let sub = self
             .hub
             .subscribe(SubscribeRequest {
@@ -220,17 +259,29 @@ impl Relay {
         if !valid_stream_id(id) || !self.exists(id).await? {
             return Err(RelayError::UnknownStream(id.to_owned()));
         }
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner()).contains_key(id);
+        let active = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id);
         if !active && !self.exists(&done_id(id)).await? {
             // Its generator died with an earlier process: end it for good, so watchers finish.
-            self.finish(id, Some(error_chunk("the hub restarted while this answer was being generated", "stream_interrupted")))
-                .await;
+            self.finish(
+                id,
+                Some(error_chunk(
+                    "the hub restarted while this answer was being generated",
+                    "stream_interrupted",
+                )),
+            )
+            .await;
         }
         if last_event_id == Some(done_id(id).as_str()) {
             return Err(RelayError::Complete(id.to_owned()));
         }
         // Only this stream's own ids are accepted as a position; anything else starts over.
-        let after = last_event_id.filter(|l| l.strip_prefix(id).is_some_and(|r| r.starts_with('-'))).unwrap_or(id);
+        let after = last_event_id
+            .filter(|l| l.strip_prefix(id).is_some_and(|r| r.starts_with('-')))
+            .unwrap_or(id);
         self.watch_from(id, after).await
     }
 
@@ -259,7 +310,12 @@ impl Relay {
     }
 
     async fn exists(&self, id: &str) -> Result<bool, RelayError> {
-        Ok(self.hub.store().read_after(Cursor::Id(id.to_owned()), 1).await?.found)
+        Ok(self
+            .hub
+            .store()
+            .read_after(Cursor::Id(id.to_owned()), 1)
+            .await?
+            .found)
     }
 
     /// Copies upstream chunks into history until the end, an error, cancel or shutdown.
@@ -290,7 +346,10 @@ impl Relay {
                     let update = chunk_update(format!("{id}-{n}"), &topic, data);
                     if let Err(err) = self.hub.publish_valid(update).await {
                         tracing::error!(stream = %id, error = %err, "cannot record a relay chunk; stopping the stream");
-                        break Some(error_chunk("the hub could not record this answer", "storage_error"));
+                        break Some(error_chunk(
+                            "the hub could not record this answer",
+                            "storage_error",
+                        ));
                     }
                 }
                 Some(Err(err)) => {
@@ -302,11 +361,19 @@ impl Relay {
         };
         // Dropping the chunk stream drops the upstream request (connection or h2 stream closed).
         drop(chunks);
-        if let Some(a) = self.active.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+        if let Some(a) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&id)
+        {
             a.finishing = true;
         }
         self.finish(&id, last).await;
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         tracing::info!(stream = %id, chunks = n, "relay stream finished");
     }
 
@@ -319,7 +386,11 @@ impl Relay {
                 tracing::error!(stream = %id, error = %err, "cannot record the last chunk");
             }
         }
-        if let Err(err) = self.hub.publish_valid(chunk_update(done_id(id), &topic, "[DONE]".into())).await {
+        if let Err(err) = self
+            .hub
+            .publish_valid(chunk_update(done_id(id), &topic, "[DONE]".into()))
+            .await
+        {
             tracing::error!(stream = %id, error = %err, "cannot record the end of the stream");
         }
     }

@@ -24,24 +24,135 @@ pub struct SimulatorOptions {
 
 impl Default for SimulatorOptions {
     fn default() -> Self {
-        SimulatorOptions { tokens_per_second: 30.0, first_token_delay: Duration::from_millis(300) }
+        SimulatorOptions {
+            tokens_per_second: 30.0,
+            first_token_delay: Duration::from_millis(300),
+        }
     }
 }
 
 const WORDS: &[&str] = &[
-    "stream", "event", "server", "browser", "token", "answer", "history", "replay", "topic", "update", "network",
-    "connection", "client", "reload", "resume", "latency", "buffer", "proxy", "header", "message", "model",
-    "request", "response", "durable", "order", "gap", "signal", "backoff", "retry", "heartbeat", "queue", "memory",
-    "subscriber", "publisher", "channel", "page", "typewriter", "word", "line", "chunk", "byte", "frame",
-    "simple", "steady", "careful", "quick", "quiet", "bright", "plain", "small", "large", "early", "late",
-    "every", "each", "some", "many", "few", "the", "a", "its", "our", "this", "that", "one", "two", "three",
-    "arrives", "returns", "continues", "waits", "keeps", "sends", "reads", "writes", "follows", "stops",
-    "starts", "holds", "carries", "shows", "makes", "takes", "finds", "moves", "joins", "leaves", "counts",
-    "and", "but", "so", "then", "while", "because", "when", "after", "before", "with", "without", "over",
-    "under", "through", "into", "from", "between", "across", "along", "again", "still", "already", "soon",
+    "stream",
+    "event",
+    "server",
+    "browser",
+    "token",
+    "answer",
+    "history",
+    "replay",
+    "topic",
+    "update",
+    "network",
+    "connection",
+    "client",
+    "reload",
+    "resume",
+    "latency",
+    "buffer",
+    "proxy",
+    "header",
+    "message",
+    "model",
+    "request",
+    "response",
+    "durable",
+    "order",
+    "gap",
+    "signal",
+    "backoff",
+    "retry",
+    "heartbeat",
+    "queue",
+    "memory",
+    "subscriber",
+    "publisher",
+    "channel",
+    "page",
+    "typewriter",
+    "word",
+    "line",
+    "chunk",
+    "byte",
+    "frame",
+    "simple",
+    "steady",
+    "careful",
+    "quick",
+    "quiet",
+    "bright",
+    "plain",
+    "small",
+    "large",
+    "early",
+    "late",
+    "every",
+    "each",
+    "some",
+    "many",
+    "few",
+    "the",
+    "a",
+    "its",
+    "our",
+    "this",
+    "that",
+    "one",
+    "two",
+    "three",
+    "arrives",
+    "returns",
+    "continues",
+    "waits",
+    "keeps",
+    "sends",
+    "reads",
+    "writes",
+    "follows",
+    "stops",
+    "starts",
+    "holds",
+    "carries",
+    "shows",
+    "makes",
+    "takes",
+    "finds",
+    "moves",
+    "joins",
+    "leaves",
+    "counts",
+    "and",
+    "but",
+    "so",
+    "then",
+    "while",
+    "because",
+    "when",
+    "after",
+    "before",
+    "with",
+    "without",
+    "over",
+    "under",
+    "through",
+    "into",
+    "from",
+    "between",
+    "across",
+    "along",
+    "again",
+    "still",
+    "already",
+    "soon",
 ];
 
-const HEADINGS: &[&str] = &["How it works", "In short", "Details", "Why it matters", "Next steps", "A sketch"];
+const HEADINGS: &[&str] = &[
+    "How it works",
+    "In short",
+    "Details",
+    "Why it matters",
+    "Next steps",
+    "A sketch",
+];
 
 /// FNV-1a, 64 bits: stable across platforms and versions.
 fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
@@ -72,7 +183,11 @@ impl Rng {
 /// The text of the last user message (string content or text parts).
 fn last_user_text(request: &Value) -> String {
     let messages = request.get("messages").and_then(Value::as_array);
-    let last = messages.and_then(|m| m.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")));
+    let last = messages.and_then(|m| {
+        m.iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    });
     match last.and_then(|m| m.get("content")) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
@@ -97,7 +212,10 @@ fn max_tokens(request: &Value) -> Option<usize> {
 pub fn answer(request: &Value) -> (Vec<String>, &'static str) {
     let seed = request.get("seed").and_then(Value::as_i64).unwrap_or(0);
     let prompt = last_user_text(request);
-    let mut rng = Rng(fnv1a(prompt.as_bytes(), fnv1a(&seed.to_le_bytes(), 0xcbf2_9ce4_8422_2325)));
+    let mut rng = Rng(fnv1a(
+        prompt.as_bytes(),
+        fnv1a(&seed.to_le_bytes(), 0xcbf2_9ce4_8422_2325),
+    ));
     let natural = 40 + rng.below(120);
     let mut tokens: Vec<String> = Vec::with_capacity(natural + 16);
     if rng.below(3) == 0 {
@@ -107,7 +225,11 @@ pub fn answer(request: &Value) -> (Vec<String>, &'static str) {
         }
         tokens.push("\n\n".into());
     }
-    let echo: Vec<&str> = prompt.split_whitespace().filter(|w| w.len() > 3).take(3).collect();
+    let echo: Vec<&str> = prompt
+        .split_whitespace()
+        .filter(|w| w.len() > 3)
+        .take(3)
+        .collect();
     while tokens.len() < natural {
         if rng.below(5) == 0 {
             for _ in 0..3 {
@@ -183,7 +305,9 @@ fn completion_id() -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl SimulatedStream {
@@ -195,7 +319,11 @@ impl SimulatedStream {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         SimulatedStream {
-            request_model: request.get("model").and_then(Value::as_str).unwrap_or(MODEL_ID).to_owned(),
+            request_model: request
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or(MODEL_ID)
+                .to_owned(),
             id: completion_id(),
             created: unix_now(),
             completion_tokens: tokens.len(),
@@ -239,7 +367,11 @@ impl SimulatedStream {
                 )
             }
             Phase::Finish => {
-                self.state = if self.include_usage { Phase::Usage } else { Phase::Done };
+                self.state = if self.include_usage {
+                    Phase::Usage
+                } else {
+                    Phase::Done
+                };
                 Some(self.chunk(json!({}), Some(self.finish_reason)))
             }
             Phase::Tokens if self.index == 0 => {
@@ -249,8 +381,11 @@ impl SimulatedStream {
             Phase::Tokens => match self.tokens.next() {
                 Some(token) => {
                     // Paced from the start, so timer jitter never accumulates into drift.
-                    let period = Duration::from_secs_f64(1.0 / self.options.tokens_per_second.max(0.001));
-                    let due = self.start + self.options.first_token_delay + period.mul_f64((self.index - 1) as f64);
+                    let period =
+                        Duration::from_secs_f64(1.0 / self.options.tokens_per_second.max(0.001));
+                    let due = self.start
+                        + self.options.first_token_delay
+                        + period.mul_f64((self.index - 1) as f64);
                     tokio::time::sleep_until(due).await;
                     self.index += 1;
                     Some(self.chunk(json!({"content": token}), None))
@@ -299,9 +434,18 @@ mod tests {
 
     #[test]
     fn the_same_prompt_and_seed_give_the_same_answer() {
-        assert_eq!(answer(&req("hello there", 1)), answer(&req("hello there", 1)));
-        assert_ne!(answer(&req("hello there", 1)).0, answer(&req("hello there", 2)).0);
-        assert_ne!(answer(&req("hello there", 1)).0, answer(&req("something else", 1)).0);
+        assert_eq!(
+            answer(&req("hello there", 1)),
+            answer(&req("hello there", 1))
+        );
+        assert_ne!(
+            answer(&req("hello there", 1)).0,
+            answer(&req("hello there", 2)).0
+        );
+        assert_ne!(
+            answer(&req("hello there", 1)).0,
+            answer(&req("something else", 1)).0
+        );
     }
 
     #[test]
@@ -317,7 +461,10 @@ mod tests {
     async fn a_stream_is_role_then_tokens_then_finish_then_usage_at_its_pace() {
         let mut r = req("pace", 3);
         r["stream_options"] = json!({"include_usage": true});
-        let options = SimulatorOptions { tokens_per_second: 10.0, first_token_delay: Duration::from_millis(500) };
+        let options = SimulatorOptions {
+            tokens_per_second: 10.0,
+            first_token_delay: Duration::from_millis(500),
+        };
         let mut s = SimulatedStream::new(&r, options);
         let start = tokio::time::Instant::now();
         let role: Value = serde_json::from_str(&s.next_chunk().await.unwrap()).unwrap();
@@ -327,7 +474,10 @@ mod tests {
         assert!(first["choices"][0]["delta"]["content"].is_string());
         s.next_chunk().await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_millis(600));
-        let mut text = first["choices"][0]["delta"]["content"].as_str().unwrap().to_owned();
+        let mut text = first["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let mut last = Value::Null;
         while let Some(c) = s.next_chunk().await {
             last = serde_json::from_str(&c).unwrap();

@@ -63,7 +63,11 @@ pub enum Upstream {
 
 impl Upstream {
     /// An upstream from `--upstream` (`simulate` or a base URL) and `--upstream-api-key`.
-    pub fn from_config(upstream: Option<&str>, api_key: Option<String>, simulator: SimulatorOptions) -> Self {
+    pub fn from_config(
+        upstream: Option<&str>,
+        api_key: Option<String>,
+        simulator: SimulatorOptions,
+    ) -> Self {
         match upstream {
             None | Some("simulate") | Some("") => Upstream::Simulator(simulator),
             Some(base) => Upstream::Http {
@@ -82,13 +86,18 @@ impl Upstream {
     /// # Errors
     /// [`UpstreamError::Unreachable`] when no answer came back at all.
     pub async fn chat(&self, request: &Value) -> Result<Reply, UpstreamError> {
-        let streaming = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let streaming = request
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         match self {
             Upstream::Simulator(options) => Ok(if streaming {
                 let sim = SimulatedStream::new(request, *options);
                 Reply::Stream(
-                    futures_util::stream::unfold(sim, |mut s| async move { s.next_chunk().await.map(|c| (Ok(c), s)) })
-                        .boxed(),
+                    futures_util::stream::unfold(sim, |mut s| async move {
+                        s.next_chunk().await.map(|c| (Ok(c), s))
+                    })
+                    .boxed(),
                 )
             } else {
                 Reply::Whole {
@@ -97,15 +106,24 @@ impl Upstream {
                     body: Bytes::from(simulator::complete(request).to_string()),
                 }
             }),
-            Upstream::Http { base, api_key, client } => {
-                let mut req = client.post(format!("{base}/chat/completions")).json(request);
+            Upstream::Http {
+                base,
+                api_key,
+                client,
+            } => {
+                let mut req = client
+                    .post(format!("{base}/chat/completions"))
+                    .json(request);
                 if let Some(key) = api_key {
                     req = req.bearer_auth(key);
                 }
                 if streaming {
                     req = req.header(http::header::ACCEPT, "text/event-stream");
                 }
-                let res = req.send().await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+                let res = req
+                    .send()
+                    .await
+                    .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
                 let status = res.status();
                 let content_type = res
                     .headers()
@@ -113,11 +131,19 @@ impl Upstream {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("application/json")
                     .to_owned();
-                if streaming && status.is_success() && content_type.starts_with("text/event-stream") {
+                if streaming && status.is_success() && content_type.starts_with("text/event-stream")
+                {
                     return Ok(Reply::Stream(chunks(res)));
                 }
-                let body = res.bytes().await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
-                Ok(Reply::Whole { status, content_type, body })
+                let body = res
+                    .bytes()
+                    .await
+                    .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+                Ok(Reply::Whole {
+                    status,
+                    content_type,
+                    body,
+                })
             }
         }
     }
@@ -128,15 +154,27 @@ impl Upstream {
     /// [`UpstreamError::Unreachable`] when no answer came back.
     pub async fn models(&self) -> Result<(StatusCode, Bytes), UpstreamError> {
         match self {
-            Upstream::Simulator(_) => Ok((StatusCode::OK, Bytes::from(simulator::models().to_string()))),
-            Upstream::Http { base, api_key, client } => {
+            Upstream::Simulator(_) => {
+                Ok((StatusCode::OK, Bytes::from(simulator::models().to_string())))
+            }
+            Upstream::Http {
+                base,
+                api_key,
+                client,
+            } => {
                 let mut req = client.get(format!("{base}/models"));
                 if let Some(key) = api_key {
                     req = req.bearer_auth(key);
                 }
-                let res = req.send().await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+                let res = req
+                    .send()
+                    .await
+                    .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
                 let status = res.status();
-                let body = res.bytes().await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+                let body = res
+                    .bytes()
+                    .await
+                    .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
                 Ok((status, body))
             }
         }

@@ -38,7 +38,8 @@ async fn a_token_signed_with_another_key_is_a_bad_signature() {
     let mut claims = MintClaims::default();
     claims.publish = vec![MintTopic::exact("*")];
     let forged = mint(&Key::secret(b"some-other-secret", None).unwrap(), claims).unwrap();
-    let (status, challenge, body) = refusal(hub.publish_with(&forged, &[("topic", "/t")]).await).await;
+    let (status, challenge, body) =
+        refusal(hub.publish_with(&forged, &[("topic", "/t")]).await).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("invalid_token"), "{challenge}");
     assert!(body.contains("bad signature"), "{body}");
@@ -61,9 +62,17 @@ async fn an_expired_token_says_it_expired() {
 async fn publishing_to_a_topic_the_token_does_not_cover_is_403_naming_the_topic() {
     let hub = TestServer::start().await;
     let limited = token(&["/books/{id}"], &[]);
-    assert_eq!(hub.publish_with(&limited, &[("topic", "/books/1")]).await.status(), 200);
-    let (status, challenge, body) =
-        refusal(hub.publish_with(&limited, &[("topic", "/books/1"), ("topic", "/authors/1")]).await).await;
+    assert_eq!(
+        hub.publish_with(&limited, &[("topic", "/books/1")])
+            .await
+            .status(),
+        200
+    );
+    let (status, challenge, body) = refusal(
+        hub.publish_with(&limited, &[("topic", "/books/1"), ("topic", "/authors/1")])
+            .await,
+    )
+    .await;
     assert_eq!(status, 403);
     assert!(challenge.contains("insufficient_scope"), "{challenge}");
     assert!(body.contains("/authors/1"), "{body}");
@@ -83,14 +92,26 @@ async fn subscribers_need_a_token_unless_anonymous_is_enabled() {
 async fn tokens_are_taken_from_the_query_and_from_the_cookie() {
     let hub = TestServer::start().await;
     let sub_token = token(&[], &["/t"]);
-    assert_eq!(hub.subscribe_raw(&format!("topic=/t&authorization={sub_token}"), &[]).await.status(), 200);
+    assert_eq!(
+        hub.subscribe_raw(&format!("topic=/t&authorization={sub_token}"), &[])
+            .await
+            .status(),
+        200
+    );
     let cookie = format!("mercureAuthorization={sub_token}");
-    assert_eq!(hub.subscribe_raw("topic=/t", &[("cookie", &cookie)]).await.status(), 200);
+    assert_eq!(
+        hub.subscribe_raw("topic=/t", &[("cookie", &cookie)])
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn cookie_authenticated_publishing_checks_the_origin() {
-    let hub = TestServer::start_with(|c| c.auth.publish_origins = vec!["https://app.example".into()]).await;
+    let hub =
+        TestServer::start_with(|c| c.auth.publish_origins = vec!["https://app.example".into()])
+            .await;
     let cookie = format!("mercureAuthorization={}", token(&["*"], &[]));
     let send = |origin: &'static str| {
         hub.client
@@ -111,7 +132,10 @@ async fn cookie_authenticated_publishing_checks_the_origin() {
 async fn v1_tokens_need_the_hubs_audience() {
     let hub = TestServer::start().await;
     let good = token_v1(&["*"], &[], &hub.hub_url());
-    assert_eq!(hub.publish_with(&good, &[("topic", "/t")]).await.status(), 200);
+    assert_eq!(
+        hub.publish_with(&good, &[("topic", "/t")]).await.status(),
+        200
+    );
     let wrong = token_v1(&["*"], &[], "https://other-hub.example/.well-known/mercure");
     let (status, _, body) = refusal(hub.publish_with(&wrong, &[("topic", "/t")]).await).await;
     assert_eq!(status, 401);
@@ -122,7 +146,9 @@ async fn v1_tokens_need_the_hubs_audience() {
 async fn a_subscription_ends_when_its_token_expires() {
     let hub = TestServer::start().await;
     let short = expiring_token(&["/t"], Duration::from_secs(2));
-    let mut sub = hub.subscribe_with("topic=/t", &[("authorization", &format!("Bearer {short}"))]).await;
+    let mut sub = hub
+        .subscribe_with("topic=/t", &[("authorization", &format!("Bearer {short}"))])
+        .await;
     hub.publish_ok("/t", "before").await;
     assert_eq!(sub.next_event().await.data, "before");
     // The stream ends by itself once the token is past its exp.

@@ -9,13 +9,23 @@ async fn status_and_body(res: reqwest::Response) -> (u16, String) {
 #[tokio::test]
 async fn malformed_publishes_are_refused_with_the_reason() {
     let hub = TestServer::start().await;
-    let cases: &[(&[(&str, &str)], u16, &str)] = &[
+    // (form, expected status, phrase the message must contain)
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case] = &[
         (&[("data", "x")], 400, "missing topic"),
         (&[("topic", "/t"), ("id", "a\nb")], 400, "CR or LF"),
         (&[("topic", "/t"), ("id", "#frag")], 400, "'#'"),
-        (&[("topic", "/t"), ("type", "evil\r\ndata: injected")], 400, "CR or LF"),
+        (
+            &[("topic", "/t"), ("type", "evil\r\ndata: injected")],
+            400,
+            "CR or LF",
+        ),
         (&[("topic", "/t"), ("retry", "soon")], 400, "ASCII digits"),
-        (&[("topic", "/.well-known/mercure/subscriptions/x/y")], 403, "reserved"),
+        (
+            &[("topic", "/.well-known/mercure/subscriptions/x/y")],
+            403,
+            "reserved",
+        ),
     ];
     for (form, status, needle) in cases {
         let (got, body) = status_and_body(hub.publish(form).await).await;
@@ -31,8 +41,14 @@ async fn malformed_publishes_are_refused_with_the_reason() {
 #[tokio::test]
 async fn a_duplicate_custom_id_is_a_conflict() {
     let hub = TestServer::start().await;
-    assert_eq!(hub.publish(&[("topic", "/t"), ("id", "same")]).await.status(), 200);
-    let (status, body) = status_and_body(hub.publish(&[("topic", "/t"), ("id", "same")]).await).await;
+    assert_eq!(
+        hub.publish(&[("topic", "/t"), ("id", "same")])
+            .await
+            .status(),
+        200
+    );
+    let (status, body) =
+        status_and_body(hub.publish(&[("topic", "/t"), ("id", "same")]).await).await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("already exists"), "{body}");
 }
@@ -41,11 +57,14 @@ async fn a_duplicate_custom_id_is_a_conflict() {
 async fn too_large_a_body_is_413() {
     let hub = TestServer::start_with(|c| c.max_body_bytes = 1024).await;
     let big = "x".repeat(2048);
-    let (status, body) = status_and_body(hub.publish(&[("topic", "/t"), ("data", &big)]).await).await;
+    let (status, body) =
+        status_and_body(hub.publish(&[("topic", "/t"), ("data", &big)]).await).await;
     assert_eq!(status, 413);
     assert!(body.contains("1024"), "{body}");
     // Also without a Content-Length (chunked upload).
-    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(format!("topic=/t&data={big}"))]);
+    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(format!(
+        "topic=/t&data={big}"
+    ))]);
     let res = hub
         .client
         .post(hub.hub_url())
@@ -78,7 +97,8 @@ async fn publishing_needs_a_form_body() {
 #[tokio::test]
 async fn malformed_tokens_are_401_saying_so() {
     let hub = TestServer::start().await;
-    let (status, body) = status_and_body(hub.publish_with("not-a-jwt", &[("topic", "/t")]).await).await;
+    let (status, body) =
+        status_and_body(hub.publish_with("not-a-jwt", &[("topic", "/t")]).await).await;
     assert_eq!(status, 401);
     assert!(body.contains("malformed token"), "{body}");
 }

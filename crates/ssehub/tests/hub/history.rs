@@ -18,11 +18,22 @@ async fn last_event_id_header_replays_what_followed() {
     let ids = publish_n(&hub, "/h", 5).await;
     let token = super::support::admin_token();
     let mut sub = hub
-        .subscribe_with("topic=/h", &[("authorization", &format!("Bearer {token}")), ("last-event-id", &ids[1])])
+        .subscribe_with(
+            "topic=/h",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("last-event-id", &ids[1]),
+            ],
+        )
         .await;
     assert_eq!(sub.header("last-event-id"), Some(ids[1].as_str()));
     assert_eq!(sub.header("mercure-last-event-id"), Some(ids[1].as_str()));
-    let got: Vec<_> = sub.events(3).await.into_iter().map(|e| e.id.unwrap()).collect();
+    let got: Vec<_> = sub
+        .events(3)
+        .await
+        .into_iter()
+        .map(|e| e.id.unwrap())
+        .collect();
     assert_eq!(got, ids[2..]);
     // Then live.
     let live = hub.publish_ok("/h", "live").await;
@@ -33,15 +44,22 @@ async fn last_event_id_header_replays_what_followed() {
 async fn query_parameters_of_both_generations_work_and_the_header_wins() {
     let hub = TestServer::start().await;
     let ids = publish_n(&hub, "/q", 4).await;
-    let mut v0 = hub.subscribe(&format!("topic=/q&lastEventID={}", ids[2])).await;
+    let mut v0 = hub
+        .subscribe(&format!("topic=/q&lastEventID={}", ids[2]))
+        .await;
     assert_eq!(v0.next_event().await.id.unwrap(), ids[3]);
-    let mut v1 = hub.subscribe(&format!("topic=/q&last_event_id={}", ids[1])).await;
+    let mut v1 = hub
+        .subscribe(&format!("topic=/q&last_event_id={}", ids[1]))
+        .await;
     assert_eq!(v1.next_event().await.id.unwrap(), ids[2]);
     let token = super::support::admin_token();
     let mut both = hub
         .subscribe_with(
             &format!("topic=/q&lastEventID={}", ids[0]),
-            &[("authorization", &format!("Bearer {token}")), ("last-event-id", &ids[2])],
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("last-event-id", &ids[2]),
+            ],
         )
         .await;
     assert_eq!(both.next_event().await.id.unwrap(), ids[3]);
@@ -53,7 +71,12 @@ async fn earliest_replays_all_retained_history_and_says_so() {
     let ids = publish_n(&hub, "/e", 3).await;
     let mut sub = hub.subscribe("topic=/e&lastEventID=earliest").await;
     assert_eq!(sub.header("last-event-id"), Some("earliest"));
-    let got: Vec<_> = sub.events(3).await.into_iter().map(|e| e.id.unwrap()).collect();
+    let got: Vec<_> = sub
+        .events(3)
+        .await
+        .into_iter()
+        .map(|e| e.id.unwrap())
+        .collect();
     assert_eq!(got, ids);
 }
 
@@ -64,7 +87,12 @@ async fn an_unknown_id_is_reported_and_replays_everything_retained() {
     let mut sub = hub.subscribe("topic=/u&lastEventID=no-such-id").await;
     assert_eq!(sub.header("last-event-id"), Some("earliest"));
     assert_eq!(sub.header("mercure-last-event-id"), Some("earliest"));
-    let got: Vec<_> = sub.events(2).await.into_iter().map(|e| e.id.unwrap()).collect();
+    let got: Vec<_> = sub
+        .events(2)
+        .await
+        .into_iter()
+        .map(|e| e.id.unwrap())
+        .collect();
     assert_eq!(got, ids);
 }
 
@@ -94,15 +122,28 @@ async fn replay_seam_has_no_gap_and_no_duplicate_under_a_concurrent_burst() {
     let mut subs = Vec::new();
     for (i, from) in [0usize, 10, 49].into_iter().enumerate() {
         tokio::time::sleep(std::time::Duration::from_millis(5 * i as u64)).await;
-        subs.push((from, hub.subscribe(&format!("topic=/burst&lastEventID={}", first[from])).await));
+        subs.push((
+            from,
+            hub.subscribe(&format!("topic=/burst&lastEventID={}", first[from]))
+                .await,
+        ));
     }
     let rest = publisher.await.unwrap();
     let all: Vec<String> = first.iter().chain(rest.iter()).cloned().collect();
     for (from, mut sub) in subs {
         let expected = &all[from + 1..];
-        let got: Vec<String> = sub.events(expected.len()).await.into_iter().map(|e| e.id.unwrap()).collect();
+        let got: Vec<String> = sub
+            .events(expected.len())
+            .await
+            .into_iter()
+            .map(|e| e.id.unwrap())
+            .collect();
         let unique: HashSet<_> = got.iter().collect();
-        assert_eq!(unique.len(), got.len(), "duplicate at the seam (from {from})");
+        assert_eq!(
+            unique.len(),
+            got.len(),
+            "duplicate at the seam (from {from})"
+        );
         assert_eq!(got, expected, "gap or reordering at the seam (from {from})");
     }
 }
@@ -121,15 +162,25 @@ async fn history_is_pruned_to_the_configured_count() {
         let mut sub = hub.subscribe("topic=/p&lastEventID=earliest").await;
         let first = sub.next_event().await.id.unwrap();
         if first == ids[3] {
-            let rest: Vec<_> = sub.events(2).await.into_iter().map(|e| e.id.unwrap()).collect();
+            let rest: Vec<_> = sub
+                .events(2)
+                .await
+                .into_iter()
+                .map(|e| e.id.unwrap())
+                .collect();
             assert_eq!(rest, ids[4..]);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "history was not pruned to 3 events");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history was not pruned to 3 events"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // A pruned id is now unknown: reported, and what is retained is replayed.
-    let mut sub = hub.subscribe(&format!("topic=/p&lastEventID={}", ids[0])).await;
+    let mut sub = hub
+        .subscribe(&format!("topic=/p&lastEventID={}", ids[0]))
+        .await;
     assert_eq!(sub.header("last-event-id"), Some("earliest"));
     assert_eq!(sub.next_event().await.id.unwrap(), ids[3]);
 }

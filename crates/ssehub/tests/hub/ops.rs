@@ -17,7 +17,12 @@ async fn metrics_count_what_happened() {
     hub.publish_ok("/m", "2").await;
     sub.events(2).await;
     let res = hub.client.get(hub.url("/metrics")).send().await.unwrap();
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = res.text().await.unwrap();
     for line in [
         "\nssehub_subscribers 1\n",
@@ -33,7 +38,10 @@ async fn metrics_count_what_happened() {
 #[tokio::test]
 async fn subscriptions_are_published_as_private_events_and_listed() {
     let hub = TestServer::start_with(|c| c.subscriptions = true).await;
-    let watcher_token = token(&[], &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"]);
+    let watcher_token = token(
+        &[],
+        &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"],
+    );
     let watcher_auth = format!("Bearer {watcher_token}");
     let mut watcher = hub
         .subscribe_with(
@@ -51,7 +59,12 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
         claims.payload = Some(serde_json::json!({"user": "ada"}));
         ssehub::auth::mint(&super::support::key(), claims).unwrap()
     };
-    let member = hub.subscribe_with("topic=/room", &[("authorization", &format!("Bearer {with_payload}"))]).await;
+    let member = hub
+        .subscribe_with(
+            "topic=/room",
+            &[("authorization", &format!("Bearer {with_payload}"))],
+        )
+        .await;
     let joined: serde_json::Value = serde_json::from_str(&watcher.next_event().await.data).unwrap();
     assert_eq!(joined["@context"], "https://mercure.rocks/");
     assert_eq!(joined["topic"], "/room");

@@ -40,7 +40,13 @@ async fn generated_ids_are_urn_uuid_v7_and_empty_data_is_still_an_event() {
 async fn alternate_topics_match_like_the_canonical_one() {
     let hub = TestServer::start().await;
     let mut sub = hub.subscribe("topic=/alternate").await;
-    let r = hub.publish(&[("topic", "/canonical"), ("topic", "/alternate"), ("data", "x")]).await;
+    let r = hub
+        .publish(&[
+            ("topic", "/canonical"),
+            ("topic", "/alternate"),
+            ("data", "x"),
+        ])
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(sub.next_event().await.data, "x");
 }
@@ -49,10 +55,17 @@ async fn alternate_topics_match_like_the_canonical_one() {
 async fn every_selector_kind_selects_what_it_should() {
     let hub = TestServer::start().await;
     let mut all = hub.subscribe("topic=*").await;
-    let mut template = hub.subscribe("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D").await;
-    let mut exact_v1 = hub.subscribe("match=https%3A%2F%2Fexample.com%2Fbooks%2F7").await;
-    let mut pattern = hub.subscribe("match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid").await;
-    hub.publish_ok("https://example.com/authors/1", "author").await;
+    let mut template = hub
+        .subscribe("topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D")
+        .await;
+    let mut exact_v1 = hub
+        .subscribe("match=https%3A%2F%2Fexample.com%2Fbooks%2F7")
+        .await;
+    let mut pattern = hub
+        .subscribe("match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid")
+        .await;
+    hub.publish_ok("https://example.com/authors/1", "author")
+        .await;
     hub.publish_ok("https://example.com/books/7", "book").await;
     assert_eq!(all.next_event().await.data, "author");
     assert_eq!(all.next_event().await.data, "book");
@@ -74,7 +87,12 @@ async fn many_subscribers_on_one_topic_each_get_every_update_in_order() {
         ids.push(hub.publish_ok("/room", &format!("m{i}")).await);
     }
     for sub in &mut subs {
-        let got: Vec<String> = sub.events(30).await.into_iter().map(|e| e.id.unwrap()).collect();
+        let got: Vec<String> = sub
+            .events(30)
+            .await
+            .into_iter()
+            .map(|e| e.id.unwrap())
+            .collect();
         assert_eq!(got, ids);
     }
 }
@@ -82,16 +100,33 @@ async fn many_subscribers_on_one_topic_each_get_every_update_in_order() {
 #[tokio::test]
 async fn private_updates_reach_only_subscribers_granted_one_of_their_topics() {
     let hub = TestServer::start_with(|c| c.auth.anonymous = true).await;
-    let mut anonymous = hub.subscribe_with("topic=/secret/{id}&topic=/public", &[]).await;
+    let mut anonymous = hub
+        .subscribe_with("topic=/secret/{id}&topic=/public", &[])
+        .await;
     let other = token(&[], &["/secret/other"]);
-    let mut unauthorized =
-        hub.subscribe_with("topic=/secret/1&topic=/public", &[("authorization", &format!("Bearer {other}"))]).await;
+    let mut unauthorized = hub
+        .subscribe_with(
+            "topic=/secret/1&topic=/public",
+            &[("authorization", &format!("Bearer {other}"))],
+        )
+        .await;
     // Granted through the update's alternate topic, not its canonical one.
     let granted = token(&[], &["/alias/{x}"]);
-    let mut authorized =
-        hub.subscribe_with("topic=/secret/1&topic=/public", &[("authorization", &format!("Bearer {granted}"))]).await;
+    let mut authorized = hub
+        .subscribe_with(
+            "topic=/secret/1&topic=/public",
+            &[("authorization", &format!("Bearer {granted}"))],
+        )
+        .await;
 
-    let r = hub.publish(&[("topic", "/secret/1"), ("topic", "/alias/1"), ("data", "private"), ("private", "on")]).await;
+    let r = hub
+        .publish(&[
+            ("topic", "/secret/1"),
+            ("topic", "/alias/1"),
+            ("data", "private"),
+            ("private", "on"),
+        ])
+        .await;
     assert_eq!(r.status(), 200);
     hub.publish_ok("/public", "public").await;
 
@@ -105,8 +140,11 @@ async fn private_updates_reach_only_subscribers_granted_one_of_their_topics() {
 #[tokio::test]
 async fn private_updates_are_not_replayed_to_unauthorized_subscribers_either() {
     let hub = TestServer::start_with(|c| c.auth.anonymous = true).await;
-    hub.publish(&[("topic", "/s"), ("data", "private"), ("private", "on")]).await;
+    hub.publish(&[("topic", "/s"), ("data", "private"), ("private", "on")])
+        .await;
     hub.publish_ok("/s", "public").await;
-    let mut anonymous = hub.subscribe_with("topic=/s&lastEventID=earliest", &[]).await;
+    let mut anonymous = hub
+        .subscribe_with("topic=/s&lastEventID=earliest", &[])
+        .await;
     assert_eq!(anonymous.next_event().await.data, "public");
 }

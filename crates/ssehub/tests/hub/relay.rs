@@ -40,10 +40,18 @@ impl Drop for DropSignal {
     }
 }
 
-async fn fake_chat(State(seen): State<Shared>, headers: http::HeaderMap, Json(body): Json<Value>) -> Response {
+async fn fake_chat(
+    State(seen): State<Shared>,
+    headers: http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     {
         let mut s = seen.lock().unwrap();
-        s.authorization.push(headers.get("authorization").map(|v| v.to_str().unwrap().to_owned()));
+        s.authorization.push(
+            headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
         s.bodies.push(body.clone());
     }
     let model = body["model"].as_str().unwrap_or("").to_owned();
@@ -70,18 +78,30 @@ async fn fake_chat(State(seen): State<Shared>, headers: http::HeaderMap, Json(bo
         async move {
             if i == count {
                 if broken {
-                    return Some((Err(std::io::Error::other("upstream crashed")), (i + 1, guard)));
+                    return Some((
+                        Err(std::io::Error::other("upstream crashed")),
+                        (i + 1, guard),
+                    ));
                 }
                 seen.lock().unwrap().finished += 1;
                 std::mem::forget(guard);
-                return Some((Ok(bytes::Bytes::from("data: [DONE]\n\n")), (i + 1, DropSignal(seen))));
+                return Some((
+                    Ok(bytes::Bytes::from("data: [DONE]\n\n")),
+                    (i + 1, DropSignal(seen)),
+                ));
             }
             if i > count {
                 std::mem::forget(guard);
                 return None;
             }
             tokio::time::sleep(delay).await;
-            Some((Ok(bytes::Bytes::from(format!("data: {}\n\n", chunk(i, &format!("w{i} "))))), (i + 1, guard)))
+            Some((
+                Ok(bytes::Bytes::from(format!(
+                    "data: {}\n\n",
+                    chunk(i, &format!("w{i} "))
+                ))),
+                (i + 1, guard),
+            ))
         }
     });
     Response::builder()
@@ -133,7 +153,11 @@ fn streaming(model: &str) -> Value {
 
 /// Reads events to the end: (id, data) pairs.
 async fn drain(sse: &mut Sse) -> Vec<(String, String)> {
-    sse.until_end().await.into_iter().map(|e| (e.id.unwrap_or_default(), e.data)).collect()
+    sse.until_end()
+        .await
+        .into_iter()
+        .map(|e| (e.id.unwrap_or_default(), e.data))
+        .collect()
 }
 
 #[tokio::test]
@@ -154,7 +178,10 @@ async fn a_streamed_completion_passes_each_chunk_unchanged_with_an_id_and_ends_w
     assert_eq!(events[8].1, "[DONE]");
     let s = seen.lock().unwrap();
     // The upstream got the hub's key, the caller's body unchanged.
-    assert_eq!(s.authorization[0].as_deref(), Some("Bearer sk-upstream-secret"));
+    assert_eq!(
+        s.authorization[0].as_deref(),
+        Some("Bearer sk-upstream-secret")
+    );
     assert_eq!(s.bodies[0], streaming("fake-stream"));
 }
 
@@ -162,7 +189,13 @@ async fn a_streamed_completion_passes_each_chunk_unchanged_with_an_id_and_ends_w
 async fn callers_need_a_relay_key_and_never_see_the_upstream_key() {
     let (upstream, _) = fake_upstream().await;
     let hub = relay_hub(&upstream).await;
-    let res = hub.client.post(hub.url("/v1/chat/completions")).json(&streaming("fake-stream")).send().await.unwrap();
+    let res = hub
+        .client
+        .post(hub.url("/v1/chat/completions"))
+        .json(&streaming("fake-stream"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "invalid_api_key");
@@ -217,7 +250,11 @@ async fn upstream_errors_keep_their_status_and_body() {
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502_in_openai_format() {
     // A port nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let hub = relay_hub(&format!("http://127.0.0.1:{port}/v1")).await;
     let res = post_chat(&hub, streaming("x")).await;
     assert_eq!(res.status(), 502);
@@ -249,9 +286,16 @@ async fn resuming_at_every_seam_gives_exactly_the_rest() {
     let all = drain(&mut Sse::new(res)).await;
     // From the start (no Last-Event-ID), then after every event but the last.
     let mut positions: Vec<Option<String>> = vec![None];
-    positions.extend(all[..all.len() - 1].iter().map(|(eid, _)| Some(eid.clone())));
+    positions.extend(
+        all[..all.len() - 1]
+            .iter()
+            .map(|(eid, _)| Some(eid.clone())),
+    );
     for (k, last) in positions.iter().enumerate() {
-        let mut req = hub.client.get(hub.url(&format!("/v1/streams/{id}"))).bearer_auth("relay-key");
+        let mut req = hub
+            .client
+            .get(hub.url(&format!("/v1/streams/{id}")))
+            .bearer_auth("relay-key");
         if let Some(l) = last {
             req = req.header("last-event-id", l);
         }
@@ -280,7 +324,10 @@ async fn a_caller_that_disconnects_does_not_stop_the_generation_and_others_watch
     let mut caller = Sse::new(res);
     let first = caller.next_event().await;
     let watch = |hub: &TestServer, id: &str| {
-        hub.client.get(hub.url(&format!("/v1/streams/{id}"))).bearer_auth("relay-key").send()
+        hub.client
+            .get(hub.url(&format!("/v1/streams/{id}")))
+            .bearer_auth("relay-key")
+            .send()
     };
     let mut tab2 = Sse::new(watch(&hub, &id).await.unwrap());
     let mut tab3 = Sse::new(watch(&hub, &id).await.unwrap());
@@ -290,7 +337,11 @@ async fn a_caller_that_disconnects_does_not_stop_the_generation_and_others_watch
     assert_eq!(a, b);
     assert_eq!(a.len(), 9);
     assert_eq!(a[0].1, first.data);
-    assert_eq!(seen.lock().unwrap().finished, 1, "the upstream stream ran to its end");
+    assert_eq!(
+        seen.lock().unwrap().finished,
+        1,
+        "the upstream stream ran to its end"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +353,12 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
     let mut caller = Sse::new(res);
     caller.events(2).await;
     let mut other = Sse::new(
-        hub.client.get(hub.url(&format!("/v1/streams/{id}"))).bearer_auth("relay-key").send().await.unwrap(),
+        hub.client
+            .get(hub.url(&format!("/v1/streams/{id}")))
+            .bearer_auth("relay-key")
+            .send()
+            .await
+            .unwrap(),
     );
     let asked = Instant::now();
     let res = hub
@@ -321,8 +377,15 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
         assert_eq!(last["choices"][0]["finish_reason"], "cancelled");
         assert_eq!(done, "[DONE]");
     }
-    let dropped = seen.lock().unwrap().dropped_at.expect("upstream never saw the request end");
-    assert!(dropped.duration_since(asked) < Duration::from_secs(1), "upstream saw the cancel too late");
+    let dropped = seen
+        .lock()
+        .unwrap()
+        .dropped_at
+        .expect("upstream never saw the request end");
+    assert!(
+        dropped.duration_since(asked) < Duration::from_secs(1),
+        "upstream saw the cancel too late"
+    );
     // Cancelling again is harmless and says why nothing happened.
     let again: Value = hub
         .client
@@ -346,7 +409,12 @@ async fn unknown_streams_are_404_in_openai_format() {
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["error"]["code"], "stream_not_found");
     }
-    let res = hub.client.post(hub.url("/v1/streams/strm_0000/cancel")).send().await.unwrap();
+    let res = hub
+        .client
+        .post(hub.url("/v1/streams/strm_0000/cancel"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
 }
 
@@ -370,7 +438,11 @@ async fn the_default_simulator_streams_a_markdown_answer() {
     let text: String = events
         .iter()
         .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert!(text.split_whitespace().count() > 20, "{text}");
 }
@@ -386,7 +458,10 @@ async fn relay_streams_are_hub_topics_that_a_mercure_subscriber_can_watch() {
     let topic = format!("/v1/streams/{id}");
     let token = super::support::token(&[], &[&topic]);
     let mut sub = hub
-        .subscribe_with(&format!("topic={topic}&lastEventID=earliest"), &[("authorization", &format!("Bearer {token}"))])
+        .subscribe_with(
+            &format!("topic={topic}&lastEventID=earliest"),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
         .await;
     let first = sub.next_event().await;
     assert_eq!(first.id.as_deref(), Some(format!("{id}-1").as_str()));

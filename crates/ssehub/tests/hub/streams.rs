@@ -13,7 +13,10 @@ async fn streams_carry_the_headers_proxies_and_browsers_need_and_open_with_a_com
     let hub = TestServer::start().await;
     let mut sub = hub.subscribe("topic=/t").await;
     assert_eq!(sub.header("content-type"), Some("text/event-stream"));
-    assert_eq!(sub.header("cache-control"), Some("private, no-cache, no-store, must-revalidate, max-age=0"));
+    assert_eq!(
+        sub.header("cache-control"),
+        Some("private, no-cache, no-store, must-revalidate, max-age=0")
+    );
     assert_eq!(sub.header("x-accel-buffering"), Some("no"));
     // Sent at once, before any update exists.
     assert!(matches!(sub.next_frame().await, Some(Frame::Comment(_))));
@@ -23,9 +26,18 @@ async fn streams_carry_the_headers_proxies_and_browsers_need_and_open_with_a_com
 async fn a_heartbeat_comment_follows_silence() {
     let hub = TestServer::start_with(|c| c.heartbeat = Duration::from_millis(200)).await;
     let mut sub = hub.subscribe("topic=/t").await;
-    assert!(matches!(sub.next_frame().await, Some(Frame::Comment(_))), "opening comment");
-    assert!(matches!(sub.next_frame().await, Some(Frame::Comment(_))), "heartbeat");
-    assert!(matches!(sub.next_frame().await, Some(Frame::Comment(_))), "second heartbeat");
+    assert!(
+        matches!(sub.next_frame().await, Some(Frame::Comment(_))),
+        "opening comment"
+    );
+    assert!(
+        matches!(sub.next_frame().await, Some(Frame::Comment(_))),
+        "heartbeat"
+    );
+    assert!(
+        matches!(sub.next_frame().await, Some(Frame::Comment(_))),
+        "second heartbeat"
+    );
 }
 
 #[tokio::test]
@@ -53,14 +65,26 @@ async fn cors_allows_listed_origins_with_credentials_and_no_others() {
             .request(reqwest::Method::OPTIONS, hub.hub_url())
             .header("origin", origin)
             .header("access-control-request-method", "GET")
-            .header("access-control-request-headers", "authorization,last-event-id")
+            .header(
+                "access-control-request-headers",
+                "authorization,last-event-id",
+            )
             .send()
     };
     let ok = preflight("https://app.example").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
-    let allowed = ok.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
-    assert!(allowed.contains("last-event-id") && allowed.contains("authorization"), "{allowed}");
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("last-event-id") && allowed.contains("authorization"),
+        "{allowed}"
+    );
     let bad = preflight("https://evil.example").await.unwrap();
     assert!(bad.headers().get("access-control-allow-origin").is_none());
 }
@@ -68,7 +92,10 @@ async fn cors_allows_listed_origins_with_credentials_and_no_others() {
 #[tokio::test]
 async fn plain_sockets_accept_http2_with_prior_knowledge() {
     let hub = TestServer::start().await;
-    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let res = client
         .get(format!("{}?topic=/h2c", hub.hub_url()))
         .bearer_auth(admin_token())
@@ -95,7 +122,8 @@ fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
 async fn tls_negotiates_http2_and_carries_many_streams_on_one_connection() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key, pem) = self_signed(certs.path());
-    let hub = TestServer::start_with(|c| c.tls = Some(ssehub::config::TlsFiles { cert, key })).await;
+    let hub =
+        TestServer::start_with(|c| c.tls = Some(ssehub::config::TlsFiles { cert, key })).await;
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .resolve("localhost", hub.addr)
@@ -107,7 +135,9 @@ async fn tls_negotiates_http2_and_carries_many_streams_on_one_connection() {
     assert_eq!(health.version(), reqwest::Version::HTTP_2);
     let opens = (0..100).map(|i| {
         client
-            .get(format!("{base}/.well-known/mercure?topic=/tls/{i}&topic=/tls/all"))
+            .get(format!(
+                "{base}/.well-known/mercure?topic=/tls/{i}&topic=/tls/all"
+            ))
             .bearer_auth(admin_token())
             .send()
     });
@@ -133,7 +163,14 @@ async fn tls_negotiates_http2_and_carries_many_streams_on_one_connection() {
     for sub in &mut subs {
         assert_eq!(sub.next_event().await.data, "to everyone");
     }
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("\nssehub_connections 1\n"), "{metrics}");
     assert!(metrics.contains("\nssehub_subscribers 100\n"), "{metrics}");
 }
@@ -145,19 +182,39 @@ async fn connections_beyond_the_cap_get_a_503_naming_the_limit() {
     let b = reqwest::Client::new();
     let auth = format!("Bearer {}", admin_token());
     let url = format!("{}?topic=/t", hub.hub_url());
-    let _s1 = Sse::new(a.get(&url).header("authorization", &auth).send().await.unwrap());
-    let _s2 = Sse::new(b.get(&url).header("authorization", &auth).send().await.unwrap());
+    let _s1 = Sse::new(
+        a.get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap(),
+    );
+    let _s2 = Sse::new(
+        b.get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap(),
+    );
     // The test server's own client may hold a pooled connection from the health check:
     // close the circle with a fresh client and retry until the two streams hold the cap.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let res = reqwest::Client::new().get(&url).header("authorization", &auth).send().await.unwrap();
+        let res = reqwest::Client::new()
+            .get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
         if res.status() == 503 {
             let body = res.text().await.unwrap();
             assert!(body.contains("--max-connections"), "{body}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no 503 at the connection cap");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 503 at the connection cap"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -179,8 +236,21 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_history_still_has_everyt
     stuck.write_all(request.as_bytes()).await.unwrap();
     // Let the subscription register before flooding.
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !hub.client.get(hub.url("/metrics")).send().await.unwrap().text().await.unwrap().contains("\nssehub_subscribers 1\n") {
-        assert!(tokio::time::Instant::now() < deadline, "stuck subscriber never registered");
+    while !hub
+        .client
+        .get(hub.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("\nssehub_subscribers 1\n")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stuck subscriber never registered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let chunk = "z".repeat(200 * 1024);
@@ -191,16 +261,32 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_history_still_has_everyt
     }
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let metrics = hub.client.get(hub.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = hub
+            .client
+            .get(hub.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if metrics.contains("\nssehub_laggards_disconnected_total 1\n") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "stuck subscriber was not cut off:\n{metrics}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stuck subscriber was not cut off:\n{metrics}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Nothing was lost: a fresh subscriber replays all of it.
     let mut fresh = hub.subscribe("topic=/flood&lastEventID=earliest").await;
-    let got: Vec<String> = fresh.events(ids.len()).await.into_iter().map(|e| e.id.unwrap()).collect();
+    let got: Vec<String> = fresh
+        .events(ids.len())
+        .await
+        .into_iter()
+        .map(|e| e.id.unwrap())
+        .collect();
     assert_eq!(got, ids);
     drop(stuck);
 }

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use sse_wire::{Event, Frame, Parser};
 use ssehub::auth::{AuthConfig, ClaimFormat, Key, MintClaims, MintTopic, VerifyingKey, mint};
 use ssehub::{Config, RunError};
-use sse_wire::{Event, Frame, Parser};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -85,7 +85,13 @@ impl TestServer {
         let tls = config.tls.is_some();
         let handle = tokio::spawn(ssehub::run(listener, config, shutdown.clone()));
         let client = reqwest::Client::builder().build().unwrap();
-        let server = TestServer { addr, shutdown, handle: Some(handle), _dir: dir, client };
+        let server = TestServer {
+            addr,
+            shutdown,
+            handle: Some(handle),
+            _dir: dir,
+            client,
+        };
         server.wait_healthy(tls).await;
         server
     }
@@ -93,15 +99,25 @@ impl TestServer {
     async fn wait_healthy(&self, tls: bool) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         // Only for the readiness probe: tests that use TLS verify the certificate themselves.
-        let probe = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-        let url = format!("{}://{}/healthz", if tls { "https" } else { "http" }, self.addr);
+        let probe = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let url = format!(
+            "{}://{}/healthz",
+            if tls { "https" } else { "http" },
+            self.addr
+        );
         loop {
             if let Ok(r) = probe.get(&url).send().await
                 && r.status() == 200
             {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "hub did not become healthy");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hub did not become healthy"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -119,8 +135,14 @@ impl TestServer {
         self.publish_with(&admin_token(), form).await
     }
 
-    pub(crate) async fn publish_with(&self, token: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    pub(crate) async fn publish_with(
+        &self,
+        token: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         self.client
             .post(self.hub_url())
             .bearer_auth(token)
@@ -134,13 +156,22 @@ impl TestServer {
     /// Publishes and returns the acknowledged id.
     pub(crate) async fn publish_ok(&self, topic: &str, data: &str) -> String {
         let r = self.publish(&[("topic", topic), ("data", data)]).await;
-        assert_eq!(r.status(), 200, "publish refused: {}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            200,
+            "publish refused: {}",
+            r.text().await.unwrap()
+        );
         r.text().await.unwrap()
     }
 
     /// Opens a subscription with an all-powerful token; fails the test unless it is a 200 stream.
     pub(crate) async fn subscribe(&self, query: &str) -> Sse {
-        self.subscribe_with(query, &[("authorization", &format!("Bearer {}", admin_token()))]).await
+        self.subscribe_with(
+            query,
+            &[("authorization", &format!("Bearer {}", admin_token()))],
+        )
+        .await
     }
 
     pub(crate) async fn subscribe_with(&self, query: &str, headers: &[(&str, &str)]) -> Sse {
@@ -149,7 +180,11 @@ impl TestServer {
         Sse::new(res)
     }
 
-    pub(crate) async fn subscribe_raw(&self, query: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn subscribe_raw(
+        &self,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut req = self.client.get(format!("{}?{query}", self.hub_url()));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -161,7 +196,10 @@ impl TestServer {
     pub(crate) async fn stop(mut self) -> Result<(), RunError> {
         self.shutdown.cancel();
         let handle = self.handle.take().unwrap();
-        tokio::time::timeout(PATIENCE * 3, handle).await.expect("hub did not stop").unwrap()
+        tokio::time::timeout(PATIENCE * 3, handle)
+            .await
+            .expect("hub did not stop")
+            .unwrap()
     }
 }
 
@@ -198,7 +236,9 @@ impl Sse {
 
     /// The next frame, or `None` when the stream ended; fails the test after [`PATIENCE`].
     pub(crate) async fn next_frame(&mut self) -> Option<Frame> {
-        tokio::time::timeout(PATIENCE, self.next_frame_inner()).await.expect("no frame within the patience window")
+        tokio::time::timeout(PATIENCE, self.next_frame_inner())
+            .await
+            .expect("no frame within the patience window")
     }
 
     async fn next_frame_inner(&mut self) -> Option<Frame> {
@@ -212,7 +252,8 @@ impl Sse {
             match self.body.next().await {
                 Some(Ok(chunk)) => {
                     for f in self.parser.feed(&chunk) {
-                        self.pending.push_back(f.expect("hub sent a malformed stream"));
+                        self.pending
+                            .push_back(f.expect("hub sent a malformed stream"));
                     }
                 }
                 Some(Err(_)) | None => self.ended = true,
