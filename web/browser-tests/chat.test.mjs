@@ -157,6 +157,16 @@ describe('chat page', () => {
       return { pwned: window.__pwned, imgs: el.querySelectorAll('img').length, links: el.querySelectorAll('a').length };
     });
     assert.deepEqual(html, { pwned: undefined, imgs: 0, links: 0 });
+    // Defence in depth: the page's Content-Security-Policy refuses inline handlers even if
+    // markup got through.
+    const blocked = await page.evaluate(async () => {
+      const el = document.createElement('div');
+      el.innerHTML = '<img src="data:," onload="window.__pwned=3">';
+      document.body.append(el);
+      await new Promise((r) => setTimeout(r, 100));
+      return window.__pwned === undefined;
+    });
+    assert.ok(blocked, 'an inline event handler ran: the CSP is missing');
     await page.close();
   });
 });

@@ -58,7 +58,12 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn body(response: Response) -> String {
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8")
     }
 
@@ -68,13 +73,19 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_TYPE], JAVASCRIPT);
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
-        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff"
+        );
         assert!(body(response).await.contains("export class EventSource"));
     }
 
     #[tokio::test]
     async fn pages_are_html_and_load_the_module() {
-        for (response, marker) in [(chat().await, "<title>ssehub chat"), (console().await, "<title>ssehub console")] {
+        for (response, marker) in [
+            (chat().await, "<title>ssehub chat"),
+            (console().await, "<title>ssehub console"),
+        ] {
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(response.headers()[header::CONTENT_TYPE], HTML);
             let text = body(response).await;
