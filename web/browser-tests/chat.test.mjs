@@ -161,7 +161,7 @@ describe('chat page', () => {
     // markup got through.
     const blocked = await page.evaluate(async () => {
       const el = document.createElement('div');
-      el.innerHTML = '<img src="data:," onload="window.__pwned=3">';
+      el.innerHTML = '<img src="/no-such-image.png" onerror="window.__pwned=3" onload="window.__pwned=3">';
       document.body.append(el);
       await new Promise((r) => setTimeout(r, 100));
       return window.__pwned === undefined;
