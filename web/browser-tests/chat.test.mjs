@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHub, launchBrowser, readStream, resultsDir } from './harness.mjs';
+import { startHub, startProxy, launchBrowser, readStream, resultsDir } from './harness.mjs';
 
 let hub;
 let browser;
@@ -21,11 +21,11 @@ after(async () => {
   if (hub) await hub.stop();
 });
 
-async function openChat() {
+async function openChat(base = hub.url) {
   const page = await browser.context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${hub.url}/`);
+  await page.goto(`${base}/`);
   return { page, errors };
 }
 
@@ -108,6 +108,37 @@ describe('chat page', () => {
     await page.close();
   });
 
+  it('a network drop mid-answer reconnects with Last-Event-ID and loses nothing', async () => {
+    const proxy = await startProxy(hub.url);
+    try {
+      const { page, errors } = await openChat(proxy.url);
+      await ask(page, 'Survive a network drop.');
+      await waitChars(page, 30);
+      const id = (await saved(page)).current.streamId;
+      const during = (await saved(page)).current.text;
+      // Count reconnections as the page reports them, so a silent fallback cannot pass.
+      await page.evaluate(() => {
+        window.__reconnecting = 0;
+        new MutationObserver(() => {
+          if (document.getElementById('state').dataset.state === 'reconnecting') window.__reconnecting++;
+        }).observe(document.getElementById('state'), { attributes: true });
+      });
+      proxy.drop();
+      await waitState(page, 'done');
+      assert.ok((await page.evaluate(() => window.__reconnecting)) >= 1, 'the page never reconnected');
+      const reference = await readStream(hub.url, id);
+      assert.equal(reference.finish, 'stop');
+      assert.ok(during.length < reference.text.length, 'the drop was not mid-answer');
+      assert.equal((await saved(page)).messages[1].content, reference.text);
+      const expected = await page.evaluate(async (t) => (await import('/ssehub.js')).renderMarkdown(t), reference.text);
+      assert.equal(await page.innerHTML('.turn.assistant .answer'), expected);
+      assert.deepEqual(errors, []);
+      await page.close();
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('stop cancels the generation upstream, for every watcher', async () => {
     const { page, errors } = await openChat();
     await ask(page, 'Something I will interrupt.');
@@ -143,6 +174,19 @@ describe('chat page', () => {
     assert.ok(a.length > 100);
     assert.equal(b, a);
     await watcher.close();
+    await page.close();
+  });
+
+  it('watching an unknown stream fails once, without a retry loop', async () => {
+    const page = await browser.context.newPage();
+    const asked = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/v1/streams/')) asked.push(r.url());
+    });
+    await page.goto(`${hub.url}/?stream=no-such-stream`);
+    await waitState(page, 'error', 15000);
+    assert.match(await page.textContent('.turn.assistant .note'), /no longer available/);
+    assert.equal(asked.length, 1);
     await page.close();
   });
 

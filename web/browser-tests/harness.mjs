@@ -118,3 +118,36 @@ export async function readStream(base, id) {
   }
   return { text, finish, chunks };
 }
+
+/**
+ * A TCP proxy on a free loopback port in front of `target` (`http://host:port`), whose
+ * `drop()` cuts every open connection at once: a network failure, as the browser sees one.
+ */
+export async function startProxy(target) {
+  const net = await import('node:net');
+  const { hostname, port } = new URL(target);
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    drop() {
+      for (const s of sockets) s.destroy();
+    },
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
