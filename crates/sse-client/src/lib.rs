@@ -1,1 +1,100 @@
-//! placeholder
+//! An EventSource client for Rust that behaves like a browser's, and a
+//! little better.
+//!
+//! ```text
+//!  Builder --build--> EventSource (Stream)
+//!                       | send request (method, headers, body, Last-Event-ID)
+//!                       v
+//!                  reqwest response --bytes--> sse_wire::Parser --frames--> Item::Event / Item::Comment
+//!                       | end, drop, idle timeout
+//!                       v
+//!                  Backoff delay --> Item::Reconnecting --> send again
+//! ```
+//!
+//! - [`builder`](Builder): the request repeated on each connection and the
+//!   reconnection policy.
+//! - [`EventSource`]: the stream; a state machine polled by the caller (no
+//!   background task), so dropping it closes the connection.
+//! - [`Backoff`]: delays between attempts.
+//! - [`Error`]: everything that ends a stream.
+//!
+//! Browser rules it keeps (WHATWG "Server-sent events"): `Accept:
+//! text/event-stream`; `Last-Event-ID` on reconnection when non-empty;
+//! reconnect when the stream ends, after the server's `retry`; stop on
+//! `204`; fail, without retrying, on any other non-200 status or a content
+//! type other than `text/event-stream` (parameters such as `charset` are
+//! fine); follow redirects, then reconnect to the original URL. The codec
+//! skips a BOM, accepts CRLF split across reads and decodes invalid UTF-8
+//! with U+FFFD instead of stalling or panicking.
+//!
+//! Beyond the browser: any method and body (reconnections resend the body),
+//! exponential [`Backoff`] with jitter and a cap, a maximum number of
+//! attempts, a backoff that resets only after a connection stayed healthy,
+//! an idle timeout for dead connections, [`EventSource::close`], one-shot
+//! streams that end instead of reconnecting, and opt-in retry of 5xx.
+//! Errors the client recovers from are not `Err` items: they show up as
+//! [`Item::Reconnecting`], so an `Err` always ends the stream.
+//!
+//! # Following a hub topic
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use futures_util::StreamExt;
+//! use sse_client::{EventSource, Item};
+//!
+//! # async fn example() -> Result<(), sse_client::Error> {
+//! let mut updates = EventSource::get("https://hub.example.com/.well-known/mercure?topic=https://example.com/books/1")
+//!     .bearer_auth("subscriber-jwt")
+//!     // Mercure sends a heartbeat every 40 s: silence beyond that is a dead link.
+//!     .idle_timeout(Duration::from_secs(60))
+//!     .build()?;
+//! while let Some(item) = updates.next().await {
+//!     match item? {
+//!         Item::Event(update) => println!("{} {}", update.id.as_deref().unwrap_or(""), update.data),
+//!         Item::Reconnecting(r) => eprintln!("reconnecting in {:?}", r.delay),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Consuming an OpenAI chat completion stream
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use sse_client::{EventSource, Item};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let request = r#"{"model": "gpt-4o-mini", "stream": true,
+//!                   "messages": [{"role": "user", "content": "Say hello"}]}"#;
+//! let mut chunks = EventSource::post("https://api.openai.com/v1/chat/completions")
+//!     .bearer_auth(std::env::var("OPENAI_API_KEY")?)
+//!     .header("content-type", "application/json")
+//!     .body(request)
+//!     // One request, one answer: resending the POST would start over.
+//!     .no_reconnect()
+//!     .build()?;
+//! while let Some(item) = chunks.next().await {
+//!     let Item::Event(chunk) = item? else { continue };
+//!     if chunk.data == "[DONE]" {
+//!         break;
+//!     }
+//!     print!("{}", chunk.data); // a JSON `chat.completion.chunk`
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod backoff;
+mod builder;
+mod error;
+mod item;
+mod source;
+
+pub use backoff::Backoff;
+pub use builder::Builder;
+pub use error::Error;
+pub use item::{EndReason, Item, Open, Reconnect};
+pub use source::EventSource;
+pub use sse_wire::{Event, ParseError};

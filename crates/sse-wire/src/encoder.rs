@@ -69,7 +69,8 @@ pub fn encode(event: &Event, out: &mut BytesMut) -> Result<(), EncodeError> {
         put_field(out, b"id", id.as_bytes());
     }
     if let Some(retry) = event.retry {
-        put_field(out, b"retry", retry.to_string().as_bytes());
+        let mut digits = [0u8; 20];
+        put_field(out, b"retry", format_u64(retry, &mut digits));
     }
     let mut rest = event.data.as_bytes();
     loop {
@@ -135,6 +136,19 @@ fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.put_u8(b'\n');
+    }
+}
+
+/// Decimal digits of `n` in `buf`, without the allocation of `to_string`.
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
 }
 
@@ -242,6 +256,14 @@ mod tests {
         let mut out = BytesMut::new();
         encode_comment("", &mut out);
         assert_eq!(&out[..], b":\n");
+    }
+
+    #[test]
+    fn retry_digits() {
+        let mut buf = [0u8; 20];
+        assert_eq!(format_u64(0, &mut buf), b"0");
+        assert_eq!(format_u64(1500, &mut buf), b"1500");
+        assert_eq!(format_u64(u64::MAX, &mut buf), b"18446744073709551615");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::iter::FusedIterator;
 use std::mem;
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 use crate::{Event, Frame, ParseError};
 
@@ -75,7 +75,8 @@ pub struct Parser {
     event_type: String,
     /// A valid `retry` seen in this event's block, reported with the event.
     event_retry: Option<u64>,
-    /// The last event ID buffer: set by each `id` field at once.
+    /// The last event ID buffer: set by each `id` field at once; stale
+    /// while `id_changed` is false (then `last_event_id` holds its value).
     id_buffer: String,
     /// `id_buffer` changed since the last blank line.
     id_changed: bool,
@@ -170,6 +171,10 @@ impl Parser {
             parser: self,
             input,
             pos: 0,
+            chunk: ChunkState {
+                next_cr: None,
+                checked: None,
+            },
         }
     }
 
@@ -192,7 +197,12 @@ impl Parser {
 
     /// Parses from `buf[*pos..]` up to the next frame or error, or to the
     /// end of `buf`.
-    fn step(&mut self, buf: &[u8], pos: &mut usize) -> Option<Result<Frame, ParseError>> {
+    fn step<'b>(
+        &mut self,
+        buf: &'b [u8],
+        pos: &mut usize,
+        chunk: &mut ChunkState<'b>,
+    ) -> Option<Result<Frame, ParseError>> {
         if self.bom_matched.is_some() {
             self.skip_bom(buf, pos);
         }
@@ -205,17 +215,23 @@ impl Parser {
                     continue;
                 }
             }
+            if let Some(checked) = &mut chunk.checked {
+                if self.line.is_empty() && !self.discard_event {
+                    if let Some(frame) = self.fast_lines(buf, pos, checked, &mut chunk.next_cr) {
+                        return Some(Ok(frame));
+                    }
+                    if *pos == buf.len() {
+                        break;
+                    }
+                }
+            }
+            let rest = &buf[*pos..];
             // A blank line (the end of every event) needs no scan.
             let found = if matches!(rest[0], b'\n' | b'\r') {
                 Some(0)
             } else {
-                memchr2(b'\n', b'\r', rest)
+                self.find_line_end(buf, *pos, &mut chunk.next_cr)
             };
-            #[cfg(test)]
-            {
-                // memchr reads up to and including the hit.
-                self.scanned += found.map_or(rest.len(), |end| end + 1);
-            }
             let Some(end) = found else {
                 *pos = buf.len();
                 return self.buffer_partial(rest).err().map(Err);
@@ -228,12 +244,120 @@ impl Parser {
                     None => self.after_cr = true,
                 }
             }
+            let start = *pos;
             *pos += next;
-            if let Some(out) = self.end_line(&rest[..end]) {
+            let text = match &mut chunk.checked {
+                Some(checked) if end > 0 && self.line.is_empty() => {
+                    checked.text(buf, start, start + end)
+                }
+                _ => None,
+            };
+            let line = Line {
+                bytes: &rest[..end],
+                text,
+            };
+            if let Some(out) = self.end_line(line) {
                 return Some(out);
             }
         }
         None
+    }
+
+    /// The hot path: LF-terminated `data:` and `id:` lines and blank lines
+    /// lying in the UTF-8 checked part of a borrowed chunk, handled without
+    /// the general line machinery. It returns a dispatched event, or `None`
+    /// at the first line it leaves to the general path of [`Parser::step`]
+    /// (any other line, a line over the limit, a CR, an unfinished line),
+    /// which gives the same result for every line.
+    #[inline]
+    fn fast_lines<'b>(
+        &mut self,
+        buf: &'b [u8],
+        pos: &mut usize,
+        checked: &mut Checked<'b>,
+        next_cr: &mut Option<usize>,
+    ) -> Option<Frame> {
+        loop {
+            let rest = &buf[*pos..];
+            let name_len = match rest.first() {
+                Some(b'\n') => {
+                    *pos += 1;
+                    match self.dispatch() {
+                        Some(Ok(frame)) => return Some(frame),
+                        _ => continue,
+                    }
+                }
+                Some(b'd') if rest.starts_with(b"data:") => 4,
+                Some(b'i') if rest.starts_with(b"id:") => 2,
+                _ => return None,
+            };
+            let end = *pos + self.find_line_end(buf, *pos, next_cr)?;
+            if buf[end] != b'\n' || end - *pos > self.max_event_bytes {
+                return None;
+            }
+            let mut start = *pos + name_len + 1;
+            if start < end && buf[start] == b' ' {
+                start += 1;
+            }
+            let value = checked.text(buf, start, end)?;
+            if name_len == 4 {
+                if self.has_data {
+                    if self.data.len() + 1 + value.len() > self.max_event_bytes {
+                        return None;
+                    }
+                    self.data.push('\n');
+                } else {
+                    let hint = self.data_hint.min(self.max_event_bytes);
+                    self.data = String::with_capacity(value.len().max(hint));
+                    self.has_data = true;
+                }
+                self.data.push_str(value);
+            } else {
+                if memchr(0, value.as_bytes()).is_some() {
+                    return None;
+                }
+                self.id_buffer.clear();
+                self.id_buffer.push_str(value);
+                self.id_changed = true;
+            }
+            *pos = end + 1;
+        }
+    }
+
+    /// The offset from `pos` of the first CR or LF in `buf[pos..]`.
+    ///
+    /// A plain `memchr` for LF is much cheaper per call than `memchr2` for
+    /// CR and LF, and most streams have no CR at all: so the next CR is
+    /// located once (`next_cr`, reused until passed) and LF is searched only
+    /// up to it. Each byte is read at most twice, by the two searches.
+    #[inline]
+    fn find_line_end(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        next_cr: &mut Option<usize>,
+    ) -> Option<usize> {
+        let cr = match *next_cr {
+            Some(cr) if cr >= pos => cr,
+            _ => {
+                let cr = memchr(b'\r', &buf[pos..]).map_or(buf.len(), |i| pos + i);
+                #[cfg(test)]
+                {
+                    self.scanned += (cr + 1).min(buf.len()) - pos;
+                }
+                *next_cr = Some(cr);
+                cr
+            }
+        };
+        let lf = memchr(b'\n', &buf[pos..cr]);
+        #[cfg(test)]
+        {
+            self.scanned += lf.map_or(cr - pos, |i| i + 1);
+        }
+        match lf {
+            Some(i) => Some(i),
+            None => (cr < buf.len()).then_some(cr - pos),
+        }
     }
 
     fn skip_bom(&mut self, buf: &[u8], pos: &mut usize) {
@@ -272,10 +396,10 @@ impl Parser {
     /// Handles a line whose terminator has just been seen; `content` is the
     /// part of it in the current chunk.
     #[inline]
-    fn end_line(&mut self, content: &[u8]) -> Option<Result<Frame, ParseError>> {
+    fn end_line(&mut self, content: Line<'_>) -> Option<Result<Frame, ParseError>> {
         if self.discard_event {
             // The line buffer stays empty while discarding.
-            let blank = content.is_empty() && !self.discard_line;
+            let blank = content.bytes.is_empty() && !self.discard_line;
             self.discard_line = false;
             if blank {
                 self.discard_event = false;
@@ -285,18 +409,21 @@ impl Parser {
             return None;
         }
         if self.line.is_empty() {
-            if content.len() > self.max_event_bytes {
+            if content.bytes.len() > self.max_event_bytes {
                 return Some(Err(self.start_discard()));
             }
             return self.process_line(content);
         }
-        if self.line.len() + content.len() > self.max_event_bytes {
+        if self.line.len() + content.bytes.len() > self.max_event_bytes {
             self.line = Vec::new();
             return Some(Err(self.start_discard()));
         }
         let mut line = mem::take(&mut self.line);
-        line.extend_from_slice(content);
-        let out = self.process_line(&line);
+        line.extend_from_slice(content.bytes);
+        let out = self.process_line(Line {
+            bytes: &line,
+            text: None,
+        });
         line.clear();
         self.line = line;
         out
@@ -314,35 +441,36 @@ impl Parser {
     }
 
     #[inline]
-    fn process_line(&mut self, line: &[u8]) -> Option<Result<Frame, ParseError>> {
-        if let Some(value) = line.strip_prefix(b"data:") {
-            return self.data_line(strip_space(value));
+    fn process_line(&mut self, line: Line<'_>) -> Option<Result<Frame, ParseError>> {
+        let bytes = line.bytes;
+        if bytes.starts_with(b"data:") {
+            return self.data_line(line.skip(5).strip_space());
         }
-        if line.is_empty() {
+        if bytes.is_empty() {
             return self.dispatch();
         }
         // Every known field name is at most 5 bytes, so its colon is within
         // the first 6: no need to search a long line for one.
-        let (name, value) = match line[..line.len().min(6)].iter().position(|&b| b == b':') {
-            Some(0) => return self.comment(&line[1..]),
-            Some(colon) => (&line[..colon], strip_space(&line[colon + 1..])),
-            None if line.len() > 5 => return None,
-            None => (line, &b""[..]),
+        let (name, value) = match bytes[..bytes.len().min(6)].iter().position(|&b| b == b':') {
+            Some(0) => return self.comment(&bytes[1..]),
+            Some(colon) => (&bytes[..colon], line.skip(colon + 1).strip_space()),
+            None if bytes.len() > 5 => return None,
+            None => (bytes, line.skip(bytes.len())),
         };
         match name {
             b"data" => return self.data_line(value),
             b"event" => {
                 self.event_type.clear();
-                push_lossy(&mut self.event_type, value);
+                value.push_to(&mut self.event_type);
             }
             // An id holding NUL is ignored as a whole.
-            b"id" if memchr(0, value).is_none() => {
+            b"id" if memchr(0, value.bytes).is_none() => {
                 self.id_buffer.clear();
-                push_lossy(&mut self.id_buffer, value);
+                value.push_to(&mut self.id_buffer);
                 self.id_changed = true;
             }
             b"retry" => {
-                if let Some(ms) = parse_digits(value) {
+                if let Some(ms) = parse_digits(value.bytes) {
                     self.retry = Some(ms);
                     self.event_retry = Some(ms);
                 }
@@ -353,19 +481,19 @@ impl Parser {
     }
 
     #[inline]
-    fn data_line(&mut self, value: &[u8]) -> Option<Result<Frame, ParseError>> {
+    fn data_line(&mut self, value: Line<'_>) -> Option<Result<Frame, ParseError>> {
         if self.has_data {
-            if self.data.len() + 1 + value.len() > self.max_event_bytes {
+            if self.data.len() + 1 + value.bytes.len() > self.max_event_bytes {
                 return Some(Err(self.start_discard()));
             }
             self.data.push('\n');
         } else {
             // The buffer is empty here (it moved into the last event).
             let hint = self.data_hint.min(self.max_event_bytes);
-            self.data.reserve(value.len().max(hint));
+            self.data = String::with_capacity(value.bytes.len().max(hint));
             self.has_data = true;
         }
-        push_lossy(&mut self.data, value);
+        value.push_to(&mut self.data);
         None
     }
 
@@ -381,7 +509,9 @@ impl Parser {
     fn dispatch(&mut self) -> Option<Result<Frame, ParseError>> {
         if self.id_changed {
             self.id_changed = false;
-            self.last_event_id.clone_from(&self.id_buffer);
+            // A swap, not a copy: `id_buffer` is only read again after the
+            // next `id` field has overwritten it.
+            mem::swap(&mut self.last_event_id, &mut self.id_buffer);
         }
         let retry = self.event_retry.take();
         if !self.has_data {
@@ -403,6 +533,93 @@ impl Parser {
             id,
             retry,
         })))
+    }
+}
+
+/// A complete line, or a part of one, with its text when the chunk's UTF-8
+/// check already covered it (then it is appended without a second check).
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    /// The line from byte `n` on; `n` always follows an ASCII byte, so it is
+    /// a character boundary of `text`.
+    #[inline]
+    fn skip(self, n: usize) -> Line<'a> {
+        Line {
+            bytes: &self.bytes[n..],
+            text: self.text.and_then(|text| text.get(n..)),
+        }
+    }
+
+    /// Drops the one space the spec drops after a field's colon.
+    #[inline]
+    fn strip_space(self) -> Line<'a> {
+        if self.bytes.first() == Some(&b' ') {
+            self.skip(1)
+        } else {
+            self
+        }
+    }
+
+    #[inline]
+    fn push_to(self, out: &mut String) {
+        match self.text {
+            Some(text) => out.push_str(text),
+            None => push_lossy(out, self.bytes),
+        }
+    }
+}
+
+/// What a [`Feed`] knows about its chunk beyond the parse position.
+#[derive(Debug)]
+struct ChunkState<'a> {
+    /// The next CR at or after the position it was searched from (the chunk
+    /// length if none); `None` until searched.
+    next_cr: Option<usize>,
+    /// The UTF-8 checked part, for a borrowed chunk only.
+    checked: Option<Checked<'a>>,
+}
+
+/// The part of a borrowed chunk already known to be valid UTF-8, so lines
+/// inside it are appended to strings without a check per line (which costs
+/// more than the check itself on short lines).
+#[derive(Debug)]
+struct Checked<'a> {
+    /// Valid text starting at byte `start` of the chunk.
+    text: &'a str,
+    /// Where `text` starts in the chunk.
+    start: usize,
+}
+
+impl<'a> Checked<'a> {
+    /// The text of `buf[start..end]`, a complete line, if it is valid UTF-8.
+    ///
+    /// A line starting past the checked part triggers a check from there to
+    /// the first invalid byte, so each byte is checked at most once.
+    #[inline]
+    fn text(&mut self, buf: &'a [u8], start: usize, end: usize) -> Option<&'a str> {
+        if start >= self.start + self.text.len() {
+            self.check_from(buf, start);
+        }
+        // A line starting before the checked part (the general path taking
+        // over a line the fast path gave up on) is checked on its own.
+        let from = start.checked_sub(self.start)?;
+        self.text.get(from..end - self.start)
+    }
+
+    /// Checks `buf[start..]` up to its first invalid byte.
+    #[cold]
+    fn check_from(&mut self, buf: &'a [u8], start: usize) {
+        let rest = &buf[start..];
+        self.text = match simdutf8::compat::from_utf8(rest) {
+            Ok(text) => text,
+            Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
+        };
+        self.start = start;
     }
 }
 
@@ -449,6 +666,8 @@ pub struct Feed<'a> {
     input: Input<'a>,
     /// How far `input` has been parsed.
     pos: usize,
+    /// What is known of `input` ahead of `pos`.
+    chunk: ChunkState<'a>,
 }
 
 #[derive(Debug)]
@@ -461,11 +680,25 @@ impl Iterator for Feed<'_> {
     type Item = Result<Frame, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let buf = match &self.input {
-            Input::Borrowed(chunk) => chunk,
-            Input::Owned(owned) => owned.as_slice(),
-        };
-        self.parser.step(buf, &mut self.pos)
+        match self.input {
+            Input::Borrowed(chunk) => {
+                if self.chunk.checked.is_none() {
+                    self.chunk.checked = Some(Checked { text: "", start: 0 });
+                }
+                self.parser.step(chunk, &mut self.pos, &mut self.chunk)
+            }
+            // Rare (a Feed was dropped early): the owned bytes cannot lend
+            // text to the Feed holding them, so each line is checked alone.
+            Input::Owned(ref owned) => {
+                let mut chunk = ChunkState {
+                    next_cr: self.chunk.next_cr,
+                    checked: None,
+                };
+                let out = self.parser.step(owned, &mut self.pos, &mut chunk);
+                self.chunk.next_cr = chunk.next_cr;
+                out
+            }
+        }
     }
 }
 
@@ -857,8 +1090,10 @@ mod tests {
             got.extend(parser.feed(chunk));
         }
         assert_eq!(got.len(), 1);
+        // A constant number of times: once by the CR search, at most twice
+        // by the LF search (the fast path, then the general one).
         assert!(
-            parser.scanned <= input.len(),
+            parser.scanned <= 3 * input.len(),
             "scanned {} bytes of {}",
             parser.scanned,
             input.len()

@@ -5,6 +5,7 @@ mod hub {
 
     mod auth;
     mod bad_input;
+    mod binary;
     mod history;
     mod ops;
     mod pubsub;

@@ -57,7 +57,8 @@ impl MintTopic {
     }
 }
 
-/// What to put in a minted token.
+/// What to put in a minted token. Outside this crate, start from
+/// `MintClaims::default()` and set fields.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct MintClaims {

@@ -143,8 +143,9 @@ fn parse_subscribe_query(
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         let compiled = match &*k {
             "topic" => Some(("t", cache.topic(&v))),
-            "match" | "match_exact" => Some(("e", cache.exact(&v))),
-            "match_urlpattern" => Some(("u", cache.url_pattern(&v))),
+            // Both the 1.0 drafts' snake_case and draft 08's camelCase spellings.
+            "match" | "match_exact" | "matchExact" => Some(("e", cache.exact(&v))),
+            "match_urlpattern" | "matchURLPattern" => Some(("u", cache.url_pattern(&v))),
             // 1.0's name wins over 0.x's when both are present.
             "last_event_id" => {
                 query_last_id = Some((1, v.to_string()));

@@ -13,13 +13,15 @@
 //! [`SelectorCache`] interns compiled selectors (thousands of subscribers with the
 //! same selector string share one `Arc<Selector>`) and memoizes
 //! `(selector, topic) -> bool` for the kinds that cost more than a string compare.
-//! Both are bounded. Both regex engines in play (the `regex` crate for templates,
+//! Both are bounded. Fan-out should [`SelectorCache::prepare`] an update's topics once
+//! and test each subscriber with [`SelectorCache::matches_any_prepared`], so the topic
+//! is hashed once per update rather than once per subscriber. Both regex engines in play (the `regex` crate for templates,
 //! and the one inside `urlpattern`) match in linear time, so a hostile pattern cannot
 //! trigger catastrophic backtracking; pattern length is capped as well.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -570,6 +572,45 @@ impl Default for CacheLimits {
     }
 }
 
+/// A topic with its memo hash computed once; see [`SelectorCache::prepare`].
+#[derive(Debug, Clone, Copy)]
+pub struct PreparedTopic<'a> {
+    /// The topic.
+    topic: &'a str,
+    /// Keyed hash of the topic, specific to the cache that prepared it.
+    hash: u64,
+}
+
+impl<'a> PreparedTopic<'a> {
+    /// The topic.
+    pub fn as_str(&self) -> &'a str {
+        self.topic
+    }
+}
+
+/// Passes already-random `u64` memo keys through instead of hashing them again.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; fold anything else in for completeness.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type MemoMap = HashMap<u64, MemoEntry, BuildHasherDefault<IdentityHasher>>;
+
 /// One memo entry; the full key is kept to rule out hash collisions.
 struct MemoEntry {
     selector: u64,
@@ -589,8 +630,8 @@ pub struct SelectorCache {
     /// Interned selectors, one table per [`SelectorKind`], keyed by source string.
     interned: Mutex<[HashMap<Box<str>, Arc<Selector>>; 3]>,
     /// Memoized results, keyed by a hash of (selector id, topic).
-    memo: [Mutex<HashMap<u64, MemoEntry>>; MEMO_SHARDS],
-    /// Hashes (selector id, topic) for memo keys and shard choice.
+    memo: [Mutex<MemoMap>; MEMO_SHARDS],
+    /// Keyed topic hash for memo keys, so clients cannot aim topics at one slot.
     hasher: RandomState,
     /// Resolves relative URL patterns and topics.
     base: Option<Url>,
@@ -626,7 +667,7 @@ impl SelectorCache {
     pub fn new(limits: CacheLimits) -> Self {
         SelectorCache {
             interned: Mutex::new([HashMap::new(), HashMap::new(), HashMap::new()]),
-            memo: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            memo: std::array::from_fn(|_| Mutex::new(MemoMap::default())),
             hasher: RandomState::new(),
             base: None,
             limits,
@@ -696,23 +737,39 @@ impl SelectorCache {
         self.get(SelectorKind::UrlPattern, source)
     }
 
+    /// Hashes `topic` once, for matching one update against many selectors with
+    /// [`SelectorCache::matches_prepared`].
+    pub fn prepare<'a>(&self, topic: &'a str) -> PreparedTopic<'a> {
+        PreparedTopic {
+            topic,
+            hash: self.hasher.hash_one(topic),
+        }
+    }
+
     /// Whether `selector` matches `topic`, memoized for templates and URL patterns.
     pub fn matches(&self, selector: &Selector, topic: &str) -> bool {
-        let Some(id) = selector.memo_id() else {
+        if selector.memo_id().is_none() {
             return selector.matches(topic);
+        }
+        self.matches_prepared(selector, &self.prepare(topic))
+    }
+
+    /// [`SelectorCache::matches`] with the topic hashed beforehand.
+    pub fn matches_prepared(&self, selector: &Selector, topic: &PreparedTopic<'_>) -> bool {
+        let Some(id) = selector.memo_id() else {
+            return selector.matches(topic.topic);
         };
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
-        topic.hash(&mut h);
-        let key = h.finish();
-        let shard = &self.memo[(key as usize) % MEMO_SHARDS];
+        // The topic hash is keyed (SipHash with a random key), so mixing in the id
+        // with an invertible step keeps keys unpredictable to clients choosing topics.
+        let key = topic.hash ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let shard = &self.memo[((key >> 32) as usize) % MEMO_SHARDS];
         if let Some(e) = lock(shard).get(&key)
             && e.selector == id
-            && &*e.topic == topic
+            && &*e.topic == topic.topic
         {
             return e.matched;
         }
-        let matched = selector.matches(topic);
+        let matched = selector.matches(topic.topic);
         let per_shard = (self.limits.matches / MEMO_SHARDS).max(1);
         let mut memo = lock(shard);
         if memo.len() >= per_shard {
@@ -722,7 +779,7 @@ impl SelectorCache {
             key,
             MemoEntry {
                 selector: id,
-                topic: topic.into(),
+                topic: topic.topic.into(),
                 matched,
             },
         );
@@ -740,6 +797,17 @@ impl SelectorCache {
         selectors
             .iter()
             .any(|s| topics.iter().any(|t| self.matches(s.as_ref(), t.as_ref())))
+    }
+
+    /// [`SelectorCache::matches_any`] with the topics hashed beforehand: prepare an
+    /// update's topics once, then test every subscriber with this.
+    pub fn matches_any_prepared<S>(&self, selectors: &[S], topics: &[PreparedTopic<'_>]) -> bool
+    where
+        S: AsRef<Selector>,
+    {
+        selectors
+            .iter()
+            .any(|s| topics.iter().any(|t| self.matches_prepared(s.as_ref(), t)))
     }
 
     /// Number of memoized results (for metrics and tests).
@@ -783,6 +851,11 @@ mod tests {
         assert!(!s.matches("https://example.com/books/10"));
         assert!(!s.matches("HTTPS://example.com/books/1"));
         assert!(!s.matches("https://example.com/books/1/"));
+        // Without '{' a selector is never a template, even with a stray '}'.
+        assert!(matches!(
+            topic("https://example.com/a}"),
+            Selector::Exact(_)
+        ));
         let e = Selector::exact("https://example.com/{id}").unwrap();
         // 1.0 exact matching never interprets braces.
         assert!(!e.matches("https://example.com/1"));
@@ -879,6 +952,10 @@ mod tests {
                 "prefix modifier must be ':' followed by 1 to 9999",
             ),
             ("https://example.com/{a.}", "variable name ends with '.'"),
+            (
+                "https://example.com/{a..b}",
+                "misplaced '.' in variable name",
+            ),
             ("https://example.com/{.}", "empty variable name"),
             ("https://example.com/{a,}", "empty variable name"),
             (
@@ -1066,6 +1143,15 @@ mod tests {
         assert!(cache.matches_any(&sels, &["https://x/1", "https://example.com/b/2"]));
         assert!(!cache.matches_any(&sels, &["https://x/1"]));
         assert!(!cache.matches_any::<Arc<Selector>, &str>(&[], &["https://example.com/a"]));
+        let t = cache.topic("https://example.com/c/{id}").unwrap();
+        let prepared = [
+            cache.prepare("https://x/1"),
+            cache.prepare("https://example.com/c/9"),
+        ];
+        assert_eq!(prepared[1].as_str(), "https://example.com/c/9");
+        assert!(cache.matches_any_prepared(std::slice::from_ref(&t), &prepared));
+        assert!(!cache.matches_any_prepared(&[t], &prepared[..1]));
+        assert!(cache.matches_any_prepared(&sels, &[cache.prepare("https://example.com/a")]));
     }
 
     proptest! {

@@ -73,6 +73,7 @@ async fn every_selector_kind_selects_what_it_should() {
     assert_eq!(template.next_event().await.data, "book");
     assert_eq!(exact_v1.next_event().await.data, "book");
     assert_eq!(pattern.next_event().await.data, "book");
+    assert_eq!(draft08.next_event().await.data, "book");
 }
 
 #[tokio::test]

@@ -1,0 +1,482 @@
+//! The reconnecting stream: a state machine polled by the caller, with no
+//! task of its own, so dropping it closes the connection at once.
+//!
+//! ```text
+//!   Idle --send--> Connecting --200 event-stream--> Streaming --end/error--> Waiting --delay--> Idle
+//!                      |  \--204 / 4xx / bad type--> Done               \--one-shot/fatal--> Done
+//!                      \--network error / 5xx (if retried)--> Waiting
+//! ```
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use reqwest::Url;
+use sse_wire::{Frame, Parser};
+use tokio::time::{Instant, Sleep};
+
+use crate::builder::{Config, LAST_EVENT_ID};
+use crate::{Builder, EndReason, Error, Item, Open, Reconnect};
+
+/// How much of an error response body is kept for [`Error::Status`].
+const ERROR_BODY_LIMIT: usize = 4096;
+/// Bound on reading that body: a server may keep an error response open.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+type SendFuture = Pin<Box<dyn Future<Output = Result<reqwest::Response, reqwest::Error>> + Send>>;
+type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+type ErrorFuture = Pin<Box<dyn Future<Output = Error> + Send>>;
+
+/// The request repeated on every connection.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
+}
+
+/// A stream of events from one URL that reconnects like a browser's
+/// `EventSource`, yielding `Result<`[`Item`]`, `[`Error`]`>`.
+///
+/// Made by a [`Builder`]. An `Err` is always the last item. The stream ends
+/// (`None`) on `204 No Content`, after [`EventSource::close`], or when the
+/// server ends the stream and [`Builder::reconnect_on_end`] is off;
+/// [`EventSource::end_reason`] tells which.
+///
+/// # Examples
+///
+/// ```no_run
+/// use futures_util::StreamExt;
+/// use sse_client::{EventSource, Item};
+///
+/// # async fn example() -> Result<(), sse_client::Error> {
+/// let mut events = EventSource::get("https://example.com/.well-known/mercure?topic=*").build()?;
+/// while let Some(item) = events.next().await {
+///     if let Item::Event(event) = item? {
+///         println!("{}: {}", event.event_type(), event.data);
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct EventSource {
+    /// Shared or owned HTTP client; holds the connection pool.
+    client: reqwest::Client,
+    /// What to send on each connection.
+    request: Request,
+    /// Reconnection and parsing options.
+    config: Config,
+    /// Last event ID of finished connections; while streaming the parser
+    /// holds the live value.
+    last_event_id: String,
+    /// The server's latest `retry:`, kept across connections.
+    retry: Option<Duration>,
+    /// Consecutive reconnection attempts since the last healthy connection.
+    failures: u32,
+    /// Items parsed from a chunk but not yet handed out: one read can hold
+    /// many events.
+    queue: VecDeque<Result<Item, Error>>,
+    /// Where the connection stands.
+    state: State,
+    /// Set once the stream has ended.
+    end: Option<EndReason>,
+}
+
+enum State {
+    Idle,
+    Connecting {
+        response: SendFuture,
+        /// Bounds the wait for the response head with the idle timeout.
+        deadline: Option<Pin<Box<Sleep>>>,
+    },
+    ReadingError(ErrorFuture),
+    Streaming(Box<Streaming>),
+    Waiting(Pin<Box<Sleep>>),
+    Done,
+}
+
+struct Streaming {
+    body: BodyStream,
+    parser: Parser,
+    opened_at: Instant,
+    /// Idle timer, re-armed lazily: chunks only record `last_activity`, and
+    /// the timer is pushed back when it fires early. Re-arming a timer per
+    /// chunk would cost more than parsing a small chunk.
+    idle: Option<(Pin<Box<Sleep>>, Duration)>,
+    last_activity: Instant,
+}
+
+impl std::fmt::Debug for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSource")
+            .field("method", &self.request.method)
+            .field("url", &self.request.url.as_str())
+            .field("last_event_id", &self.last_event_id())
+            .field("retry", &self.retry)
+            .field("failures", &self.failures)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventSource {
+    /// Starts building a `GET` stream.
+    pub fn get(url: impl AsRef<str>) -> Builder {
+        Builder::new(Method::GET, url.as_ref())
+    }
+
+    /// Starts building a `POST` stream (give the body with
+    /// [`Builder::body`]).
+    pub fn post(url: impl AsRef<str>) -> Builder {
+        Builder::new(Method::POST, url.as_ref())
+    }
+
+    /// Starts building a stream with any method (Mercure's `QUERY`, say).
+    pub fn builder(method: Method, url: impl AsRef<str>) -> Builder {
+        Builder::new(method, url.as_ref())
+    }
+
+    pub(crate) fn new(
+        client: reqwest::Client,
+        request: Request,
+        last_event_id: String,
+        config: Config,
+    ) -> Self {
+        Self {
+            client,
+            request,
+            config,
+            last_event_id,
+            retry: None,
+            failures: 0,
+            queue: VecDeque::new(),
+            state: State::Idle,
+            end: None,
+        }
+    }
+
+    /// The last event ID in force: what `Last-Event-ID` will carry on the
+    /// next connection (nothing is sent when empty).
+    pub fn last_event_id(&self) -> &str {
+        match &self.state {
+            State::Streaming(s) => s.parser.last_event_id(),
+            _ => &self.last_event_id,
+        }
+    }
+
+    /// The reconnection delay the server asked for with `retry:`, if any.
+    pub fn retry(&self) -> Option<Duration> {
+        let live = match &self.state {
+            State::Streaming(s) => s.parser.retry(),
+            _ => None,
+        };
+        live.map(Duration::from_millis).or(self.retry)
+    }
+
+    /// Why the stream ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end
+    }
+
+    /// Closes the connection, or cancels a pending reconnection; the stream
+    /// then yields `None`. Dropping the stream has the same effect.
+    pub fn close(&mut self) {
+        self.finish(EndReason::Closed);
+        self.queue.clear();
+    }
+
+    /// Moves to `Done`, saving what the current parser learnt.
+    fn finish(&mut self, reason: EndReason) {
+        self.take_connection();
+        self.state = State::Done;
+        self.end.get_or_insert(reason);
+    }
+
+    /// Leaves the current state, keeping the parser's last event ID and
+    /// `retry`, and returns how long the connection was open, if it was.
+    fn take_connection(&mut self) -> Option<Duration> {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Streaming(s) => {
+                s.parser.last_event_id().clone_into(&mut self.last_event_id);
+                if let Some(ms) = s.parser.retry() {
+                    self.retry = Some(Duration::from_millis(ms));
+                }
+                Some(s.opened_at.elapsed())
+            }
+            _ => None,
+        }
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.finish(EndReason::Failed);
+        self.queue.push_back(Err(error));
+    }
+
+    /// The connection is gone (`cause` = `None`: ended by the server);
+    /// schedules the next attempt or gives up.
+    fn reconnect(&mut self, cause: Option<Error>) {
+        if let Some(open_for) = self.take_connection() {
+            if open_for >= self.config.healthy_after {
+                self.failures = 0;
+            }
+        }
+        if let Some(max) = self.config.max_retries {
+            if self.failures >= max {
+                self.fail(Error::RetriesExhausted {
+                    attempts: self.failures,
+                    last: cause.map(Box::new),
+                });
+                return;
+            }
+        }
+        let delay = self
+            .config
+            .backoff
+            .delay(self.retry, self.failures, rand::random::<f64>());
+        self.failures = self.failures.saturating_add(1);
+        tracing::debug!(url = %self.request.url, attempt = self.failures, ?delay, "reconnecting");
+        self.queue.push_back(Ok(Item::Reconnecting(Reconnect {
+            attempt: self.failures,
+            delay,
+            cause,
+        })));
+        self.state = State::Waiting(Box::pin(tokio::time::sleep(delay)));
+    }
+
+    fn network_error(&mut self, error: Error) {
+        if self.config.retry_network_errors {
+            self.reconnect(Some(error));
+        } else {
+            self.fail(error);
+        }
+    }
+
+    fn send(&mut self) {
+        let r = &self.request;
+        let mut req = self
+            .client
+            .request(r.method.clone(), r.url.clone())
+            .headers(r.headers.clone());
+        if !self.last_event_id.is_empty() {
+            match HeaderValue::from_str(&self.last_event_id) {
+                Ok(v) => req = req.header(LAST_EVENT_ID, v),
+                // The codec keeps CR, LF and NUL out of ids, but other
+                // control characters cannot travel in a header either.
+                Err(_) => {
+                    tracing::warn!(id = ?self.last_event_id, "last event id is not a valid header value, not sent")
+                }
+            }
+        }
+        if let Some(body) = &r.body {
+            req = req.body(body.clone());
+        }
+        let deadline = self
+            .config
+            .idle_timeout
+            .map(|t| Box::pin(tokio::time::sleep(t)));
+        self.state = State::Connecting {
+            response: Box::pin(req.send()),
+            deadline,
+        };
+    }
+
+    fn on_response(&mut self, response: reqwest::Response) {
+        let status = response.status();
+        if status == StatusCode::NO_CONTENT {
+            tracing::debug!(url = %self.request.url, "204 no content, not reconnecting");
+            self.finish(EndReason::NoContent);
+            return;
+        }
+        if status != StatusCode::OK {
+            if status.is_server_error() && self.config.retry_server_errors {
+                let error = Error::Status {
+                    status,
+                    headers: response.headers().clone(),
+                    body: String::new(),
+                };
+                self.reconnect(Some(error));
+            } else {
+                self.state = State::ReadingError(Box::pin(read_error(response)));
+            }
+            return;
+        }
+        let content_type = response.headers().get(CONTENT_TYPE);
+        if !is_event_stream(content_type) {
+            let content_type =
+                content_type.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            self.fail(Error::ContentType { content_type });
+            return;
+        }
+        let mut parser = Parser::new()
+            .with_comments(self.config.comments)
+            .with_last_event_id(self.last_event_id.as_str());
+        if let Some(n) = self.config.max_event_bytes {
+            parser = parser.with_max_event_bytes(n);
+        }
+        let now = Instant::now();
+        self.queue.push_back(Ok(Item::Open(Open {
+            status,
+            headers: response.headers().clone(),
+            url: response.url().clone(),
+            version: response.version(),
+        })));
+        let idle = self
+            .config
+            .idle_timeout
+            .map(|t| (Box::pin(tokio::time::sleep(t)), t));
+        self.state = State::Streaming(Box::new(Streaming {
+            body: Box::pin(response.bytes_stream()),
+            parser,
+            opened_at: now,
+            idle,
+            last_activity: now,
+        }));
+    }
+
+    /// Parses one chunk into the queue. Returns a fatal parse error.
+    fn feed(
+        queue: &mut VecDeque<Result<Item, Error>>,
+        parser: &mut Parser,
+        chunk: &[u8],
+    ) -> Option<Error> {
+        for frame in parser.feed(chunk) {
+            match frame {
+                Ok(Frame::Event(e)) => queue.push_back(Ok(Item::Event(e))),
+                Ok(Frame::Comment(c)) => queue.push_back(Ok(Item::Comment(c))),
+                Ok(_) => {}
+                Err(e) => return Some(Error::Parse(e)),
+            }
+        }
+        None
+    }
+}
+
+/// `text/event-stream`, in any case, with any parameters (`charset=utf-8`).
+fn is_event_stream(value: Option<&HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("text/event-stream")
+}
+
+async fn read_error(mut response: reqwest::Response) -> Error {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    let read = async {
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+    };
+    // A body that never ends must not hold the error back.
+    let _ = tokio::time::timeout(ERROR_BODY_TIMEOUT, read).await;
+    body.truncate(ERROR_BODY_LIMIT);
+    Error::Status {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+impl Stream for EventSource {
+    type Item = Result<Item, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(item) = this.queue.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Idle => this.send(),
+                State::Waiting(sleep) => {
+                    ready!(sleep.as_mut().poll(cx));
+                    this.state = State::Idle;
+                }
+                State::Connecting { response, deadline } => match response.as_mut().poll(cx) {
+                    Poll::Ready(Ok(r)) => this.on_response(r),
+                    Poll::Ready(Err(e)) if e.is_builder() || e.is_redirect() => {
+                        this.fail(Error::Request(e))
+                    }
+                    Poll::Ready(Err(e)) => this.network_error(Error::Request(e)),
+                    Poll::Pending => {
+                        let timed_out = deadline
+                            .as_mut()
+                            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                        if !timed_out {
+                            return Poll::Pending;
+                        }
+                        let t = this.config.idle_timeout.unwrap_or_default();
+                        this.network_error(Error::IdleTimeout(t));
+                    }
+                },
+                State::ReadingError(read) => {
+                    let error = ready!(read.as_mut().poll(cx));
+                    this.fail(error);
+                }
+                State::Streaming(s) => match s.body.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        if s.idle.is_some() {
+                            s.last_activity = Instant::now();
+                        }
+                        if let Some(e) = Self::feed(&mut this.queue, &mut s.parser, &chunk) {
+                            this.fail(e);
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => this.network_error(Error::Request(e)),
+                    Poll::Ready(None) => {
+                        if this.config.reconnect_on_end {
+                            this.reconnect(None);
+                        } else {
+                            this.finish(EndReason::StreamEnded);
+                        }
+                    }
+                    Poll::Pending => {
+                        let Some((sleep, timeout)) = &mut s.idle else {
+                            return Poll::Pending;
+                        };
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        let due = s.last_activity + *timeout;
+                        if due > Instant::now() {
+                            sleep.as_mut().reset(due);
+                            continue;
+                        }
+                        let t = *timeout;
+                        this.network_error(Error::IdleTimeout(t));
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stream_media_type_accepts_parameters_and_any_case() {
+        let ok = |s: &'static str| is_event_stream(Some(&HeaderValue::from_static(s)));
+        assert!(ok("text/event-stream"));
+        assert!(ok("text/event-stream; charset=utf-8"));
+        assert!(ok("Text/Event-Stream;charset=UTF-8"));
+        assert!(!ok("text/plain"));
+        assert!(!ok("text/event-streamx"));
+        assert!(!ok("application/json; x=text/event-stream"));
+        assert!(!is_event_stream(None));
+    }
+}
