@@ -64,6 +64,7 @@ describe('chat page', () => {
     await waitChars(page, 60);
     assert.equal(await state(page), 'streaming');
     assert.equal(await page.getAttribute('.turn.assistant .answer', 'aria-busy'), 'true');
+    assert.equal(await page.getAttribute('.turn.assistant .answer', 'aria-live'), 'polite');
     mkdirSync(resultsDir, { recursive: true });
     await page.screenshot({ path: join(resultsDir, 'chat-mid-answer.png') });
     await page.setViewportSize({ width: 390, height: 760 });

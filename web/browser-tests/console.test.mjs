@@ -4,7 +4,9 @@
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startHub, launchBrowser } from './harness.mjs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startHub, launchBrowser, resultsDir } from './harness.mjs';
 
 const KEY = 'console-test-secret-that-is-long-enough-for-hs256';
 let hub;
@@ -59,6 +61,15 @@ it('subscribes with fetch, publishes with a bearer token, shows the event with i
   const li = page.locator(`#events li[data-id="${id}"]`);
   assert.equal(await li.getAttribute('data-type'), 'greeting');
   assert.equal(await li.locator('pre').textContent(), 'hello <b>console</b>');
+  mkdirSync(resultsDir, { recursive: true });
+  await page.screenshot({ path: join(resultsDir, 'console.png'), fullPage: true });
+  // A new subscription asking for history from `earliest` gets the same event replayed.
+  await page.click('#sub-stop');
+  await page.click('#clear');
+  await page.fill('#sub-last-id', 'earliest');
+  await page.click('#sub-start');
+  await page.waitForSelector(`#events li[data-id="${id}"]`);
+  assert.equal(await page.locator('#events li').count(), 1);
   // Data is shown as text, never as markup.
   assert.equal(await li.locator('b').count(), 3); // the three labels: time, type, id
   assert.deepEqual(errors, []);
