@@ -17,6 +17,8 @@ export const DEFAULT_RETRY_MS = 1000;
 export const DEFAULT_MAX_RETRY_MS = 30000;
 /** Longest line (in UTF-16 code units) the parser buffers before failing the stream. */
 export const DEFAULT_MAX_LINE = 1 << 20;
+/** Largest event data (in UTF-16 code units) the parser buffers before failing the stream. */
+export const DEFAULT_MAX_EVENT = 1 << 23;
 
 const LF = 10;
 const CR = 13;
@@ -43,11 +45,13 @@ export class SSEError extends Error {
 export class Parser {
   /**
    * @param {(event: {type: string, data: string, id: string}) => void} onEvent
-   * @param {{maxLine?: number}} [options]
+   * @param {{maxLine?: number, maxEvent?: number}} [options]
    */
-  constructor(onEvent, { maxLine = DEFAULT_MAX_LINE } = {}) {
+  constructor(onEvent, { maxLine = DEFAULT_MAX_LINE, maxEvent = DEFAULT_MAX_EVENT } = {}) {
     this.onEvent = onEvent;
+    // Both caps keep a broken or hostile server from growing the page's memory without end.
     this.maxLine = maxLine;
+    this.maxEvent = maxEvent;
     // The decoder keeps a multi-byte character split across chunks, and drops a leading BOM
     // once (also when the BOM itself is split), which is exactly the stream rule.
     this.decoder = new TextDecoder('utf-8');
@@ -68,7 +72,7 @@ export class Parser {
 
   /**
    * Feeds bytes (a Uint8Array) or already decoded text.
-   * @throws {SSEError} when a line grows beyond `maxLine`
+   * @throws {SSEError} when a line grows beyond `maxLine` or an event beyond `maxEvent`
    */
   push(chunk) {
     const text = typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
@@ -132,6 +136,10 @@ export class Parser {
       case 'data':
         this.data += value + '\n';
         this.hasData = true;
+        if (this.data.length > this.maxEvent) {
+          this.data = '';
+          throw new SSEError(`event data longer than ${this.maxEvent} characters`, { fatal: true });
+        }
         break;
       case 'event':
         this.type = value;
@@ -198,8 +206,9 @@ function isEventStream(response) {
  * `resume(ctx)` (returns `{url, method, headers, body}` overrides for reconnections, for a POST
  * that must not be repeated; `ctx` = `{lastEventId, response}`), and the callbacks
  * `onopen(response)`, `onmessage(event)` (`{type, data, id}`, every event type),
- * `onerror(error, {willRetry, delay})` and `onclose()`. `fetch`, `random` and `sleep` can be
- * replaced, for tests.
+ * `onerror(error, {willRetry, delay})` and `onclose()`. `maxLine` and `maxEvent` cap what one
+ * line or one event may buffer (beyond them the connection fails for good). `fetch`, `random`
+ * and `sleep` can be replaced, for tests.
  *
  * No retry after a 204 (the server says "done"), a 4xx, or a response that is not
  * `text/event-stream`; a 5xx or a network error is retried.
@@ -215,6 +224,8 @@ export function connect(url, options = {}) {
     signal,
     retry = DEFAULT_RETRY_MS,
     maxRetry = DEFAULT_MAX_RETRY_MS,
+    maxLine = DEFAULT_MAX_LINE,
+    maxEvent = DEFAULT_MAX_EVENT,
     reconnect = true,
     resume,
     onopen,
@@ -286,7 +297,7 @@ export function connect(url, options = {}) {
           progressed = true;
           conn.lastEventId = event.id;
           if (onmessage && !controller.signal.aborted) onmessage(event);
-        });
+        }, { maxLine, maxEvent });
         if (response.body) {
           const reader = response.body.getReader();
           try {

@@ -260,3 +260,12 @@ test('a non-ASCII last event id is sent as its UTF-8 bytes instead of failing ev
   const sent = fetch.calls[1].headers['last-event-id'];
   assert.equal(new TextDecoder().decode(Uint8Array.from(sent, (c) => c.charCodeAt(0))), '\u00e9t\u00e9-\u{1F600}');
 });
+
+test('an over-size event fails the connection for good instead of reconnecting into it', async () => {
+  const fetch = fakeFetch([sse(['data: ' + 'x'.repeat(100) + '\n\n'])]);
+  const errors = [];
+  const conn = connect('http://h/s', { fetch, maxEvent: 64, onerror: (e, i) => errors.push([e.fatal, i.willRetry]) });
+  await conn.closed;
+  assert.equal(fetch.calls.length, 1);
+  assert.deepEqual(errors, [[true, false]]);
+});

@@ -57,3 +57,10 @@ test('text chunks are accepted as well as bytes', () => {
   p.push('\ndata: b\n\n');
   assert.deepEqual(events, [{ type: 'message', data: 'a\nb', id: '' }]);
 });
+
+test('an event of many data lines is capped as well', () => {
+  const p = new Parser(() => {}, { maxEvent: 64 });
+  const many = 'data: 0123456789\n'.repeat(10);
+  assert.throws(() => p.push(many), (e) => e instanceof SSEError && e.fatal);
+});
+
