@@ -399,7 +399,12 @@ export class EventSource extends EventTarget {
         this._fire(new Event('error'));
       },
       onclose: () => {
-        this.readyState = EventSource.CLOSED;
+        // Ending without an error report means a 204: the standard fails the connection
+        // with an error event there, which code written for EventSource waits for.
+        if (this.readyState !== EventSource.CLOSED) {
+          this.readyState = EventSource.CLOSED;
+          this._fire(new Event('error'));
+        }
       },
     });
   }

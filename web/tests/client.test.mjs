@@ -269,3 +269,29 @@ test('an over-size event fails the connection for good instead of reconnecting i
   assert.equal(fetch.calls.length, 1);
   assert.deepEqual(errors, [[true, false]]);
 });
+
+test('EventSource class: a 204 fires one error and closes, as the standard says', async () => {
+  const fetch = fakeFetch([sse([], { status: 204 })]);
+  const es = new EventSource('http://h/s', { fetch });
+  const states = [];
+  await new Promise((resolve) => {
+    es.onerror = () => {
+      states.push(es.readyState);
+      resolve();
+    };
+  });
+  await es._conn.closed;
+  assert.deepEqual(states, [EventSource.CLOSED]);
+  assert.equal(fetch.calls.length, 1);
+});
+
+test('EventSource class: close() fires no error', async () => {
+  const fetch = fakeFetch([]);
+  const es = new EventSource('http://h/s', { fetch });
+  let errors = 0;
+  es.onerror = () => errors++;
+  es.close();
+  await es._conn.closed;
+  assert.equal(errors, 0);
+  assert.equal(es.readyState, EventSource.CLOSED);
+});
