@@ -3,21 +3,15 @@
 // token, and watch the events and their ids arrive.
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHub, launchBrowser, resultsDir } from './harness.mjs';
+import { startHub, launchBrowser, resultsDir, hs256 } from './harness.mjs';
 
 const KEY = 'console-test-secret-that-is-long-enough-for-hs256';
 let hub;
 let browser;
 
-/** An HS256 JWT with Mercure 0.x claims. */
-function token(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
-  return `${head}.${createHmac('sha256', KEY).update(head).digest('base64url')}`;
-}
+const token = (claims) => hs256(KEY, claims);
 const publisher = token({ mercure: { publish: ['*'] } });
 const subscriber = token({ mercure: { subscribe: ['*'] } });
 

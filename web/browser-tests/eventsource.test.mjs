@@ -7,16 +7,17 @@ import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startHub, launchBrowser } from './harness.mjs';
+import { startHub, launchBrowser, hs256 } from './harness.mjs';
 
 const cases = JSON.parse(readFileSync(fileURLToPath(new URL('../../conformance/parse-cases.json', import.meta.url)), 'utf8'));
 const hex = (s) => Buffer.from(s, 'utf8').toString('hex');
 const prepared = cases.map((c) => ({ ...c, hex: c.chunks_hex || c.chunks.map(hex) }));
 
+const KEY = 'eventsource-test-secret-long-enough-for-hs256';
 let hub;
 let browser;
 before(async () => {
-  hub = await startHub();
+  hub = await startHub(['--publisher-jwt-key', KEY]);
   browser = await launchBrowser();
 });
 after(async () => {
@@ -91,13 +92,26 @@ it('the EventSource-compatible class passes every event-format case in the brows
 it('the EventSource-compatible class receives a real Mercure update, named, with its id', async () => {
   const page = await browser.context.newPage();
   await page.goto(`${hub.url}/console`);
-  const got = await page.evaluate(async () => {
+  const topic = 'https://example.com/es';
+  await page.evaluate(async (topic) => {
     const { EventSource } = await import('/ssehub.js');
-    const es = new EventSource('/.well-known/mercure?topic=' + encodeURIComponent('https://example.com/es'));
+    const es = new EventSource('/.well-known/mercure?topic=' + encodeURIComponent(topic));
+    window.__got = new Promise((resolve) => {
+      es.addEventListener('update', (e) => {
+        resolve({ type: e.type, data: e.data, lastEventId: e.lastEventId, readyState: es.readyState });
+        es.close();
+      });
+    });
     await new Promise((r) => (es.onopen = r));
-    return { readyState: es.readyState, url: es.url };
+  }, topic);
+  const form = new URLSearchParams({ topic, data: 'line 1\nline 2', type: 'update', id: 'es-1' });
+  const r = await fetch(`${hub.url}/.well-known/mercure`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${hs256(KEY, { mercure: { publish: ['*'] } })}` },
+    body: form,
   });
-  assert.equal(got.readyState, 1);
-  assert.match(got.url, /\/\.well-known\/mercure\?topic=/);
+  assert.equal(r.status, 200, await r.text());
+  const got = await page.evaluate(() => window.__got);
+  assert.deepEqual(got, { type: 'update', data: 'line 1\nline 2', lastEventId: 'es-1', readyState: 1 });
   await page.close();
 });

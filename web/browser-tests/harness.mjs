@@ -2,6 +2,7 @@
 // headless Chromium (Debian's, driven by playwright-core). Both are stopped by the tests that
 // started them, by PID.
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -150,4 +151,11 @@ export async function startProxy(target) {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** An HS256 JWT signed with `key`, expiring in an hour: for `--publisher-jwt-key key`. */
+export function hs256(key, claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
+  return `${head}.${createHmac('sha256', key).update(head).digest('base64url')}`;
 }
