@@ -74,6 +74,7 @@ describe('chat page', () => {
     await page.screenshot({ path: join(resultsDir, 'chat-mid-answer-phone.png') });
     await page.setViewportSize({ width: 1000, height: 760 });
     await waitState(page, 'done');
+    await page.screenshot({ path: join(resultsDir, 'chat-done.png'), fullPage: true });
     const states = await page.evaluate(() => window.__states);
     assert.ok(states.length >= 10, `only ${states.length} renderings`);
     const final = states[states.length - 1];
