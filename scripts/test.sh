@@ -1,25 +1,20 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need on a fresh Debian machine,
-# then runs every check (format, lints, every test). CI runs exactly this.
+# The one test command: installs what the tests need on a fresh Debian machine, then runs
+# every check (format, lints, every test, browser tests). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
 step() { printf '\n==> %s\n' "$*"; }
 
-# System packages the tests use. Only installed when missing, so a warm machine
-# pays nothing and a fresh one needs no hand-installed tool.
-need_pkgs=()
-for pair in "redis-server:redis-server"; do
-  cmd=${pair%%:*}; pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  step "installing ${need_pkgs[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+# The relay is tested with the official `openai` Python SDK, in a venv of its own so the
+# machine's Python stays untouched. Installed once; later runs reuse it.
+venv=target/test-venv
+if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
+  step "installing the openai Python SDK into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai>=1,<3'
 fi
+export SSEHUB_TEST_PYTHON="$PWD/$venv/bin/python"
 
 step "rustfmt"
 cargo fmt --all -- --check
@@ -32,3 +27,8 @@ cargo check --quiet --manifest-path fuzz/Cargo.toml
 
 step "tests"
 cargo test --workspace --locked
+
+if [ -x scripts/test-web.sh ]; then
+  step "browser module and pages"
+  scripts/test-web.sh
+fi

@@ -5,6 +5,9 @@
 //! The first input byte picks the chunk size (low nibble) and, if its high
 //! bit is set, a small size limit (so the over-limit paths run too); the
 //! rest is the stream.
+//!
+//! Run (cargo-fuzz needs nightly; `RUSTC_BOOTSTRAP=1` works on stable 1.95):
+//! `RUSTC_BOOTSTRAP=1 cargo fuzz run parser -- -max_total_time=180 -max_len=4096`
 
 #![no_main]
 

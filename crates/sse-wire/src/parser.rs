@@ -3,10 +3,17 @@
 //!
 //! Bytes go in through [`Parser::feed`] in chunks of any size; complete lines
 //! are parsed straight out of the caller's chunk and only an unfinished
-//! trailing line is copied into the parser, so every input byte is scanned
-//! once whatever the chunking. Each data line is validated as UTF-8 while it
-//! is appended to the event's `String`, which then moves into the dispatched
-//! [`Event`] without a copy.
+//! trailing line is copied into the parser, so every input byte is scanned a
+//! bounded number of times whatever the chunking.
+//!
+//! Per chunk, a [`Feed`] keeps what it learnt ahead of the parse position
+//! (`ChunkState`): where the next CR is (so line ends are found with a plain
+//! LF search) and how far the chunk is valid UTF-8 (checked once, with
+//! SIMD). Lines inside that valid part are sliced as `&str` and appended to
+//! the event's `String` without a check per line; that `String` then moves
+//! into the dispatched [`Event`] without a copy. `data:`/`id:`/blank lines
+//! take a fast path (`fast_lines`); everything else, and every line that
+//! spans chunks, takes the general path, which implements each rule once.
 
 use std::iter::FusedIterator;
 use std::mem;
@@ -506,6 +513,7 @@ impl Parser {
     }
 
     /// The blank-line step of the spec.
+    #[inline]
     fn dispatch(&mut self) -> Option<Result<Frame, ParseError>> {
         if self.id_changed {
             self.id_changed = false;
@@ -615,12 +623,23 @@ impl<'a> Checked<'a> {
     #[cold]
     fn check_from(&mut self, buf: &'a [u8], start: usize) {
         let rest = &buf[start..];
+        // `compat` stops at the first invalid block (and says where the
+        // error is): after an invalid line the next check starts past it, so
+        // no byte is checked twice. `basic` would read to the end each time.
         self.text = match simdutf8::compat::from_utf8(rest) {
             Ok(text) => text,
             Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
         };
+        #[cfg(test)]
+        UTF8_CHECKED.with(|n| n.set(n.get() + (self.text.len() + 1).min(rest.len())));
         self.start = start;
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes handed to the chunk UTF-8 check, up to its first error.
+    static UTF8_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 fn strip_space(value: &[u8]) -> &[u8] {
@@ -1077,6 +1096,21 @@ mod tests {
         assert!(parser.line.capacity() <= 16);
         let ok: Vec<_> = parser.feed(b"\n\ndata: ok\n\n").collect();
         assert_eq!(ok, [Ok(Frame::Event(Event::new("ok")))]);
+    }
+
+    #[test]
+    fn many_invalid_lines_in_one_chunk_are_utf8_checked_once() {
+        let input = b"data: \xFF\n".repeat(20_000);
+        let before = UTF8_CHECKED.with(std::cell::Cell::get);
+        let mut parser = Parser::new();
+        assert_eq!(parser.feed(&input).count(), 0);
+        assert_eq!(parser.feed(b"\n").count(), 1);
+        let checked = UTF8_CHECKED.with(std::cell::Cell::get) - before;
+        assert!(
+            checked <= input.len(),
+            "checked {checked} bytes of {}",
+            input.len()
+        );
     }
 
     #[test]

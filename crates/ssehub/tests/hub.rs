@@ -10,5 +10,6 @@ mod hub {
     mod ops;
     mod pubsub;
     mod relay;
+    mod sdk;
     mod streams;
 }

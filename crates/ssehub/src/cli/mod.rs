@@ -1,5 +1,6 @@
 //! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
 
+mod listen;
 mod parse;
 mod publish;
 mod serve;
@@ -21,6 +22,8 @@ pub(crate) struct Cli {
 enum Command {
     /// Run the hub (Mercure publish/subscribe, history, relay, pages).
     Serve(Box<serve::ServeArgs>),
+    /// Subscribe to any SSE URL and print its events (curl for SSE).
+    Listen(listen::ListenArgs),
     /// Read an event stream on stdin, print one JSON line per dispatched event.
     Parse(parse::ParseArgs),
     /// Publish an update to a hub.
@@ -33,6 +36,9 @@ enum Command {
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Listen(args) => runtime()?
+            .block_on(listen::run(args))
+            .map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
         Command::Publish(args) => runtime()?.block_on(publish::run(args)),
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),

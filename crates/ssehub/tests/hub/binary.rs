@@ -14,7 +14,10 @@ use super::support::{SECRET, Sse, admin_token};
 const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -25,8 +28,18 @@ fn parse_prints_every_conformance_case() {
     for case in &cases {
         let name = case["name"].as_str().unwrap();
         let chunks: Vec<Vec<u8>> = match (case.get("chunks"), case.get("chunks_hex")) {
-            (Some(c), _) => c.as_array().unwrap().iter().map(|s| s.as_str().unwrap().as_bytes().to_vec()).collect(),
-            (_, Some(h)) => h.as_array().unwrap().iter().map(|s| hex(s.as_str().unwrap())).collect(),
+            (Some(c), _) => c
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().as_bytes().to_vec())
+                .collect(),
+            (_, Some(h)) => h
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| hex(s.as_str().unwrap()))
+                .collect(),
             _ => panic!("{name}: no chunks"),
         };
         let mut child = Command::new(BIN)
@@ -43,10 +56,17 @@ fn parse_prints_every_conformance_case() {
         drop(stdin);
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{name}");
-        let lines: Vec<Value> =
-            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         let (state, events) = lines.split_last().unwrap();
-        assert_eq!(events, case["events"].as_array().unwrap().as_slice(), "{name}");
+        assert_eq!(
+            events,
+            case["events"].as_array().unwrap().as_slice(),
+            "{name}"
+        );
         assert_eq!(state["retry"], case["retry"], "{name}");
         assert_eq!(state["last_event_id"], case["last_event_id"], "{name}");
     }
@@ -88,8 +108,10 @@ fn serve(dir: &Path, extra: &[&str]) -> Served {
         if let Some(at) = line.find("listening on http") {
             let rest = &line[at..];
             let start = rest.find("://").unwrap() + 3;
-            let text: String =
-                rest[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+            let text: String = rest[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
             addr = Some(text.parse().unwrap());
             break;
         }
@@ -97,7 +119,11 @@ fn serve(dir: &Path, extra: &[&str]) -> Served {
     let addr = addr.expect("ssehub serve never said where it listens");
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    let mut served = Served { child, addr, stdout: String::new() };
+    let mut served = Served {
+        child,
+        addr,
+        stdout: String::new(),
+    };
     if !extra.contains(&"--publisher-jwt-key") {
         let mut out = served.child.stdout.take().unwrap();
         let mut buf = [0u8; 4096];
@@ -111,8 +137,15 @@ fn serve(dir: &Path, extra: &[&str]) -> Served {
     served
 }
 
-async fn publish(client: &reqwest::Client, addr: SocketAddr, token: &str, data: &str) -> reqwest::Result<reqwest::Response> {
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs([("topic", "/durable"), ("data", data)]).finish();
+async fn publish(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    token: &str,
+    data: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("topic", "/durable"), ("data", data)])
+        .finish();
     client
         .post(format!("http://{addr}/.well-known/mercure"))
         .bearer_auth(token)
@@ -158,7 +191,10 @@ async fn every_acknowledged_publish_survives_kill_9() {
 
     let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
     let res = client
-        .get(format!("http://{}/.well-known/mercure?topic=/durable&lastEventID=earliest", hub.addr))
+        .get(format!(
+            "http://{}/.well-known/mercure?topic=/durable&lastEventID=earliest",
+            hub.addr
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -167,25 +203,44 @@ async fn every_acknowledged_publish_survives_kill_9() {
     // Everything acknowledged is there; at most a few unacknowledged in-flight ones besides.
     let mut history = Vec::new();
     while history.len() < acked.len() + 4 {
-        let Ok(ev) = tokio::time::timeout(Duration::from_secs(2), sse.next_event()).await else { break };
+        let Ok(ev) = tokio::time::timeout(Duration::from_secs(2), sse.next_event()).await else {
+            break;
+        };
         history.push(ev.id.unwrap());
     }
     let position = |id: &String| history.iter().position(|h| h == id);
     for p in 0..4 {
-        let mine: Vec<_> = acked.iter().filter(|(q, _)| *q == p).map(|(_, id)| id).collect();
-        let at: Vec<usize> =
-            mine.iter().map(|id| position(id).unwrap_or_else(|| panic!("acknowledged {id} was lost"))).collect();
+        let mine: Vec<_> = acked
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, id)| id)
+            .collect();
+        let at: Vec<usize> = mine
+            .iter()
+            .map(|id| position(id).unwrap_or_else(|| panic!("acknowledged {id} was lost")))
+            .collect();
         // Each publisher's updates are in the order they were acknowledged.
-        assert!(at.windows(2).all(|w| w[0] < w[1]), "publisher {p}'s updates out of order");
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "publisher {p}'s updates out of order"
+        );
     }
-    assert!(history.len() <= acked.len() + 4, "more in history than was sent");
+    assert!(
+        history.len() <= acked.len() + 4,
+        "more in history than was sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_run_generates_a_key_and_prints_a_token_that_works_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let hub = serve(dir.path(), &[]);
-    let token_line = hub.stdout.lines().map(str::trim).find(|l| l.starts_with("eyJ")).expect("no token printed");
+    let token_line = hub
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("eyJ"))
+        .expect("no token printed");
     let token = token_line.to_owned();
     assert!(hub.stdout.contains("curl -N"), "{}", hub.stdout);
     let client = reqwest::Client::new();
@@ -196,27 +251,56 @@ async fn the_first_run_generates_a_key_and_prints_a_token_that_works_across_rest
     drop(hub);
     // The stored key is reused: the same token still works.
     let hub = serve(dir.path(), &[]);
-    assert_eq!(publish(&client, hub.addr, &token, "second").await.unwrap().status(), 200);
+    assert_eq!(
+        publish(&client, hub.addr, &token, "second")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_and_publish_commands_talk_to_a_running_hub() {
     let dir = tempfile::tempdir().unwrap();
     let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
-    let out = Command::new(BIN).args(["token", "--key", SECRET, "--publish", "/cli/{id}"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["token", "--key", SECRET, "--publish", "/cli/{id}"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let hub_url = format!("http://{}/.well-known/mercure", hub.addr);
     let out = Command::new(BIN)
-        .args(["publish", "--hub", &hub_url, "--topic", "/cli/1", "--data", "from the cli", "--id", "cli-1"])
+        .args([
+            "publish",
+            "--hub",
+            &hub_url,
+            "--topic",
+            "/cli/1",
+            "--data",
+            "from the cli",
+            "--id",
+            "cli-1",
+        ])
         .args(["--token", &token])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "cli-1");
     // A topic the token does not grant: non-zero exit, the hub's reason on stderr.
     let out = Command::new(BIN)
-        .args(["publish", "--hub", &hub_url, "--topic", "/other", "--data", "x", "--token", &token])
+        .args([
+            "publish", "--hub", &hub_url, "--topic", "/other", "--data", "x", "--token", &token,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -227,7 +311,10 @@ async fn token_and_publish_commands_talk_to_a_running_hub() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_streams_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut hub = serve(dir.path(), &["--publisher-jwt-key", SECRET, "--shutdown-grace", "60s"]);
+    let mut hub = serve(
+        dir.path(),
+        &["--publisher-jwt-key", SECRET, "--shutdown-grace", "60s"],
+    );
     let res = reqwest::Client::new()
         .get(format!("http://{}/.well-known/mercure?topic=/t", hub.addr))
         .bearer_auth(admin_token())
@@ -237,7 +324,13 @@ async fn sigterm_ends_streams_and_exits_cleanly() {
     let mut sse = Sse::new(res);
     sse.next_frame().await;
     let pid = hub.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     // The stream ends (the client would reconnect elsewhere), then the process exits 0,
     // well before the 60 s grace period.
     sse.until_end().await;
@@ -247,7 +340,10 @@ async fn sigterm_ends_streams_and_exits_cleanly() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "ssehub did not exit after SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssehub did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

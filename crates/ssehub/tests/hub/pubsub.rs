@@ -64,6 +64,9 @@ async fn every_selector_kind_selects_what_it_should() {
     let mut pattern = hub
         .subscribe("match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid")
         .await;
+    let mut draft08 = hub
+        .subscribe("matchURLPattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid")
+        .await;
     hub.publish_ok("https://example.com/authors/1", "author")
         .await;
     hub.publish_ok("https://example.com/books/7", "book").await;
