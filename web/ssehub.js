@@ -211,7 +211,8 @@ function isEventStream(response) {
  * and `sleep` can be replaced, for tests.
  *
  * No retry after a 204 (the server says "done"), a 4xx, or a response that is not
- * `text/event-stream`; a 5xx or a network error is retried.
+ * `text/event-stream`; a 5xx, a 429 (the server asks to come back later) or a network error
+ * is retried, with the backoff.
  *
  * Returns `{close(), closed: Promise<void>, lastEventId, readyState}`.
  */

@@ -120,8 +120,8 @@ for (const status of [400, 401, 403, 404]) {
   });
 }
 
-test('5xx is retried', async () => {
-  const fetch = fakeFetch([sse([], { status: 503 }), sse(['data: ok\n\n'])]);
+for (const status of [500, 503, 429]) test(`${status} is retried`, async () => {
+  const fetch = fakeFetch([sse([], { status }), sse(['data: ok\n\n'])]);
   const { sleep } = recorder();
   const got = [];
   const conn = connect('http://h/s', {
