@@ -35,6 +35,8 @@ export class SSEError extends Error {
     this.status = status;
     /** True when the connection will not be retried. */
     this.fatal = fatal;
+    /** The wait (ms) a 429 or 5xx asked for with `Retry-After`; 0 when it did not. */
+    this.retryAfterMs = 0;
   }
 }
 
@@ -283,7 +285,11 @@ export function connect(url, options = {}) {
         if (response.status !== 200) {
           cancelBody(response);
           const transient = response.status >= 500 || response.status === 429;
-          throw new SSEError(`unexpected HTTP status ${response.status}`, { status: response.status, fatal: !transient });
+          const err = new SSEError(`unexpected HTTP status ${response.status}`, { status: response.status, fatal: !transient });
+          // An overloaded server may say when to come back; never come back sooner.
+          const after = response.headers.get('retry-after');
+          if (transient && after && /^[0-9]+$/.test(after.trim())) err.retryAfterMs = Number(after.trim()) * 1000;
+          throw err;
         }
         if (!isEventStream(response)) {
           cancelBody(response);
@@ -327,7 +333,8 @@ export function connect(url, options = {}) {
       }
       if (progressed) attempt = 0;
       const willRetry = reconnect && !error.fatal;
-      const delay = willRetry ? backoffDelay(attempt, conn.retry, maxRetry, random) : 0;
+      let delay = willRetry ? backoffDelay(attempt, conn.retry, maxRetry, random) : 0;
+      if (willRetry && error.retryAfterMs) delay = Math.max(delay, error.retryAfterMs);
       conn.readyState = willRetry ? 0 : 2;
       if (onerror) onerror(error, { willRetry, delay });
       if (!willRetry || controller.signal.aborted) break;

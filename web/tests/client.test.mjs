@@ -295,3 +295,12 @@ test('EventSource class: close() fires no error', async () => {
   assert.equal(errors, 0);
   assert.equal(es.readyState, EventSource.CLOSED);
 });
+
+test('Retry-After on a 503 is honoured: the next attempt never comes sooner', async () => {
+  const busy = () => new Response(null, { status: 503, headers: { 'retry-after': '7' } });
+  const fetch = fakeFetch([busy(), sse(['data: ok\n\n'])]);
+  const { delays, sleep } = recorder();
+  const conn = connect('http://h/s', { fetch, sleep, random: () => 1, onmessage: () => conn.close() });
+  await conn.closed;
+  assert.deepEqual(delays, [7000]);
+});
