@@ -76,6 +76,31 @@ impl Default for RedbOptions {
 ///
 /// Dropping it flushes every append already submitted and releases the file; the drop blocks
 /// until the writer thread has finished, so in async code prefer [`Store::close`] first.
+///
+/// # Examples
+/// ```no_run
+/// use ssehub::store::redb::{RedbOptions, RedbStore};
+/// use ssehub::store::{Cursor, Store};
+/// use ssehub::update::Update;
+///
+/// # async fn demo() -> Result<(), ssehub::store::StoreError> {
+/// let store = RedbStore::open("./ssehub-data".as_ref(), RedbOptions::default())?;
+/// let stored = store
+///     .append(Update {
+///         id: Update::generate_id(),
+///         topics: vec!["https://example.com/books/1".into()],
+///         data: "{\"title\": \"Dune\"}".into(),
+///         private: false,
+///         event_type: None,
+///         retry: None,
+///         published_at_ms: Update::now_ms(),
+///     })
+///     .await?; // durable here: safe to answer the publisher
+/// let replay = store.read_after(Cursor::Earliest, 100).await?;
+/// assert_eq!(replay.updates.last().map(|s| s.seq), Some(stored.seq));
+/// store.close().await
+/// # }
+/// ```
 pub struct RedbStore {
     /// Shared with read tasks; the file stays locked until the last clone is gone.
     db: Arc<Database>,
