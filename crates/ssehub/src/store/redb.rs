@@ -140,6 +140,10 @@ enum Request {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Tries an empty durable commit, to learn whether a store marked unwritable recovered.
+    Probe {
+        reply: Reply<()>,
+    },
 }
 
 impl RedbStore {
@@ -277,6 +281,12 @@ impl Store for RedbStore {
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let writer_alive = self.requests.as_ref().is_some_and(|r| !r.is_closed());
+        if writer_alive && !self.writable.load(Ordering::Acquire) {
+            // After a failed commit, only another commit tells whether writes work again; without
+            // this probe a node taken out of rotation by its 503 would never get the publish
+            // that could bring it back. The outcome lands in `writable`.
+            let _ = self.request(|reply| Request::Probe { reply }).await;
+        }
         let writable = writer_alive && self.writable.load(Ordering::Acquire);
         self.read("history stats task failed", move |db| {
             let txn = db.begin_read().map_err(read_error)?;
@@ -478,6 +488,9 @@ impl Writer {
                         close = Some(reply);
                         break;
                     }
+                    Request::Probe { reply } => {
+                        let _ = reply.send(self.probe());
+                    }
                 }
                 if batch.len() >= self.max_batch || bytes >= self.max_batch_bytes {
                     break;
@@ -670,6 +683,19 @@ impl Writer {
             job.removed += removed;
         }
         Ok(done)
+    }
+
+    /// Rewrites the seq counter durably and records whether that worked.
+    fn probe(&mut self) -> Result<(), StoreError> {
+        let result = self.begin_durable().and_then(|txn| {
+            txn.open_table(META)
+                .map_err(commit_error)?
+                .insert(LAST_SEQ, self.last_seq)
+                .map_err(commit_error)?;
+            txn.commit().map_err(commit_error)
+        });
+        self.writable.store(result.is_ok(), Ordering::Release);
+        result
     }
 
     fn begin_durable(&self) -> Result<WriteTransaction, StoreError> {
@@ -888,6 +914,25 @@ mod tests {
         assert!(store.requests.as_ref().unwrap().is_closed());
         let replay = store.read_after(Cursor::Earliest, 10).await.unwrap();
         assert_eq!(replay.updates[0].seq, appended.seq);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stats_probes_a_store_marked_unwritable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), RedbOptions::default());
+        store.append(update("x")).await.unwrap();
+        // As after a failed commit: stats must check with a real commit, not repeat the flag.
+        store.writable.store(false, Ordering::Release);
+        let commits = store.commits();
+        let stats = store.stats().await.unwrap();
+        assert!(stats.writable);
+        assert_eq!(stats.last_seq, 1);
+        assert_eq!(store.append(update("y")).await.unwrap().seq, 2);
+        assert_eq!(
+            store.commits(),
+            commits + 1,
+            "the probe itself is not counted"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
