@@ -1,26 +1,37 @@
 //! Parse-and-deliver throughput of the client against the bare `sse-wire`
-//! parser, on the same pre-encoded LLM token stream.
+//! parser, on the same pre-encoded LLM token stream (20 001 events, 3.6 MB).
 //!
 //! - `bare_parser`: `Parser::feed` over the body in 64 KiB slices, events
 //!   built and dropped.
+//! - `event_source_in_memory`: an `EventSource` over an in-memory response
+//!   body in the same 64 KiB slices: the client's own cost without sockets.
 //! - `event_source_loopback`: an `EventSource` reading the same body from a
-//!   local HTTP/1.1 server (one connection reused across iterations), every
-//!   event handed out as an `Item`. The difference is what the client adds:
-//!   HTTP framing, socket reads, the item queue and the `Stream` plumbing.
+//!   local HTTP/1.1 server (one connection reused across iterations).
+//! - `reqwest_plus_parser_loopback`: reqwest's body stream fed to a bare
+//!   parser over the same loopback server: the transport floor.
+//!
+//! `cargo bench -p sse-client --bench throughput` runs criterion. On a
+//! loaded machine wall-clock means wander; `SSE_BENCH_MIN=200 cargo bench
+//! -p sse-client --bench throughput` instead runs the variants interleaved
+//! that many times and prints each one's fastest and median run, which
+//! preemption cannot make faster than the truth.
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::get;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use futures_util::StreamExt;
 use sse_client::{EventSource, Item};
 use sse_wire::{Frame, Parser};
+use tokio::runtime::Runtime;
 
 const EVENTS: usize = 20_000;
+const SLICE: usize = 64 * 1024;
 
 /// What an OpenAI-compatible relay sends: one small JSON chunk per token.
 fn llm_stream() -> Bytes {
@@ -35,18 +46,100 @@ fn llm_stream() -> Bytes {
     Bytes::from(out)
 }
 
-fn bench(c: &mut Criterion) {
-    let body = llm_stream();
-    let mut group = c.benchmark_group("sse-client");
-    group.throughput(Throughput::Bytes(body.len() as u64));
-    group.sample_size(20);
+struct Fixture {
+    body: Bytes,
+    rt: Runtime,
+    client: reqwest::Client,
+    url: String,
+}
 
-    group.bench_function("bare_parser", |b| {
-        b.iter(|| {
+impl Fixture {
+    fn new() -> Self {
+        let body = llm_stream();
+        // The server lives on its own runtime and thread so that the
+        // measured thread only runs the client.
+        let served = body.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = Router::new().route(
+                    "/stream",
+                    get(move || {
+                        let body = served.clone();
+                        async move { ([("content-type", "text/event-stream")], Body::from(body)) }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Self {
+            body,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::new(),
+            url: format!("http://{addr}/stream"),
+        }
+    }
+
+    fn bare_parser(&self) {
+        let mut parser = Parser::new();
+        let mut n = 0usize;
+        for slice in self.body.chunks(SLICE) {
+            for frame in parser.feed(slice) {
+                if let Ok(Frame::Event(e)) = frame {
+                    black_box(&e);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, EVENTS + 1);
+    }
+
+    fn event_source_in_memory(&self) {
+        self.rt.block_on(async {
+            let body = &self.body;
+            let slices: Vec<Bytes> = (0..body.len())
+                .step_by(SLICE)
+                .map(|i| body.slice(i..body.len().min(i + SLICE)))
+                .collect();
+            let stream =
+                futures_util::stream::iter(slices.into_iter().map(Ok::<_, std::io::Error>));
+            let response = http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(reqwest::Body::wrap_stream(stream))
+                .unwrap();
+            count(EventSource::from_response(response.into())).await;
+        });
+    }
+
+    fn event_source_loopback(&self) {
+        self.rt.block_on(async {
+            let source = EventSource::get(&self.url)
+                .client(self.client.clone())
+                .no_reconnect()
+                .build()
+                .unwrap();
+            count(source).await;
+        });
+    }
+
+    fn reqwest_plus_parser_loopback(&self) {
+        self.rt.block_on(async {
+            let response = self.client.get(&self.url).send().await.unwrap();
+            let mut body = response.bytes_stream();
             let mut parser = Parser::new();
             let mut n = 0usize;
-            for slice in body.chunks(64 * 1024) {
-                for frame in parser.feed(slice) {
+            while let Some(chunk) = body.next().await {
+                for frame in parser.feed(&chunk.unwrap()) {
                     if let Ok(Frame::Event(e)) = frame {
                         black_box(&e);
                         n += 1;
@@ -55,59 +148,74 @@ fn bench(c: &mut Criterion) {
             }
             assert_eq!(n, EVENTS + 1);
         });
-    });
-
-    // The server lives on its own runtime and thread so that the measured
-    // thread only runs the client.
-    let served = body.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = Router::new().route(
-                "/stream",
-                get(move || {
-                    let body = served.clone();
-                    async move { ([("content-type", "text/event-stream")], Body::from(body)) }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    let addr = rx.recv().unwrap();
-    let url = format!("http://{addr}/stream");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
-
-    group.bench_function("event_source_loopback", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut source = EventSource::get(&url)
-                    .client(client.clone())
-                    .no_reconnect()
-                    .build()
-                    .unwrap();
-                let mut n = 0usize;
-                while let Some(item) = source.next().await {
-                    if let Item::Event(e) = item.unwrap() {
-                        black_box(&e);
-                        n += 1;
-                    }
-                }
-                assert_eq!(n, EVENTS + 1);
-            })
-        });
-    });
-    group.finish();
+    }
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+async fn count(mut source: EventSource) {
+    let mut n = 0usize;
+    while let Some(item) = source.next().await {
+        if let Item::Event(e) = item.unwrap() {
+            black_box(&e);
+            n += 1;
+        }
+    }
+    assert_eq!(n, EVENTS + 1);
+}
+
+type Variant = (&'static str, fn(&Fixture));
+
+const VARIANTS: [Variant; 4] = [
+    ("bare_parser", Fixture::bare_parser),
+    ("event_source_in_memory", Fixture::event_source_in_memory),
+    (
+        "reqwest_plus_parser_loopback",
+        Fixture::reqwest_plus_parser_loopback,
+    ),
+    ("event_source_loopback", Fixture::event_source_loopback),
+];
+
+fn interleaved(f: &Fixture, runs: usize) {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+    for _ in 0..runs {
+        for (i, (_, run)) in VARIANTS.iter().enumerate() {
+            let start = Instant::now();
+            run(f);
+            times[i].push(start.elapsed());
+        }
+    }
+    let mb = f.body.len() as f64 / 1e6;
+    for ((name, _), t) in VARIANTS.iter().zip(&mut times) {
+        t.sort();
+        let (min, median) = (t[0], t[t.len() / 2]);
+        println!(
+            "{name:<30} min {:>7.3} ms ({:>6.0} MB/s)  median {:>7.3} ms ({:>6.0} MB/s)",
+            min.as_secs_f64() * 1e3,
+            mb / min.as_secs_f64(),
+            median.as_secs_f64() * 1e3,
+            mb / median.as_secs_f64()
+        );
+    }
+}
+
+fn main() {
+    let f = Fixture::new();
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --benches`: one smoke run of each variant.
+        VARIANTS.iter().for_each(|(_, run)| run(&f));
+        return;
+    }
+    if let Some(runs) = std::env::var("SSE_BENCH_MIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return interleaved(&f, runs);
+    }
+    let mut c = Criterion::default().sample_size(20).configure_from_args();
+    let mut group = c.benchmark_group("sse-client");
+    group.throughput(Throughput::Bytes(f.body.len() as u64));
+    for (name, run) in VARIANTS {
+        group.bench_function(name, |b| b.iter(|| run(&f)));
+    }
+    group.finish();
+    c.final_summary();
+}

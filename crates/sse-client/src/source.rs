@@ -67,8 +67,9 @@ pub(crate) struct Request {
 /// # }
 /// ```
 pub struct EventSource {
-    /// Shared or owned HTTP client; holds the connection pool.
-    client: reqwest::Client,
+    /// Shared or owned HTTP client; holds the connection pool. `None` for
+    /// a stream made from a response, which never reconnects.
+    client: Option<reqwest::Client>,
     /// What to send on each connection.
     request: Request,
     /// Reconnection and parsing options.
@@ -105,6 +106,11 @@ enum State {
 struct Streaming {
     body: BodyStream,
     parser: Parser,
+    /// Unparsed rest of the last chunk. A chunk can hold hundreds of events;
+    /// parsing it in pieces of whole lines keeps the queue short, so the
+    /// events handed out are still in cache and the allocator recycles
+    /// their buffers.
+    pending: Bytes,
     opened_at: Instant,
     /// Idle timer, re-armed lazily: chunks only record `last_activity`, and
     /// the timer is pushed back when it fires early. Re-arming a timer per
@@ -144,7 +150,7 @@ impl EventSource {
     }
 
     pub(crate) fn new(
-        client: reqwest::Client,
+        client: Option<reqwest::Client>,
         request: Request,
         last_event_id: String,
         config: Config,
@@ -160,6 +166,52 @@ impl EventSource {
             state: State::Idle,
             end: None,
         }
+    }
+
+    /// Reads an event stream out of a response obtained elsewhere (a
+    /// request made through another layer, a canned response in a test).
+    ///
+    /// The same checks apply as to a connection the client makes itself: a
+    /// status other than 200 or a content type other than
+    /// `text/event-stream` ends the stream with an error, 204 ends it
+    /// quietly. The stream cannot reconnect, not knowing the request: it
+    /// ends with the response body, or with an error if the body fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use sse_client::{EventSource, Item};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let response = http::Response::builder()
+    ///     .header("content-type", "text/event-stream")
+    ///     .body("data: hello\n\n")
+    ///     .unwrap();
+    /// let mut events = EventSource::from_response(response.into());
+    /// assert!(matches!(events.next().await, Some(Ok(Item::Open(_)))));
+    /// let Some(Ok(Item::Event(event))) = events.next().await else { panic!() };
+    /// assert_eq!(event.data, "hello");
+    /// assert!(events.next().await.is_none());
+    /// # }
+    /// ```
+    pub fn from_response(response: reqwest::Response) -> Self {
+        let request = Request {
+            method: Method::GET,
+            url: response.url().clone(),
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        let config = Config {
+            reconnect_on_end: false,
+            retry_network_errors: false,
+            retry_server_errors: false,
+            ..Config::default()
+        };
+        let mut source = Self::new(None, request, String::new(), config);
+        source.on_response(response);
+        source
     }
 
     /// The last event ID in force: what `Last-Event-ID` will carry on the
@@ -259,9 +311,14 @@ impl EventSource {
     }
 
     fn send(&mut self) {
+        let Some(client) = &self.client else {
+            // Unreachable in practice: such streams are built with every
+            // kind of reconnection off.
+            self.finish(EndReason::StreamEnded);
+            return;
+        };
         let r = &self.request;
-        let mut req = self
-            .client
+        let mut req = client
             .request(r.method.clone(), r.url.clone())
             .headers(r.headers.clone());
         if !self.last_event_id.is_empty() {
@@ -334,6 +391,7 @@ impl EventSource {
         self.state = State::Streaming(Box::new(Streaming {
             body: Box::pin(response.bytes_stream()),
             parser,
+            pending: Bytes::new(),
             opened_at: now,
             idle,
             last_activity: now,
@@ -356,6 +414,24 @@ impl EventSource {
         }
         None
     }
+}
+
+/// Bytes parsed at a time, give or take a line.
+const PIECE: usize = 4096;
+
+/// Splits off the next piece of `pending`: up to the last line end within
+/// [`PIECE`] bytes, so the parser need not copy a partial line, or the
+/// whole first line when it is longer.
+fn next_piece(pending: &mut Bytes) -> Bytes {
+    if pending.len() <= PIECE {
+        return std::mem::take(pending);
+    }
+    let cut = match memchr::memrchr2(b'\n', b'\r', &pending[..PIECE]) {
+        Some(i) => i + 1,
+        None => memchr::memchr2(b'\n', b'\r', &pending[PIECE..])
+            .map_or(pending.len(), |i| PIECE + i + 1),
+    };
+    pending.split_to(cut)
 }
 
 /// `text/event-stream`, in any case, with any parameters (`charset=utf-8`).
@@ -426,14 +502,18 @@ impl Stream for EventSource {
                     let error = ready!(read.as_mut().poll(cx));
                     this.fail(error);
                 }
+                State::Streaming(s) if !s.pending.is_empty() => {
+                    let piece = next_piece(&mut s.pending);
+                    if let Some(e) = Self::feed(&mut this.queue, &mut s.parser, &piece) {
+                        this.fail(e);
+                    }
+                }
                 State::Streaming(s) => match s.body.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(chunk))) => {
                         if s.idle.is_some() {
                             s.last_activity = Instant::now();
                         }
-                        if let Some(e) = Self::feed(&mut this.queue, &mut s.parser, &chunk) {
-                            this.fail(e);
-                        }
+                        s.pending = chunk;
                     }
                     Poll::Ready(Some(Err(e))) => this.network_error(Error::Request(e)),
                     Poll::Ready(None) => {
@@ -467,6 +547,34 @@ impl Stream for EventSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_end_at_line_ends_and_cover_the_chunk() {
+        let line = "data: 0123456789abcdef0123456789\n";
+        let mut chunk = Bytes::from(line.repeat(1000));
+        let total = chunk.len();
+        let mut seen = 0;
+        while !chunk.is_empty() {
+            let piece = next_piece(&mut chunk);
+            assert!(piece.len() <= PIECE);
+            assert!(piece.ends_with(b"\n"));
+            seen += piece.len();
+        }
+        assert_eq!(seen, total);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_piece_stays_whole() {
+        let long = format!("data: {}\r\ndata: b\n", "x".repeat(3 * PIECE));
+        let mut chunk = Bytes::from(long.clone());
+        let first = next_piece(&mut chunk);
+        assert_eq!(first.len(), 3 * PIECE + 7);
+        assert_eq!(next_piece(&mut chunk), "\ndata: b\n");
+        assert!(chunk.is_empty());
+        // No line end at all: everything in one piece.
+        let mut chunk = Bytes::from("y".repeat(2 * PIECE));
+        assert_eq!(next_piece(&mut chunk).len(), 2 * PIECE);
+    }
 
     #[test]
     fn event_stream_media_type_accepts_parameters_and_any_case() {
