@@ -111,6 +111,9 @@ struct Streaming {
     /// events handed out are still in cache and the allocator recycles
     /// their buffers.
     pending: Bytes,
+    /// How much of `pending` was parsed. An offset rather than
+    /// `Bytes::split_to`, which would cost two atomic operations a piece.
+    offset: usize,
     opened_at: Instant,
     /// Idle timer, re-armed lazily: chunks only record `last_activity`, and
     /// the timer is pushed back when it fires early. Re-arming a timer per
@@ -355,7 +358,7 @@ impl EventSource {
             if status.is_server_error() && self.config.retry_server_errors {
                 let error = Error::Status {
                     status,
-                    headers: response.headers().clone(),
+                    headers: Box::new(response.headers().clone()),
                     body: String::new(),
                 };
                 self.reconnect(Some(error));
@@ -378,12 +381,12 @@ impl EventSource {
             parser = parser.with_max_event_bytes(n);
         }
         let now = Instant::now();
-        self.queue.push_back(Ok(Item::Open(Open {
+        self.queue.push_back(Ok(Item::Open(Box::new(Open {
             status,
             headers: response.headers().clone(),
             url: response.url().clone(),
             version: response.version(),
-        })));
+        }))));
         let idle = self
             .config
             .idle_timeout
@@ -392,6 +395,7 @@ impl EventSource {
             body: Box::pin(response.bytes_stream()),
             parser,
             pending: Bytes::new(),
+            offset: 0,
             opened_at: now,
             idle,
             last_activity: now,
@@ -417,21 +421,19 @@ impl EventSource {
 }
 
 /// Bytes parsed at a time, give or take a line.
-const PIECE: usize = 4096;
+const PIECE: usize = 512;
 
-/// Splits off the next piece of `pending`: up to the last line end within
-/// [`PIECE`] bytes, so the parser need not copy a partial line, or the
-/// whole first line when it is longer.
-fn next_piece(pending: &mut Bytes) -> Bytes {
-    if pending.len() <= PIECE {
-        return std::mem::take(pending);
+/// The length of the next piece of `rest` to parse: up to the last line end
+/// within [`PIECE`] bytes, so the parser need not copy a partial line, or
+/// the whole first line when it is longer.
+fn piece_len(rest: &[u8]) -> usize {
+    if rest.len() <= PIECE {
+        return rest.len();
     }
-    let cut = match memchr::memrchr2(b'\n', b'\r', &pending[..PIECE]) {
+    match memchr::memrchr2(b'\n', b'\r', &rest[..PIECE]) {
         Some(i) => i + 1,
-        None => memchr::memchr2(b'\n', b'\r', &pending[PIECE..])
-            .map_or(pending.len(), |i| PIECE + i + 1),
-    };
-    pending.split_to(cut)
+        None => memchr::memchr2(b'\n', b'\r', &rest[PIECE..]).map_or(rest.len(), |i| PIECE + i + 1),
+    }
 }
 
 /// `text/event-stream`, in any case, with any parameters (`charset=utf-8`).
@@ -445,7 +447,7 @@ fn is_event_stream(value: Option<&HeaderValue>) -> bool {
 
 async fn read_error(mut response: reqwest::Response) -> Error {
     let status = response.status();
-    let headers = response.headers().clone();
+    let headers = Box::new(response.headers().clone());
     let mut body = Vec::new();
     let read = async {
         while body.len() < ERROR_BODY_LIMIT {
@@ -502,9 +504,12 @@ impl Stream for EventSource {
                     let error = ready!(read.as_mut().poll(cx));
                     this.fail(error);
                 }
-                State::Streaming(s) if !s.pending.is_empty() => {
-                    let piece = next_piece(&mut s.pending);
-                    if let Some(e) = Self::feed(&mut this.queue, &mut s.parser, &piece) {
+                State::Streaming(s) if s.offset < s.pending.len() => {
+                    let rest = &s.pending[s.offset..];
+                    let n = piece_len(rest);
+                    let error = Self::feed(&mut this.queue, &mut s.parser, &rest[..n]);
+                    s.offset += n;
+                    if let Some(e) = error {
                         this.fail(e);
                     }
                 }
@@ -514,6 +519,7 @@ impl Stream for EventSource {
                             s.last_activity = Instant::now();
                         }
                         s.pending = chunk;
+                        s.offset = 0;
                     }
                     Poll::Ready(Some(Err(e))) => this.network_error(Error::Request(e)),
                     Poll::Ready(None) => {
@@ -548,32 +554,38 @@ impl Stream for EventSource {
 mod tests {
     use super::*;
 
+    fn pieces(mut rest: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at(piece_len(rest));
+            out.push(piece);
+            rest = tail;
+        }
+        out
+    }
+
     #[test]
     fn pieces_end_at_line_ends_and_cover_the_chunk() {
-        let line = "data: 0123456789abcdef0123456789\n";
-        let mut chunk = Bytes::from(line.repeat(1000));
-        let total = chunk.len();
-        let mut seen = 0;
-        while !chunk.is_empty() {
-            let piece = next_piece(&mut chunk);
-            assert!(piece.len() <= PIECE);
-            assert!(piece.ends_with(b"\n"));
-            seen += piece.len();
+        let chunk = "data: 0123456789abcdef0123456789\n".repeat(1000);
+        let pieces = pieces(chunk.as_bytes());
+        assert!(pieces.len() > 1);
+        for p in &pieces {
+            assert!(p.len() <= PIECE);
+            assert!(p.ends_with(b"\n"));
         }
-        assert_eq!(seen, total);
+        assert_eq!(pieces.concat(), chunk.as_bytes());
     }
 
     #[test]
     fn a_line_longer_than_a_piece_stays_whole() {
         let long = format!("data: {}\r\ndata: b\n", "x".repeat(3 * PIECE));
-        let mut chunk = Bytes::from(long.clone());
-        let first = next_piece(&mut chunk);
-        assert_eq!(first.len(), 3 * PIECE + 7);
-        assert_eq!(next_piece(&mut chunk), "\ndata: b\n");
-        assert!(chunk.is_empty());
+        let got = pieces(long.as_bytes());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), 3 * PIECE + 7);
+        assert_eq!(got[1], b"\ndata: b\n");
         // No line end at all: everything in one piece.
-        let mut chunk = Bytes::from("y".repeat(2 * PIECE));
-        assert_eq!(next_piece(&mut chunk).len(), 2 * PIECE);
+        let none = "y".repeat(2 * PIECE);
+        assert_eq!(piece_len(none.as_bytes()), 2 * PIECE);
     }
 
     #[test]
