@@ -6,7 +6,7 @@
 use bytes::{BufMut, BytesMut};
 use memchr::{memchr2, memchr3};
 
-use crate::{EncodeError, Event};
+use crate::{EncodeError, Event, EventRef};
 
 /// Checks that `id` can be sent as an `id:` line.
 ///
@@ -53,23 +53,44 @@ pub fn validate_event_type(event: &str) -> Result<(), EncodeError> {
 /// # Ok::<(), sse_wire::EncodeError>(())
 /// ```
 pub fn encode(event: &Event, out: &mut BytesMut) -> Result<(), EncodeError> {
-    if let Some(id) = &event.id {
+    encode_ref(event.as_ref(), out)
+}
+
+/// [`encode`] for borrowed fields, so a caller holding them elsewhere (the
+/// hub's stored update) need not clone its data into an [`Event`] first.
+///
+/// # Errors
+/// As [`encode`]; `out` is left untouched then.
+///
+/// # Examples
+/// ```
+/// use sse_wire::{EventRef, encode_ref};
+///
+/// let mut out = bytes::BytesMut::new();
+/// let ev = EventRef { event: Some("update"), data: "{}", id: Some("urn:1"), retry: None };
+/// encode_ref(ev, &mut out)?;
+/// assert_eq!(&out[..], b"event: update\nid: urn:1\ndata: {}\n\n");
+/// # Ok::<(), sse_wire::EncodeError>(())
+/// ```
+pub fn encode_ref(event: EventRef<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+    if let Some(id) = event.id {
         validate_id(id)?;
     }
-    if let Some(name) = &event.event {
+    if let Some(name) = event.event {
         validate_event_type(name)?;
     }
     // One reservation up front: the data plus a little per line avoids
     // repeated growth for typical events (lines of a few dozen bytes or more).
     out.reserve(event.data.len() + event.data.len() / 8 + 64);
-    if let Some(name) = event.event.as_deref().filter(|n| !n.is_empty()) {
+    if let Some(name) = event.event.filter(|n| !n.is_empty()) {
         put_field(out, b"event", name.as_bytes());
     }
-    if let Some(id) = &event.id {
+    if let Some(id) = event.id {
         put_field(out, b"id", id.as_bytes());
     }
     if let Some(retry) = event.retry {
-        put_field(out, b"retry", retry.to_string().as_bytes());
+        let mut digits = [0u8; 20];
+        put_field(out, b"retry", format_u64(retry, &mut digits));
     }
     let mut rest = event.data.as_bytes();
     loop {
@@ -135,6 +156,19 @@ fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.put_u8(b'\n');
+    }
+}
+
+/// Decimal digits of `n` in `buf`, without the allocation of `to_string`.
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
 }
 
@@ -242,6 +276,34 @@ mod tests {
         let mut out = BytesMut::new();
         encode_comment("", &mut out);
         assert_eq!(&out[..], b":\n");
+    }
+
+    #[test]
+    fn retry_digits() {
+        let mut buf = [0u8; 20];
+        assert_eq!(format_u64(0, &mut buf), b"0");
+        assert_eq!(format_u64(1500, &mut buf), b"1500");
+        assert_eq!(format_u64(u64::MAX, &mut buf), b"18446744073709551615");
+    }
+
+    #[test]
+    fn encode_ref_matches_encode() {
+        let ev = Event::new("a\nb")
+            .with_event("t")
+            .with_id("1")
+            .with_retry(5);
+        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+        encode(&ev, &mut a).unwrap();
+        encode_ref(ev.as_ref(), &mut b).unwrap();
+        assert_eq!(a, b);
+        let bad = EventRef {
+            id: Some("x\ny"),
+            ..ev.as_ref()
+        };
+        assert_eq!(
+            encode_ref(bad, &mut b),
+            Err(EncodeError::IdContainsLineBreak)
+        );
     }
 
     #[test]

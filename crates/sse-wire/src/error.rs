@@ -31,7 +31,8 @@ pub enum ParseError {
     /// The event being built is discarded: its data, type and `retry` are
     /// dropped, the rest of the offending line is skipped without being
     /// buffered, and every further line up to the blank line that ends the
-    /// event is ignored. That blank line dispatches nothing. Fields applied
+    /// event is ignored. That blank line dispatches nothing (it still
+    /// commits the last event ID, as every blank line does). Fields applied
     /// before the limit was hit (an `id:` or `retry:` earlier in the same
     /// event) stay applied, as a browser would have applied them already.
     #[error(

@@ -65,6 +65,31 @@ impl Event {
     }
 }
 
+/// An [`Event`]'s fields borrowed, for [`encode_ref`](crate::encode_ref).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The `event:` field; `None` (or empty) writes no such line.
+    pub event: Option<&'a str>,
+    /// The data, written as one `data:` line per line.
+    pub data: &'a str,
+    /// The `id:` field.
+    pub id: Option<&'a str>,
+    /// The `retry:` field, in milliseconds.
+    pub retry: Option<u64>,
+}
+
+impl Event {
+    /// The fields borrowed, for [`encode_ref`](crate::encode_ref).
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            event: self.event.as_deref(),
+            data: &self.data,
+            id: self.id.as_deref(),
+            retry: self.retry,
+        }
+    }
+}
+
 /// What the parser yields: a dispatched event or, when enabled with
 /// [`Parser::with_comments`](crate::Parser::with_comments), a comment line.
 #[derive(Clone, Debug, PartialEq, Eq)]

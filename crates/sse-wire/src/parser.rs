@@ -3,15 +3,22 @@
 //!
 //! Bytes go in through [`Parser::feed`] in chunks of any size; complete lines
 //! are parsed straight out of the caller's chunk and only an unfinished
-//! trailing line is copied into the parser, so every input byte is scanned
-//! once whatever the chunking. Data lines are appended as raw bytes and
-//! decoded once per event, where a valid event (the common case) becomes its
-//! `String` without a copy.
+//! trailing line is copied into the parser, so every input byte is scanned a
+//! bounded number of times whatever the chunking.
+//!
+//! Per chunk, a [`Feed`] keeps what it learnt ahead of the parse position
+//! (`ChunkState`): where the next CR is (so line ends are found with a plain
+//! LF search) and how far the chunk is valid UTF-8 (checked once, with
+//! SIMD). Lines inside that valid part are sliced as `&str` and appended to
+//! the event's `String` without a check per line; that `String` then moves
+//! into the dispatched [`Event`] without a copy. `data:`/`id:`/blank lines
+//! take a fast path (`fast_lines`); everything else, and every line that
+//! spans chunks, takes the general path, which implements each rule once.
 
 use std::iter::FusedIterator;
 use std::mem;
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 use crate::{Event, Frame, ParseError};
 
@@ -64,15 +71,22 @@ pub struct Parser {
     pending: Vec<u8>,
     /// The data buffer, without the trailing LF the spec appends and then
     /// strips (`has_data` keeps the difference between no data and `""`).
-    data: Vec<u8>,
+    data: String,
     /// A `data` field was seen in this event: even an empty one dispatches.
     has_data: bool,
-    /// The event type buffer, raw; decoded at dispatch.
-    event_type: Vec<u8>,
+    /// The length of the last dispatched data: the next event reserves that
+    /// much at its first data line, so a large multi-line event is not grown
+    /// by repeated doubling and copying.
+    data_hint: usize,
+    /// The event type buffer.
+    event_type: String,
     /// A valid `retry` seen in this event's block, reported with the event.
     event_retry: Option<u64>,
-    /// The last event ID buffer: set by each `id` field at once.
+    /// The last event ID buffer: set by each `id` field at once; stale
+    /// while `id_changed` is false (then `last_event_id` holds its value).
     id_buffer: String,
+    /// `id_buffer` changed since the last blank line.
+    id_changed: bool,
     /// The last event ID string: what a reconnect sends, updated from
     /// `id_buffer` at each blank line as the spec does.
     last_event_id: String,
@@ -82,7 +96,7 @@ pub struct Parser {
     discard_line: bool,
     /// The current event overflowed: ignore lines up to the next blank one.
     discard_event: bool,
-    /// Bytes handed to the line scanner, to prove no byte is scanned twice.
+    /// Bytes read by the line scanner, to prove no byte is scanned twice.
     #[cfg(test)]
     scanned: usize,
 }
@@ -104,11 +118,13 @@ impl Parser {
             after_cr: false,
             line: Vec::new(),
             pending: Vec::new(),
-            data: Vec::new(),
+            data: String::new(),
             has_data: false,
-            event_type: Vec::new(),
+            data_hint: 0,
+            event_type: String::new(),
             event_retry: None,
             id_buffer: String::new(),
+            id_changed: false,
             last_event_id: String::new(),
             retry: None,
             discard_line: false,
@@ -118,8 +134,8 @@ impl Parser {
         }
     }
 
-    /// Caps the length of one line and of one event's data at `n` bytes;
-    /// beyond it [`Feed`] yields [`ParseError::EventTooLarge`].
+    /// Caps the length of one line and of one event's data at `n` bytes of
+    /// input; beyond it [`Feed`] yields [`ParseError::EventTooLarge`].
     #[must_use]
     pub fn with_max_event_bytes(mut self, n: usize) -> Self {
         self.max_event_bytes = n;
@@ -141,6 +157,7 @@ impl Parser {
     pub fn with_last_event_id(mut self, id: impl Into<String>) -> Self {
         self.last_event_id = id.into();
         self.id_buffer.clone_from(&self.last_event_id);
+        self.id_changed = false;
         self
     }
 
@@ -161,6 +178,10 @@ impl Parser {
             parser: self,
             input,
             pos: 0,
+            chunk: ChunkState {
+                next_cr: None,
+                checked: None,
+            },
         }
     }
 
@@ -183,7 +204,12 @@ impl Parser {
 
     /// Parses from `buf[*pos..]` up to the next frame or error, or to the
     /// end of `buf`.
-    fn step(&mut self, buf: &[u8], pos: &mut usize) -> Option<Result<Frame, ParseError>> {
+    fn step<'b>(
+        &mut self,
+        buf: &'b [u8],
+        pos: &mut usize,
+        chunk: &mut ChunkState<'b>,
+    ) -> Option<Result<Frame, ParseError>> {
         if self.bom_matched.is_some() {
             self.skip_bom(buf, pos);
         }
@@ -196,12 +222,23 @@ impl Parser {
                     continue;
                 }
             }
-            let found = memchr2(b'\n', b'\r', rest);
-            #[cfg(test)]
-            {
-                // memchr reads up to and including the hit.
-                self.scanned += found.map_or(rest.len(), |end| end + 1);
+            if let Some(checked) = &mut chunk.checked {
+                if self.line.is_empty() && !self.discard_event {
+                    if let Some(frame) = self.fast_lines(buf, pos, checked, &mut chunk.next_cr) {
+                        return Some(Ok(frame));
+                    }
+                    if *pos == buf.len() {
+                        break;
+                    }
+                }
             }
+            let rest = &buf[*pos..];
+            // A blank line (the end of every event) needs no scan.
+            let found = if matches!(rest[0], b'\n' | b'\r') {
+                Some(0)
+            } else {
+                self.find_line_end(buf, *pos, &mut chunk.next_cr)
+            };
             let Some(end) = found else {
                 *pos = buf.len();
                 return self.buffer_partial(rest).err().map(Err);
@@ -214,12 +251,120 @@ impl Parser {
                     None => self.after_cr = true,
                 }
             }
+            let start = *pos;
             *pos += next;
-            if let Some(out) = self.end_line(&rest[..end]) {
+            let text = match &mut chunk.checked {
+                Some(checked) if end > 0 && self.line.is_empty() => {
+                    checked.text(buf, start, start + end)
+                }
+                _ => None,
+            };
+            let line = Line {
+                bytes: &rest[..end],
+                text,
+            };
+            if let Some(out) = self.end_line(line) {
                 return Some(out);
             }
         }
         None
+    }
+
+    /// The hot path: LF-terminated `data:` and `id:` lines and blank lines
+    /// lying in the UTF-8 checked part of a borrowed chunk, handled without
+    /// the general line machinery. It returns a dispatched event, or `None`
+    /// at the first line it leaves to the general path of [`Parser::step`]
+    /// (any other line, a line over the limit, a CR, an unfinished line),
+    /// which gives the same result for every line.
+    #[inline]
+    fn fast_lines<'b>(
+        &mut self,
+        buf: &'b [u8],
+        pos: &mut usize,
+        checked: &mut Checked<'b>,
+        next_cr: &mut Option<usize>,
+    ) -> Option<Frame> {
+        loop {
+            let rest = &buf[*pos..];
+            let name_len = match rest.first() {
+                Some(b'\n') => {
+                    *pos += 1;
+                    match self.dispatch() {
+                        Some(Ok(frame)) => return Some(frame),
+                        _ => continue,
+                    }
+                }
+                Some(b'd') if rest.starts_with(b"data:") => 4,
+                Some(b'i') if rest.starts_with(b"id:") => 2,
+                _ => return None,
+            };
+            let end = *pos + self.find_line_end(buf, *pos, next_cr)?;
+            if buf[end] != b'\n' || end - *pos > self.max_event_bytes {
+                return None;
+            }
+            let mut start = *pos + name_len + 1;
+            if start < end && buf[start] == b' ' {
+                start += 1;
+            }
+            let value = checked.text(buf, start, end)?;
+            if name_len == 4 {
+                if self.has_data {
+                    if self.data.len() + 1 + value.len() > self.max_event_bytes {
+                        return None;
+                    }
+                    self.data.push('\n');
+                } else {
+                    let hint = self.data_hint.min(self.max_event_bytes);
+                    self.data = String::with_capacity(value.len().max(hint));
+                    self.has_data = true;
+                }
+                self.data.push_str(value);
+            } else {
+                if memchr(0, value.as_bytes()).is_some() {
+                    return None;
+                }
+                self.id_buffer.clear();
+                self.id_buffer.push_str(value);
+                self.id_changed = true;
+            }
+            *pos = end + 1;
+        }
+    }
+
+    /// The offset from `pos` of the first CR or LF in `buf[pos..]`.
+    ///
+    /// A plain `memchr` for LF is much cheaper per call than `memchr2` for
+    /// CR and LF, and most streams have no CR at all: so the next CR is
+    /// located once (`next_cr`, reused until passed) and LF is searched only
+    /// up to it. Each byte is read at most twice, by the two searches.
+    #[inline]
+    fn find_line_end(
+        &mut self,
+        buf: &[u8],
+        pos: usize,
+        next_cr: &mut Option<usize>,
+    ) -> Option<usize> {
+        let cr = match *next_cr {
+            Some(cr) if cr >= pos => cr,
+            _ => {
+                let cr = memchr(b'\r', &buf[pos..]).map_or(buf.len(), |i| pos + i);
+                #[cfg(test)]
+                {
+                    self.scanned += (cr + 1).min(buf.len()) - pos;
+                }
+                *next_cr = Some(cr);
+                cr
+            }
+        };
+        let lf = memchr(b'\n', &buf[pos..cr]);
+        #[cfg(test)]
+        {
+            self.scanned += lf.map_or(cr - pos, |i| i + 1);
+        }
+        match lf {
+            Some(i) => Some(i),
+            None => (cr < buf.len()).then_some(cr - pos),
+        }
     }
 
     fn skip_bom(&mut self, buf: &[u8], pos: &mut usize) {
@@ -257,10 +402,11 @@ impl Parser {
 
     /// Handles a line whose terminator has just been seen; `content` is the
     /// part of it in the current chunk.
-    fn end_line(&mut self, content: &[u8]) -> Option<Result<Frame, ParseError>> {
+    #[inline]
+    fn end_line(&mut self, content: Line<'_>) -> Option<Result<Frame, ParseError>> {
         if self.discard_event {
             // The line buffer stays empty while discarding.
-            let blank = content.is_empty() && !self.discard_line;
+            let blank = content.bytes.is_empty() && !self.discard_line;
             self.discard_line = false;
             if blank {
                 self.discard_event = false;
@@ -270,18 +416,21 @@ impl Parser {
             return None;
         }
         if self.line.is_empty() {
-            if content.len() > self.max_event_bytes {
+            if content.bytes.len() > self.max_event_bytes {
                 return Some(Err(self.start_discard()));
             }
             return self.process_line(content);
         }
-        if self.line.len() + content.len() > self.max_event_bytes {
+        if self.line.len() + content.bytes.len() > self.max_event_bytes {
             self.line = Vec::new();
             return Some(Err(self.start_discard()));
         }
         let mut line = mem::take(&mut self.line);
-        line.extend_from_slice(content);
-        let out = self.process_line(&line);
+        line.extend_from_slice(content.bytes);
+        let out = self.process_line(Line {
+            bytes: &line,
+            text: None,
+        });
         line.clear();
         self.line = line;
         out
@@ -289,7 +438,7 @@ impl Parser {
 
     fn start_discard(&mut self) -> ParseError {
         self.discard_event = true;
-        self.data = Vec::new();
+        self.data = String::new();
         self.has_data = false;
         self.event_type.clear();
         self.event_retry = None;
@@ -298,51 +447,60 @@ impl Parser {
         }
     }
 
-    fn process_line(&mut self, line: &[u8]) -> Option<Result<Frame, ParseError>> {
-        if line.is_empty() {
+    #[inline]
+    fn process_line(&mut self, line: Line<'_>) -> Option<Result<Frame, ParseError>> {
+        let bytes = line.bytes;
+        if bytes.starts_with(b"data:") {
+            return self.data_line(line.skip(5).strip_space());
+        }
+        if bytes.is_empty() {
             return self.dispatch();
         }
-        let (name, value) = match memchr(b':', line) {
-            Some(0) => return self.comment(&line[1..]),
-            Some(colon) => (&line[..colon], strip_space(&line[colon + 1..])),
-            None => (line, &b""[..]),
+        // Every known field name is at most 5 bytes, so its colon is within
+        // the first 6: no need to search a long line for one.
+        let (name, value) = match bytes[..bytes.len().min(6)].iter().position(|&b| b == b':') {
+            Some(0) => return self.comment(&bytes[1..]),
+            Some(colon) => (&bytes[..colon], line.skip(colon + 1).strip_space()),
+            None if bytes.len() > 5 => return None,
+            None => (bytes, line.skip(bytes.len())),
         };
         match name {
-            b"data" => {
-                let grown = self.data.len() + usize::from(self.has_data) + value.len();
-                if grown > self.max_event_bytes {
-                    return Some(Err(self.start_discard()));
-                }
-                if self.has_data {
-                    self.data.push(b'\n');
-                } else {
-                    // Most events have one data line: size the buffer (which
-                    // becomes the event's String) exactly for it.
-                    self.data.reserve_exact(value.len());
-                }
-                self.data.extend_from_slice(value);
-                self.has_data = true;
-            }
+            b"data" => return self.data_line(value),
             b"event" => {
                 self.event_type.clear();
-                self.event_type.extend_from_slice(value);
+                value.push_to(&mut self.event_type);
             }
             // An id holding NUL is ignored as a whole.
-            b"id" if memchr(0, value).is_none() => {
+            b"id" if memchr(0, value.bytes).is_none() => {
                 self.id_buffer.clear();
-                match std::str::from_utf8(value) {
-                    Ok(id) => self.id_buffer.push_str(id),
-                    Err(_) => self.id_buffer.push_str(&String::from_utf8_lossy(value)),
-                }
+                value.push_to(&mut self.id_buffer);
+                self.id_changed = true;
             }
             b"retry" => {
-                if let Some(ms) = parse_digits(value) {
+                if let Some(ms) = parse_digits(value.bytes) {
                     self.retry = Some(ms);
                     self.event_retry = Some(ms);
                 }
             }
             _ => {}
         }
+        None
+    }
+
+    #[inline]
+    fn data_line(&mut self, value: Line<'_>) -> Option<Result<Frame, ParseError>> {
+        if self.has_data {
+            if self.data.len() + 1 + value.bytes.len() > self.max_event_bytes {
+                return Some(Err(self.start_discard()));
+            }
+            self.data.push('\n');
+        } else {
+            // The buffer is empty here (it moved into the last event).
+            let hint = self.data_hint.min(self.max_event_bytes);
+            self.data = String::with_capacity(value.bytes.len().max(hint));
+            self.has_data = true;
+        }
+        value.push_to(&mut self.data);
         None
     }
 
@@ -355,9 +513,13 @@ impl Parser {
     }
 
     /// The blank-line step of the spec.
+    #[inline]
     fn dispatch(&mut self) -> Option<Result<Frame, ParseError>> {
-        if self.last_event_id != self.id_buffer {
-            self.last_event_id.clone_from(&self.id_buffer);
+        if self.id_changed {
+            self.id_changed = false;
+            // A swap, not a copy: `id_buffer` is only read again after the
+            // next `id` field has overwritten it.
+            mem::swap(&mut self.last_event_id, &mut self.id_buffer);
         }
         let retry = self.event_retry.take();
         if !self.has_data {
@@ -365,12 +527,13 @@ impl Parser {
             return None;
         }
         self.has_data = false;
-        let data = decode(mem::take(&mut self.data));
-        let event = if self.event_type.is_empty() {
-            None
-        } else {
-            Some(decode(mem::take(&mut self.event_type)))
-        };
+        let mut data = mem::take(&mut self.data);
+        self.data_hint = data.len();
+        // A hint from a much larger event over-reserved: give it back.
+        if data.capacity() > 2 * data.len() + 64 {
+            data.shrink_to_fit();
+        }
+        let event = (!self.event_type.is_empty()).then(|| mem::take(&mut self.event_type));
         let id = (!self.last_event_id.is_empty()).then(|| self.last_event_id.clone());
         Some(Ok(Frame::Event(Event {
             event,
@@ -381,8 +544,117 @@ impl Parser {
     }
 }
 
+/// A complete line, or a part of one, with its text when the chunk's UTF-8
+/// check already covered it (then it is appended without a second check).
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> Line<'a> {
+    /// The line from byte `n` on; `n` always follows an ASCII byte, so it is
+    /// a character boundary of `text`.
+    #[inline]
+    fn skip(self, n: usize) -> Line<'a> {
+        Line {
+            bytes: &self.bytes[n..],
+            text: self.text.and_then(|text| text.get(n..)),
+        }
+    }
+
+    /// Drops the one space the spec drops after a field's colon.
+    #[inline]
+    fn strip_space(self) -> Line<'a> {
+        if self.bytes.first() == Some(&b' ') {
+            self.skip(1)
+        } else {
+            self
+        }
+    }
+
+    #[inline]
+    fn push_to(self, out: &mut String) {
+        match self.text {
+            Some(text) => out.push_str(text),
+            None => push_lossy(out, self.bytes),
+        }
+    }
+}
+
+/// What a [`Feed`] knows about its chunk beyond the parse position.
+#[derive(Debug)]
+struct ChunkState<'a> {
+    /// The next CR at or after the position it was searched from (the chunk
+    /// length if none); `None` until searched.
+    next_cr: Option<usize>,
+    /// The UTF-8 checked part, for a borrowed chunk only.
+    checked: Option<Checked<'a>>,
+}
+
+/// The part of a borrowed chunk already known to be valid UTF-8, so lines
+/// inside it are appended to strings without a check per line (which costs
+/// more than the check itself on short lines).
+#[derive(Debug)]
+struct Checked<'a> {
+    /// Valid text starting at byte `start` of the chunk.
+    text: &'a str,
+    /// Where `text` starts in the chunk.
+    start: usize,
+}
+
+impl<'a> Checked<'a> {
+    /// The text of `buf[start..end]`, a complete line, if it is valid UTF-8.
+    ///
+    /// A line starting past the checked part triggers a check from there to
+    /// the first invalid byte, so each byte is checked at most once.
+    #[inline]
+    fn text(&mut self, buf: &'a [u8], start: usize, end: usize) -> Option<&'a str> {
+        if start >= self.start + self.text.len() {
+            self.check_from(buf, start);
+        }
+        // A line starting before the checked part (the general path taking
+        // over a line the fast path gave up on) is checked on its own.
+        let from = start.checked_sub(self.start)?;
+        self.text.get(from..end - self.start)
+    }
+
+    /// Checks `buf[start..]` up to its first invalid byte.
+    #[cold]
+    fn check_from(&mut self, buf: &'a [u8], start: usize) {
+        let rest = &buf[start..];
+        // `compat` stops at the first invalid block (and says where the
+        // error is): after an invalid line the next check starts past it, so
+        // no byte is checked twice. `basic` would read to the end each time.
+        self.text = match simdutf8::compat::from_utf8(rest) {
+            Ok(text) => text,
+            Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
+        };
+        #[cfg(test)]
+        UTF8_CHECKED.with(|n| n.set(n.get() + (self.text.len() + 1).min(rest.len())));
+        self.start = start;
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes handed to the chunk UTF-8 check, up to its first error.
+    static UTF8_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn strip_space(value: &[u8]) -> &[u8] {
     value.strip_prefix(b" ").unwrap_or(value)
+}
+
+/// Appends `bytes` as UTF-8, with U+FFFD for each invalid sequence (what a
+/// browser's decoder does: since line breaks are ASCII, no sequence spans
+/// two lines, so decoding line by line equals decoding the stream).
+#[inline]
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
+    }
 }
 
 /// The value of a `retry` field: ASCII digits only; one too large for a
@@ -399,13 +671,6 @@ fn parse_digits(value: &[u8]) -> Option<u64> {
     })
 }
 
-/// UTF-8 without a copy when valid, else with U+FFFD for each invalid
-/// sequence (what a browser's decoder does with the same bytes).
-fn decode(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
-}
-
 /// The frames one chunk completes: an iterator returned by [`Parser::feed`].
 ///
 /// It yields `Err` for an event over the limit and then carries on (see
@@ -420,6 +685,8 @@ pub struct Feed<'a> {
     input: Input<'a>,
     /// How far `input` has been parsed.
     pos: usize,
+    /// What is known of `input` ahead of `pos`.
+    chunk: ChunkState<'a>,
 }
 
 #[derive(Debug)]
@@ -432,11 +699,25 @@ impl Iterator for Feed<'_> {
     type Item = Result<Frame, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let buf = match &self.input {
-            Input::Borrowed(chunk) => chunk,
-            Input::Owned(owned) => owned.as_slice(),
-        };
-        self.parser.step(buf, &mut self.pos)
+        match self.input {
+            Input::Borrowed(chunk) => {
+                if self.chunk.checked.is_none() {
+                    self.chunk.checked = Some(Checked { text: "", start: 0 });
+                }
+                self.parser.step(chunk, &mut self.pos, &mut self.chunk)
+            }
+            // Rare (a Feed was dropped early): the owned bytes cannot lend
+            // text to the Feed holding them, so each line is checked alone.
+            Input::Owned(ref owned) => {
+                let mut chunk = ChunkState {
+                    next_cr: self.chunk.next_cr,
+                    checked: None,
+                };
+                let out = self.parser.step(owned, &mut self.pos, &mut chunk);
+                self.chunk.next_cr = chunk.next_cr;
+                out
+            }
+        }
     }
 }
 
@@ -818,6 +1099,21 @@ mod tests {
     }
 
     #[test]
+    fn many_invalid_lines_in_one_chunk_are_utf8_checked_once() {
+        let input = b"data: \xFF\n".repeat(20_000);
+        let before = UTF8_CHECKED.with(std::cell::Cell::get);
+        let mut parser = Parser::new();
+        assert_eq!(parser.feed(&input).count(), 0);
+        assert_eq!(parser.feed(b"\n").count(), 1);
+        let checked = UTF8_CHECKED.with(std::cell::Cell::get) - before;
+        assert!(
+            checked <= input.len(),
+            "checked {checked} bytes of {}",
+            input.len()
+        );
+    }
+
+    #[test]
     fn single_long_line_in_small_chunks_is_scanned_once() {
         let mut parser = Parser::new();
         let mut input = b"data: ".to_vec();
@@ -828,8 +1124,10 @@ mod tests {
             got.extend(parser.feed(chunk));
         }
         assert_eq!(got.len(), 1);
+        // A constant number of times: once by the CR search, at most twice
+        // by the LF search (the fast path, then the general one).
         assert!(
-            parser.scanned <= input.len(),
+            parser.scanned <= 3 * input.len(),
             "scanned {} bytes of {}",
             parser.scanned,
             input.len()

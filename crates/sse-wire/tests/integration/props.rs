@@ -63,6 +63,77 @@ fn event() -> impl Strategy<Value = Event> {
     })
 }
 
+/// A deliberately naive reading of the WHATWG rules: decode the whole stream
+/// (U+FFFD for invalid bytes), drop one leading BOM, split into lines, apply
+/// the field rules. The parser's fast and general paths must both agree
+/// with it.
+fn reference(bytes: &[u8]) -> (Vec<Event>, String, Option<u64>) {
+    let decoded = String::from_utf8_lossy(bytes);
+    let text = decoded.strip_prefix('\u{FEFF}').unwrap_or(&decoded);
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines.push(std::mem::take(&mut current));
+            }
+            '\n' => lines.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    let (mut events, mut data, mut kind) = (Vec::new(), String::new(), String::new());
+    let (mut id_buffer, mut last_id) = (String::new(), String::new());
+    let (mut retry, mut event_retry) = (None, None);
+    for line in lines {
+        if line.is_empty() {
+            last_id = id_buffer.clone();
+            let this_retry = event_retry.take();
+            if data.is_empty() {
+                kind.clear();
+                continue;
+            }
+            data.pop();
+            events.push(Event {
+                event: Some(std::mem::take(&mut kind)).filter(|k| !k.is_empty()),
+                data: std::mem::take(&mut data),
+                id: Some(last_id.clone()).filter(|id| !id.is_empty()),
+                retry: this_retry,
+            });
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (name, value) = match line.find(':') {
+            Some(i) => (
+                &line[..i],
+                line[i + 1..].strip_prefix(' ').unwrap_or(&line[i + 1..]),
+            ),
+            None => (line.as_str(), ""),
+        };
+        match name {
+            "data" => {
+                data.push_str(value);
+                data.push('\n');
+            }
+            "event" => kind = value.to_owned(),
+            "id" if !value.contains('\0') => id_buffer = value.to_owned(),
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                if let Ok(ms) = value.parse() {
+                    retry = Some(ms);
+                    event_retry = Some(ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    (events, last_id, retry)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -73,6 +144,17 @@ proptest! {
         prop_assert_eq!(&whole, &pieces);
         prop_assert_eq!(p1.last_event_id(), p2.last_event_id());
         prop_assert_eq!(p1.retry(), p2.retry());
+    }
+
+    #[test]
+    fn parser_agrees_with_the_reference_reading(bytes in stream(), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
+        let (want, want_id, want_retry) = reference(&bytes);
+        for chunks in [vec![bytes.clone()], split(&bytes, &cuts)] {
+            let (events, parser) = parse_chunks(Parser::new(), &chunks);
+            prop_assert_eq!(&events, &want);
+            prop_assert_eq!(parser.last_event_id(), want_id.as_str());
+            prop_assert_eq!(parser.retry(), want_retry);
+        }
     }
 
     #[test]
