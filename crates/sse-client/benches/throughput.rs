@@ -10,16 +10,18 @@
 //! - `reqwest_plus_parser_loopback`: reqwest's body stream fed to a bare
 //!   parser over the same loopback server: the transport floor.
 //!
-//! `cargo bench -p sse-client --bench throughput` runs criterion. On a
-//! loaded machine wall-clock means wander; `SSE_BENCH_MIN=200 cargo bench
-//! -p sse-client --bench throughput` instead runs the variants interleaved
-//! that many times and prints each one's fastest and median run, which
-//! preemption cannot make faster than the truth.
+//! `cargo bench -p sse-client --bench throughput` runs criterion (wall
+//! time). On a loaded machine wall-clock means wander, so `SSE_BENCH_MIN=200
+//! cargo bench -p sse-client --bench throughput` instead runs the variants
+//! interleaved that many times and prints each one's fastest and median
+//! run in **CPU time of the measuring thread** (`CLOCK_THREAD_CPUTIME_ID`):
+//! the client's work, including its socket reads, without the server thread
+//! and without time spent preempted.
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -176,11 +178,17 @@ const VARIANTS: [Variant; 4] = [
 
 fn interleaved(f: &Fixture, runs: usize) {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+    // SSE_BENCH_ONLY=name runs one variant, for a profiler.
+    let only = std::env::var("SSE_BENCH_ONLY").ok();
     for _ in 0..runs {
-        for (i, (_, run)) in VARIANTS.iter().enumerate() {
-            let start = Instant::now();
+        for (i, (name, run)) in VARIANTS.iter().enumerate() {
+            if only.as_deref().is_some_and(|o| o != *name) {
+                times[i].push(Duration::ZERO);
+                continue;
+            }
+            let start = thread_cpu();
             run(f);
-            times[i].push(start.elapsed());
+            times[i].push(thread_cpu() - start);
         }
     }
     let mb = f.body.len() as f64 / 1e6;
@@ -195,6 +203,15 @@ fn interleaved(f: &Fixture, runs: usize) {
             mb / median.as_secs_f64()
         );
     }
+}
+
+fn thread_cpu() -> Duration {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .expect("thread CPU clock");
+    Duration::new(
+        u64::try_from(t.tv_sec()).unwrap_or(0),
+        u32::try_from(t.tv_nsec()).unwrap_or(0),
+    )
 }
 
 fn main() {
