@@ -12,45 +12,45 @@ use sse_client::{EndReason, Event, EventSource, Item};
 
 /// Arguments of `ssehub listen`.
 #[derive(clap::Args, Debug)]
-pub struct ListenArgs {
+pub(crate) struct ListenArgs {
     /// The event stream URL.
-    pub url: String,
+    pub(crate) url: String,
     /// Extra request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
     /// Request method (default GET, or POST when a body is given).
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
-    pub method: Option<String>,
+    pub(crate) method: Option<String>,
     /// Request body, `@file` to read it from a file, `@-` from stdin; sent
     /// again on each reconnection. As with curl, the content type defaults to
     /// `application/x-www-form-urlencoded` unless a `-H` sets it.
     #[arg(short = 'd', long = "data", value_name = "BODY")]
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
     /// Resume after this event ID (sent as `Last-Event-ID`).
     #[arg(long, value_name = "ID")]
-    pub last_event_id: Option<String>,
+    pub(crate) last_event_id: Option<String>,
     /// Print one JSON object per event, as `ssehub parse` does.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Exit after this many events.
     #[arg(long, value_name = "N")]
-    pub max_events: Option<u64>,
+    pub(crate) max_events: Option<u64>,
     /// Exit when the connection ends instead of reconnecting.
     #[arg(long)]
-    pub no_reconnect: bool,
+    pub(crate) no_reconnect: bool,
     /// Treat a connection silent for this long (no event, no heartbeat) as
     /// dead and reconnect, e.g. `60s` (Mercure heartbeats every 40 s).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     /// Give up after this many consecutive failed reconnections.
     #[arg(long, value_name = "N")]
-    pub max_retries: Option<u32>,
+    pub(crate) max_retries: Option<u32>,
     /// Also retry when the server answers 5xx.
     #[arg(long)]
-    pub retry_server_errors: bool,
+    pub(crate) retry_server_errors: bool,
     /// Also print comment lines (heartbeats), in human output only.
     #[arg(long)]
-    pub comments: bool,
+    pub(crate) comments: bool,
 }
 
 /// Runs `ssehub listen`: events to stdout, connection news to stderr.
@@ -61,7 +61,7 @@ pub struct ListenArgs {
 /// fails for good (non-200 status, wrong content type, retries used up,
 /// network error with `--no-reconnect`), or stdout failing. A closed stdout
 /// (`| head`) ends quietly.
-pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     match listen(args, &mut out, &mut err).await {

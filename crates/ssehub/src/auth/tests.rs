@@ -1,0 +1,699 @@
+//! End-to-end checks of the auth layer: every [`AuthError`] produced by a real,
+//! signed token (HS256, RS256, ES256, JWKS), in both claim formats.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::{AUTHORIZATION, COOKIE, ORIGIN};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::json;
+
+use super::*;
+use crate::hub::selector::SelectorCache;
+
+const SECRET: &str = "!ChangeThisMercureHubJWTSecretKey!";
+const AUD: &str = "https://hub.example.com/.well-known/mercure";
+const RSA_PUBLIC: &str = include_str!("../../tests/fixtures/rsa_public.pem");
+const RSA_PRIVATE: &str = include_str!("../../tests/fixtures/rsa_private.pem");
+const RSA_OTHER_PRIVATE: &str = include_str!("../../tests/fixtures/rsa_other_private.pem");
+const EC_PUBLIC: &str = include_str!("../../tests/fixtures/ec_public.pem");
+const EC_PRIVATE: &str = include_str!("../../tests/fixtures/ec_private.pem");
+const JWKS: &str = include_str!("../../tests/fixtures/jwks.json");
+
+fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn hs_key() -> Key {
+    Key::secret(SECRET.as_bytes(), None).unwrap()
+}
+
+fn hs_hub() -> Authorizer {
+    Authorizer::new(AuthConfig::new(
+        VerifyingKey::secret(SECRET.as_bytes(), None).unwrap(),
+    ))
+}
+
+fn mercure(publish: &[&str], subscribe: &[&str]) -> MintClaims {
+    MintClaims {
+        publish: publish.iter().map(|s| MintTopic::exact(*s)).collect(),
+        subscribe: subscribe.iter().map(|s| MintTopic::exact(*s)).collect(),
+        issued_at: Some(t0()),
+        ..MintClaims::default()
+    }
+}
+
+fn v1(publish: &[MintTopic], subscribe: &[MintTopic]) -> MintClaims {
+    MintClaims {
+        format: ClaimFormat::AuthorizationDetails,
+        publish: publish.to_vec(),
+        subscribe: subscribe.to_vec(),
+        issued_at: Some(t0()),
+        expires_in: Some(Duration::from_secs(3600)),
+        audience: Some(AUD.to_owned()),
+        ..MintClaims::default()
+    }
+}
+
+/// Re-encodes a token's part with different JSON, keeping the rest.
+fn replace_part(token: &str, index: usize, json: &serde_json::Value) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[index] = URL_SAFE_NO_PAD.encode(json.to_string());
+    parts.join(".")
+}
+
+#[test]
+fn hs256_mercure_token_grants_its_selectors() {
+    let token = mint(&hs_key(), mercure(&["https://e.com/books/{id}"], &["*"])).unwrap();
+    let g = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap();
+    assert_eq!(g.format, TokenFormat::Mercure);
+    assert!(g.can_publish("https://e.com/books/1"));
+    assert!(
+        g.check_publish(&["https://e.com/books/1", "https://e.com/books/2"])
+            .is_ok()
+    );
+    assert!(g.can_subscribe(&["anything"]));
+    // 0.x: exp is optional.
+    assert_eq!(g.expires_at, None);
+}
+
+#[test]
+fn rs256_and_es256_tokens_verify() {
+    for (private, public) in [(RSA_PRIVATE, RSA_PUBLIC), (EC_PRIVATE, EC_PUBLIC)] {
+        let key = Key::from_pem(private.as_bytes(), None).unwrap();
+        let token = mint(&key, mercure(&["a"], &[])).unwrap();
+        let hub = Authorizer::new(AuthConfig::new(
+            VerifyingKey::from_pem(public.as_bytes(), None).unwrap(),
+        ));
+        assert!(
+            hub.verify_at(&token, Role::Publisher, AUD, t0())
+                .unwrap()
+                .can_publish("a")
+        );
+    }
+}
+
+#[test]
+fn jwks_verifies_by_kid() {
+    let hub = Authorizer::new(AuthConfig::new(
+        VerifyingKey::from_jwks(JWKS.as_bytes(), None).unwrap(),
+    ));
+    let main = Key::from_pem(RSA_PRIVATE.as_bytes(), None)
+        .unwrap()
+        .with_kid("main");
+    let other = Key::from_pem(RSA_OTHER_PRIVATE.as_bytes(), None)
+        .unwrap()
+        .with_kid("other");
+    for key in [main, other] {
+        let token = mint(&key, mercure(&["a"], &[])).unwrap();
+        assert!(hub.verify_at(&token, Role::Publisher, AUD, t0()).is_ok());
+    }
+    // Signed by "other" but claiming to be "main": the kid picks the key, and it fails.
+    let liar = Key::from_pem(RSA_OTHER_PRIVATE.as_bytes(), None)
+        .unwrap()
+        .with_kid("main");
+    let token = mint(&liar, mercure(&["a"], &[])).unwrap();
+    assert!(matches!(
+        hub.verify_at(&token, Role::Publisher, AUD, t0()),
+        Err(AuthError::BadSignature { .. })
+    ));
+    let unknown = Key::from_pem(RSA_PRIVATE.as_bytes(), None)
+        .unwrap()
+        .with_kid("gone");
+    let token = mint(&unknown, mercure(&["a"], &[])).unwrap();
+    let err = hub
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(matches!(err, AuthError::UnknownKey { .. }));
+    assert!(err.to_string().contains("\"gone\""), "{err}");
+}
+
+#[test]
+fn bad_signature() {
+    let other = Key::secret(b"another secret", None).unwrap();
+    let token = mint(&other, mercure(&["a"], &[])).unwrap();
+    let err = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuthError::BadSignature {
+            role: Role::Publisher
+        }
+    );
+    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+    assert!(err.www_authenticate().contains("error=\"invalid_token\""));
+
+    // Claims tampered after signing.
+    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let forged = replace_part(&good, 1, &json!({"mercure": {"publish": ["*"]}}));
+    assert!(matches!(
+        hs_hub().verify_at(&forged, Role::Publisher, AUD, t0()),
+        Err(AuthError::BadSignature { .. })
+    ));
+}
+
+#[test]
+fn wrong_algorithm() {
+    // An RSA-signed token against an HMAC hub.
+    let rsa = Key::from_pem(RSA_PRIVATE.as_bytes(), None).unwrap();
+    let token = mint(&rsa, mercure(&["a"], &[])).unwrap();
+    let err = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(matches!(err, AuthError::WrongAlgorithm { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("RS256") && err.to_string().contains("HS256"),
+        "{err}"
+    );
+
+    // Algorithm confusion: HS256 "signed" with the RSA public key must not pass.
+    let confused = Key::secret(RSA_PUBLIC.as_bytes(), None).unwrap();
+    let token = mint(&confused, mercure(&["*"], &[])).unwrap();
+    let rsa_hub = Authorizer::new(AuthConfig::new(
+        VerifyingKey::from_pem(RSA_PUBLIC.as_bytes(), None).unwrap(),
+    ));
+    assert!(matches!(
+        rsa_hub.verify_at(&token, Role::Publisher, AUD, t0()),
+        Err(AuthError::WrongAlgorithm { .. })
+    ));
+
+    // Same family, but the hub pinned HS256.
+    let hs512 = Key::secret(SECRET.as_bytes(), Some(Algorithm::HS512)).unwrap();
+    let token = mint(&hs512, mercure(&["a"], &[])).unwrap();
+    assert!(matches!(
+        hs_hub().verify_at(&token, Role::Publisher, AUD, t0()),
+        Err(AuthError::WrongAlgorithm { .. })
+    ));
+
+    // alg none.
+    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let none = replace_part(&good, 0, &json!({"alg": "none", "typ": "JWT"}));
+    let err = hs_hub()
+        .verify_at(&none, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(matches!(err, AuthError::WrongAlgorithm { ref alg, .. } if alg == "none"));
+}
+
+#[test]
+fn malformed_tokens() {
+    for bad in [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "!!!.e30.sig",
+        "e30.e30.sig",
+        "bm90IGpzb24.e30.sig",
+    ] {
+        let err = hs_hub()
+            .verify_at(bad, Role::Publisher, AUD, t0())
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::MalformedToken { .. }),
+            "{bad}: {err:?}"
+        );
+        assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Claims that are not an object, correctly signed.
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!(["not", "an", "object"]),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert!(matches!(
+        hs_hub().verify_at(&token, Role::Publisher, AUD, t0()),
+        Err(AuthError::MalformedToken { .. })
+    ));
+}
+
+#[test]
+fn expiry_is_enforced_when_present() {
+    let mut claims = mercure(&["a"], &[]);
+    claims.expires_in = Some(Duration::from_secs(60));
+    let token = mint(&hs_key(), claims).unwrap();
+    let hub = hs_hub();
+    let g = hub.verify_at(&token, Role::Publisher, AUD, t0()).unwrap();
+    assert_eq!(g.expires_at, Some(t0() + Duration::from_secs(60)));
+    // Within the 5 s leeway.
+    assert!(
+        hub.verify_at(&token, Role::Publisher, AUD, t0() + Duration::from_secs(64))
+            .is_ok()
+    );
+    let err = hub
+        .verify_at(
+            &token,
+            Role::Publisher,
+            AUD,
+            t0() + Duration::from_secs(3600),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuthError::Expired {
+            exp: 1_800_000_060,
+            ago: 3540
+        }
+    );
+    assert!(
+        err.www_authenticate()
+            .contains("token expired at 1800000060")
+    );
+}
+
+#[test]
+fn not_yet_valid() {
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!({"nbf": 1_800_000_100u64, "mercure": {"publish": ["a"]}}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(
+        hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .unwrap_err(),
+        AuthError::NotYetValid {
+            nbf: 1_800_000_100,
+            in_secs: 100
+        }
+    );
+    assert!(
+        hs_hub()
+            .verify_at(
+                &token,
+                Role::Publisher,
+                AUD,
+                t0() + Duration::from_secs(100)
+            )
+            .is_ok()
+    );
+}
+
+#[test]
+fn v1_token_grants_and_checks_audience() {
+    let claims = v1(
+        &[MintTopic::url_pattern("https://e.com/books/:id")],
+        &[MintTopic::exact("https://e.com/private")],
+    );
+    let token = mint(&hs_key(), claims).unwrap();
+    let hub = hs_hub();
+    let g = hub.verify_at(&token, Role::Publisher, AUD, t0()).unwrap();
+    assert_eq!(g.format, TokenFormat::AuthorizationDetails);
+    assert!(g.can_publish("https://e.com/books/3"));
+    assert!(!g.can_publish("https://e.com/private"));
+    assert!(g.can_subscribe(&["https://e.com/private"]));
+    assert_eq!(g.expires_at, Some(t0() + Duration::from_secs(3600)));
+
+    let err = hub
+        .verify_at(
+            &token,
+            Role::Publisher,
+            "https://other.example/.well-known/mercure",
+            t0(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, AuthError::WrongAudience { .. }));
+    assert!(err.to_string().contains(AUD), "{err}");
+
+    // aud as an array containing the identifier is fine.
+    let mut arr = v1(&[MintTopic::exact("*")], &[]);
+    arr.audience = None;
+    let token = mint(&hs_key(), arr).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    body["aud"] = json!(["https://x.example", AUD]);
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    let resigned = jsonwebtoken::encode(
+        &header,
+        &body,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert!(hub.verify_at(&resigned, Role::Publisher, AUD, t0()).is_ok());
+    // Missing aud.
+    body.as_object_mut().unwrap().remove("aud");
+    let no_aud = jsonwebtoken::encode(
+        &header,
+        &body,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let err = hub
+        .verify_at(&no_aud, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(err.to_string().contains("aud is missing"), "{err}");
+}
+
+#[test]
+fn configured_resource_identifier_overrides_derived() {
+    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    config.resource_identifier = Some(AUD.to_owned());
+    let hub = Authorizer::new(config);
+    assert_eq!(
+        hub.audience("http://127.0.0.1:8080/.well-known/mercure"),
+        AUD
+    );
+    assert_eq!(hs_hub().audience("http://derived"), "http://derived");
+}
+
+#[test]
+fn v1_token_requires_exp() {
+    let mut claims = v1(&[MintTopic::exact("*")], &[]);
+    claims.expires_in = None;
+    let token = mint(&hs_key(), claims).unwrap();
+    let err = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert_eq!(err, AuthError::MissingExp);
+    assert!(err.to_string().contains("at+jwt"));
+}
+
+#[test]
+fn v1_issuer_checked_only_when_configured() {
+    let mut claims = v1(&[MintTopic::exact("*")], &[]);
+    claims.issuer = Some("https://evil.example".into());
+    let token = mint(&hs_key(), claims).unwrap();
+    assert!(
+        hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .is_ok()
+    );
+
+    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    config.issuers = vec![
+        "https://auth.example.com".into(),
+        "https://sso.example.com".into(),
+    ];
+    let hub = Authorizer::new(config);
+    let err = hub
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(matches!(err, AuthError::UntrustedIssuer { .. }));
+    assert!(
+        err.to_string().contains("evil.example") && err.to_string().contains("sso.example.com")
+    );
+
+    let mut good = v1(&[MintTopic::exact("*")], &[]);
+    good.issuer = Some("https://sso.example.com".into());
+    assert!(
+        hub.verify_at(&mint(&hs_key(), good).unwrap(), Role::Publisher, AUD, t0())
+            .is_ok()
+    );
+    let none = mint(&hs_key(), v1(&[MintTopic::exact("*")], &[])).unwrap();
+    let err = hub
+        .verify_at(&none, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(err.to_string().contains("iss is missing"), "{err}");
+}
+
+#[test]
+fn v1_claims_in_a_plain_jwt_are_refused_with_reason() {
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!({"aud": AUD, "exp": 1_900_000_000u64, "authorization_details": []}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let err = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(matches!(err, AuthError::WrongTokenType { .. }));
+    assert!(err.to_string().contains("typ at+jwt"), "{err}");
+}
+
+#[test]
+fn invalid_claims_reject_the_token() {
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!({"mercure": {"publish": ["https://e.com/{broken"]}}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let err = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(matches!(err, AuthError::InvalidClaims { .. }));
+    assert!(err.to_string().contains("unclosed"), "{err}");
+    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn topic_not_granted_is_403_and_names_the_topic() {
+    let token = mint(&hs_key(), mercure(&["https://e.com/a"], &[])).unwrap();
+    let g = hs_hub()
+        .verify_at(&token, Role::Publisher, AUD, t0())
+        .unwrap();
+    let err = g
+        .check_publish(&["https://e.com/a", "https://e.com/secret"])
+        .unwrap_err();
+    assert_eq!(err.status(), StatusCode::FORBIDDEN);
+    assert!(
+        err.to_string().contains("\"https://e.com/secret\""),
+        "{err}"
+    );
+    assert!(
+        err.www_authenticate()
+            .starts_with("Bearer error=\"insufficient_scope\"")
+    );
+}
+
+#[test]
+fn subscriber_key_defaults_to_publisher_key_and_can_differ() {
+    let token = mint(&hs_key(), mercure(&[], &["*"])).unwrap();
+    assert!(
+        hs_hub()
+            .verify_at(&token, Role::Subscriber, AUD, t0())
+            .is_ok()
+    );
+
+    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    config.subscriber_key = Some(Arc::new(
+        VerifyingKey::from_pem(EC_PUBLIC.as_bytes(), None).unwrap(),
+    ));
+    let hub = Authorizer::new(config);
+    assert!(hub.verify_at(&token, Role::Publisher, AUD, t0()).is_ok());
+    assert!(matches!(
+        hub.verify_at(&token, Role::Subscriber, AUD, t0()),
+        Err(AuthError::WrongAlgorithm {
+            role: Role::Subscriber,
+            ..
+        })
+    ));
+    let ec = Key::from_pem(EC_PRIVATE.as_bytes(), None).unwrap();
+    let sub_token = mint(&ec, mercure(&[], &["*"])).unwrap();
+    assert!(
+        hub.verify_at(&sub_token, Role::Subscriber, AUD, t0())
+            .is_ok()
+    );
+}
+
+#[test]
+fn anonymous_and_missing_tokens() {
+    let hub = hs_hub();
+    let err = hub.authorize(None, Role::Subscriber, AUD).unwrap_err();
+    assert_eq!(err, AuthError::AnonymousNotAllowed);
+    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(err.www_authenticate(), "Bearer");
+    let err = hub.authorize(None, Role::Publisher, AUD).unwrap_err();
+    assert!(matches!(
+        err,
+        AuthError::MissingToken {
+            role: Role::Publisher,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("mercureAuthorization"));
+
+    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    config.anonymous = true;
+    let open = Authorizer::new(config);
+    let g = open.authorize(None, Role::Subscriber, AUD).unwrap();
+    assert_eq!(g.format, TokenFormat::Anonymous);
+    assert!(!g.can_subscribe(&["https://e.com/private"]));
+    // Anonymous access does not excuse a bad token.
+    assert!(
+        open.authorize(Some("a.b.c"), Role::Subscriber, AUD)
+            .is_err()
+    );
+    // Nor does it let publishers in.
+    assert!(open.authorize(None, Role::Publisher, AUD).is_err());
+}
+
+#[test]
+fn token_sources_through_the_authorizer() {
+    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    config.cookie_name = "hubAuth".into();
+    config.publish_origins = vec!["https://app.example.com".into()];
+    let hub = Authorizer::new(config);
+    let token = mint(&hs_key(), mercure(&["*"], &[])).unwrap();
+
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        COOKIE,
+        HeaderValue::from_str(&format!("hubAuth={token}")).unwrap(),
+    );
+    let (found, source) = hub
+        .extract_token(&headers, Some("topic=x"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.as_str(), source),
+        (token.as_str(), TokenSource::Cookie)
+    );
+    let err = hub.check_publish_origin(&headers, source).unwrap_err();
+    assert_eq!(err.status(), StatusCode::FORBIDDEN);
+    headers.insert(ORIGIN, HeaderValue::from_static("https://app.example.com"));
+    assert!(hub.check_publish_origin(&headers, source).is_ok());
+
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_static("Bearer header-token"),
+    );
+    let (found, source) = hub.extract_token(&headers, None).unwrap().unwrap();
+    assert_eq!(
+        (found.as_str(), source),
+        ("header-token", TokenSource::Header)
+    );
+}
+
+#[test]
+fn grants_share_the_hub_selector_cache() {
+    let cache = Arc::new(SelectorCache::default());
+    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    config.selector_cache = cache.clone();
+    let hub = Authorizer::new(config);
+    let token = mint(&hs_key(), mercure(&[], &["https://e.com/{id}"])).unwrap();
+    let a = hub.verify_at(&token, Role::Subscriber, AUD, t0()).unwrap();
+    let b = hub.verify_at(&token, Role::Subscriber, AUD, t0()).unwrap();
+    assert!(Arc::ptr_eq(&a.subscribe[0], &b.subscribe[0]));
+    assert!(Arc::ptr_eq(
+        &a.subscribe[0],
+        &cache.topic("https://e.com/{id}").unwrap()
+    ));
+}
+
+#[test]
+fn mint_refuses_url_patterns_in_mercure_format() {
+    let c = MintClaims {
+        publish: vec![MintTopic::url_pattern("https://e.com/:id")],
+        ..MintClaims::default()
+    };
+    let err = mint(&hs_key(), c).unwrap_err();
+    assert!(matches!(err, AuthError::Signing { .. }));
+}
+
+#[test]
+fn minted_v1_token_shape() {
+    let mut claims = v1(
+        &[MintTopic::exact("a")],
+        &[MintTopic::url_pattern("https://e.com/:id")],
+    );
+    claims.payload = Some(json!({"user": 1}));
+    claims.subject = Some("alice".into());
+    let token = mint(&hs_key(), claims).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    let body: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(body["aud"], AUD);
+    assert_eq!(body["exp"], 1_800_003_600u64);
+    let details = body["authorization_details"].as_array().unwrap();
+    assert_eq!(details.len(), 2);
+    assert_eq!(details[0]["actions"], json!(["publish"]));
+    assert_eq!(details[1]["topics"][0]["match_type"], "urlpattern");
+    assert_eq!(details[1]["payload"], json!({"user": 1}));
+    let g = hs_hub()
+        .verify_at(&token, Role::Subscriber, AUD, t0())
+        .unwrap();
+    assert_eq!(g.subject.as_deref(), Some("alice"));
+    assert_eq!(
+        g.payload_for("https://e.com/:id"),
+        Some(&json!({"user": 1}))
+    );
+}
+
+#[test]
+fn auth_types_are_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Authorizer>();
+    assert_send_sync::<Grants>();
+    assert_send_sync::<AuthError>();
+}
+
+#[test]
+fn critical_header_extensions_are_refused() {
+    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let crit = replace_part(
+        &good,
+        0,
+        &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
+    );
+    let err = hs_hub()
+        .verify_at(&crit, Role::Publisher, AUD, t0())
+        .unwrap_err();
+    assert!(err.to_string().contains("crit"), "{err}");
+}
+
+#[test]
+fn media_type_form_of_at_jwt_is_a_v1_token() {
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.typ = Some("application/AT+JWT".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &json!({"aud": AUD, "authorization_details": []}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    // Recognised as 1.0: exp becomes mandatory.
+    assert_eq!(
+        hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .unwrap_err(),
+        AuthError::MissingExp
+    );
+}
+
+#[test]
+fn non_numeric_dates_are_malformed() {
+    for claims in [
+        json!({"exp": "tomorrow"}),
+        json!({"exp": -5}),
+        json!({"nbf": true}),
+    ] {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let err = hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::MalformedToken { .. }),
+            "{claims}: {err:?}"
+        );
+    }
+    // Fractional seconds are fine.
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!({"exp": 1_800_000_060.5, "mercure": {"publish": ["a"]}}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert!(
+        hs_hub()
+            .verify_at(&token, Role::Publisher, AUD, t0())
+            .is_ok()
+    );
+}

@@ -1,0 +1,52 @@
+//! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
+
+mod listen;
+mod parse;
+mod publish;
+mod serve;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Server-Sent Events hub, relay and tools.
+#[derive(Parser, Debug)]
+#[command(name = "ssehub", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the hub (Mercure publish/subscribe, history, relay, pages).
+    Serve(Box<serve::ServeArgs>),
+    /// Subscribe to any SSE URL and print its events (curl for SSE).
+    Listen(listen::ListenArgs),
+    /// Read an event stream on stdin, print one JSON line per dispatched event.
+    Parse(parse::ParseArgs),
+    /// Publish an update to a hub.
+    Publish(publish::PublishArgs),
+    /// Mint a JWT for publishers and subscribers.
+    Token(token::TokenArgs),
+}
+
+/// Runs the chosen subcommand.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Parse(args) => parse::run(args),
+        Command::Listen(args) => runtime()?
+            .block_on(listen::run(args))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
+        Command::Publish(args) => runtime()?.block_on(publish::run(args)),
+        Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

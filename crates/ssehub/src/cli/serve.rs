@@ -1,0 +1,359 @@
+//! `ssehub serve`: flags and environment into a [`ssehub::Config`], first-run key setup,
+//! signals, then [`ssehub::run`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use ssehub::auth::{AuthConfig, Key, MintClaims, MintTopic, VerifyingKey, mint};
+use ssehub::config::{TlsFiles, parse_duration};
+use ssehub::relay::simulator::SimulatorOptions;
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, env = "SSEHUB_LISTEN", default_value = ssehub::config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Where the embedded store keeps its files.
+    #[arg(long, env = "SSEHUB_DATA_DIR", default_value = "./ssehub-data")]
+    data_dir: PathBuf,
+    /// History store: `embedded` (the default).
+    #[arg(long, env = "SSEHUB_STORE", default_value = "embedded")]
+    store: String,
+    /// HS256 secret, or a PEM public key / JWKS file for RS256/ES256 (also MERCURE_PUBLISHER_JWT_KEY).
+    #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", hide_env_values = true)]
+    publisher_jwt_key: Option<String>,
+    /// Algorithm of the publisher key (HS256, RS256, ES256, ...; also MERCURE_PUBLISHER_JWT_ALG).
+    #[arg(long, env = "SSEHUB_PUBLISHER_JWT_ALG")]
+    publisher_jwt_alg: Option<String>,
+    /// Subscriber key; defaults to the publisher key (also MERCURE_SUBSCRIBER_JWT_KEY).
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
+    subscriber_jwt_key: Option<String>,
+    /// Algorithm of the subscriber key (also MERCURE_SUBSCRIBER_JWT_ALG).
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_ALG")]
+    subscriber_jwt_alg: Option<String>,
+    /// Trusted issuers of 1.0 tokens (comma-separated); none means `iss` is not checked.
+    #[arg(long, env = "SSEHUB_JWT_ISSUER", value_delimiter = ',')]
+    jwt_issuer: Vec<String>,
+    /// The `aud` 1.0 tokens must carry (default: this hub's /.well-known/mercure URL as requested).
+    #[arg(long, env = "SSEHUB_RESOURCE_IDENTIFIER")]
+    resource_identifier: Option<String>,
+    /// Allow subscribers without a token (public updates only).
+    #[arg(long, env = "SSEHUB_ANONYMOUS")]
+    anonymous: bool,
+    /// Cookie holding the token for browsers.
+    #[arg(
+        long,
+        env = "SSEHUB_COOKIE_NAME",
+        default_value = "mercureAuthorization"
+    )]
+    cookie_name: String,
+    /// Origins allowed to subscribe cross-origin with credentials (comma-separated), or `*` without credentials.
+    #[arg(long, env = "SSEHUB_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Origins allowed to publish with cookie authentication (comma-separated), or `*`.
+    #[arg(long, env = "SSEHUB_PUBLISH_ORIGINS", value_delimiter = ',')]
+    publish_origins: Vec<String>,
+    /// Send a comment after this much silence.
+    #[arg(long, env = "SSEHUB_HEARTBEAT", default_value = "40s", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// Keep at most this many updates in history.
+    #[arg(long, env = "SSEHUB_HISTORY_MAX_EVENTS")]
+    history_max_events: Option<u64>,
+    /// Drop updates older than this from history.
+    #[arg(long, env = "SSEHUB_HISTORY_MAX_AGE", value_parser = parse_duration)]
+    history_max_age: Option<Duration>,
+    /// Publish subscription events and serve the subscriptions API.
+    #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
+    subscriptions: bool,
+    /// PEM certificate chain: serve HTTPS with HTTP/2 (ALPN).
+    #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "SSEHUB_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Connections beyond this are answered 503.
+    #[arg(long, env = "SSEHUB_MAX_CONNECTIONS", default_value_t = 19_000)]
+    max_connections: usize,
+    /// Publish bodies beyond this many bytes are answered 413.
+    #[arg(long, env = "SSEHUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Selectors one subscription may name (more: 400).
+    #[arg(long, env = "SSEHUB_MAX_SELECTORS", default_value_t = 100)]
+    max_selectors: usize,
+    /// Bytes a subscriber may fall behind before it is cut off (it resumes from history).
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_QUEUE_BYTES", default_value_t = 4 << 20)]
+    subscriber_queue_bytes: usize,
+    /// Time open streams get to end after SIGTERM/SIGINT.
+    #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// The relay's OpenAI-compatible upstream base URL (ending in /v1), or `simulate`.
+    #[arg(long, env = "SSEHUB_UPSTREAM", default_value = "simulate")]
+    upstream: String,
+    /// Key sent to the upstream (never to browsers).
+    #[arg(long, env = "SSEHUB_UPSTREAM_API_KEY", hide_env_values = true)]
+    upstream_api_key: Option<String>,
+    /// Keys callers of /v1/... must present as Authorization: Bearer (comma-separated; none = open).
+    #[arg(
+        long,
+        env = "SSEHUB_RELAY_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    relay_api_keys: Vec<String>,
+    /// Pace of the built-in simulator, in tokens per second.
+    #[arg(
+        long,
+        env = "SSEHUB_SIMULATOR_TOKENS_PER_SECOND",
+        default_value_t = 30.0
+    )]
+    simulator_tokens_per_second: f64,
+    /// The simulator's delay before its first token.
+    #[arg(long, env = "SSEHUB_SIMULATOR_FIRST_TOKEN_DELAY", default_value = "300ms", value_parser = parse_duration)]
+    simulator_first_token_delay: Duration,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+fn env_fallback(value: Option<String>, names: &[&str]) -> Option<String> {
+    value.or_else(|| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    })
+}
+
+fn init_logging(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "text" => builder.init(),
+        "json" => builder.json().init(),
+        other => bail!("unknown --log-format {other:?}: use text or json"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_format)?;
+    if args.store != "embedded" {
+        bail!(
+            "unsupported --store {:?}: this build keeps history in the embedded store only (use --store embedded)",
+            args.store
+        );
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+    let publisher_key = env_fallback(
+        args.publisher_jwt_key.clone(),
+        &["MERCURE_PUBLISHER_JWT_KEY", "MERCURE_JWT_KEY"],
+    );
+    let subscriber_key = env_fallback(
+        args.subscriber_jwt_key.clone(),
+        &["MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_JWT_KEY"],
+    );
+    let publisher_alg = env_fallback(
+        args.publisher_jwt_alg.clone(),
+        &["MERCURE_PUBLISHER_JWT_ALG", "MERCURE_JWT_ALG"],
+    );
+    let subscriber_alg = env_fallback(
+        args.subscriber_jwt_alg.clone(),
+        &["MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG"],
+    );
+    let (publisher_key, generated) = match publisher_key {
+        Some(k) => (k, false),
+        None => (first_run_key(&args.data_dir)?, true),
+    };
+    let auth = build_auth(
+        &args,
+        publisher_key.clone(),
+        publisher_alg,
+        subscriber_key,
+        subscriber_alg,
+    )?;
+    let mut config = ssehub::Config::new(args.data_dir.clone(), auth);
+    config.cors_origins = args.cors_origins.clone();
+    config.heartbeat = args.heartbeat;
+    config.history_max_events = args.history_max_events;
+    config.history_max_age = args.history_max_age;
+    config.subscriptions = args.subscriptions;
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    config.max_connections = args.max_connections;
+    config.max_body_bytes = args.max_body_bytes;
+    config.max_selectors = args.max_selectors;
+    config.subscriber_queue_bytes = args.subscriber_queue_bytes;
+    config.shutdown_grace = args.shutdown_grace;
+    config.upstream = Some(args.upstream.clone()).filter(|u| u != "simulate");
+    config.upstream_api_key = args.upstream_api_key.clone();
+    config.relay_api_keys = args
+        .relay_api_keys
+        .iter()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    config.simulator = SimulatorOptions {
+        tokens_per_second: args.simulator_tokens_per_second,
+        first_token_delay: args.simulator_first_token_delay,
+    };
+    let rate = config.simulator.tokens_per_second;
+    if !rate.is_finite() || rate <= 0.0 {
+        bail!("--simulator-tokens-per-second must be a positive number");
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %addr, data_dir = %args.data_dir.display(), "ssehub listening on {scheme}://{addr}");
+    if generated {
+        print_first_run_help(
+            &publisher_key,
+            &format!("{scheme}://{addr}"),
+            &args.data_dir,
+        )?;
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    ssehub::run(listener, config, shutdown)
+        .await
+        .context("serving")?;
+    tracing::info!("ssehub stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The name of the file that keeps a generated publisher key between runs.
+const KEY_FILE: &str = "publisher-jwt-key";
+
+/// Reads the key generated on an earlier run, or makes and stores a new random one.
+fn first_run_key(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &key)
+        .with_context(|| format!("storing the generated key in {}", path.display()))?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the hub gracefully");
+                let _ = ctrl_c.await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: ending streams so clients reconnect elsewhere");
+    token.cancel();
+}
+
+/// Authorization settings from the flags (with Mercure's variable names as fallbacks).
+fn build_auth(
+    args: &ServeArgs,
+    publisher_key: String,
+    publisher_alg: Option<String>,
+    subscriber_key: Option<String>,
+    subscriber_alg: Option<String>,
+) -> anyhow::Result<AuthConfig> {
+    let publisher = VerifyingKey::from_config(&publisher_key, publisher_alg.as_deref())
+        .context("loading the publisher key (--publisher-jwt-key)")?;
+    let mut auth = AuthConfig::new(publisher);
+    if let Some(key) = subscriber_key {
+        let alg = subscriber_alg.or(publisher_alg);
+        let subscriber = VerifyingKey::from_config(&key, alg.as_deref())
+            .context("loading the subscriber key (--subscriber-jwt-key)")?;
+        auth.subscriber_key = Some(Arc::new(subscriber));
+    }
+    auth.issuers = args
+        .jwt_issuer
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    auth.resource_identifier = args.resource_identifier.clone();
+    auth.cookie_name = args.cookie_name.clone();
+    auth.anonymous = args.anonymous;
+    auth.publish_origins = args
+        .publish_origins
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .collect();
+    Ok(auth)
+}
+
+/// Tells a first-time user how to use the hub with the key it generated.
+fn print_first_run_help(key: &str, base: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let mut claims = MintClaims::default();
+    claims.publish = vec![MintTopic::exact("*")];
+    claims.subscribe = vec![MintTopic::exact("*")];
+    let token = mint(&Key::secret(key.as_bytes(), None)?, claims)?;
+    let key_file = data_dir.join(KEY_FILE);
+    println!(
+        "No --publisher-jwt-key was given, so ssehub uses the key stored in {key_file}.\n\
+         A token allowed to publish and subscribe to every topic:\n\n    {token}\n\n\
+         Try it (two terminals):\n\n    \
+         curl -N -H 'Authorization: Bearer {token}' '{base}/.well-known/mercure?topic=/demo'\n    \
+         curl -H 'Authorization: Bearer {token}' -d topic=/demo -d data=hello {base}/.well-known/mercure\n\n\
+         Mint narrower tokens with `ssehub token --key-file {key_file} --subscribe /demo`.\n",
+        key_file = key_file.display()
+    );
+    Ok(())
+}

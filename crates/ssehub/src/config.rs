@@ -1,0 +1,187 @@
+//! Hub configuration, independent of how it was given (flags, environment, tests).
+//!
+//! `cli/serve.rs` turns flags and `SSEHUB_*`/`MERCURE_*` variables into a [`Config`];
+//! tests build one directly with [`Config::for_tests`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::AuthConfig;
+use crate::relay::simulator::SimulatorOptions;
+
+/// Everything `run` needs to serve a hub.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// Authorization keys and policies for publishers and subscribers.
+    pub auth: AuthConfig,
+    /// Origins allowed to make credentialed cross-origin requests; `["*"]` allows any origin without credentials.
+    pub cors_origins: Vec<String>,
+    /// A comment is sent on a stream after this much silence so proxies keep it open.
+    pub heartbeat: Duration,
+    /// History retention by count.
+    pub history_max_events: Option<u64>,
+    /// History retention by age.
+    pub history_max_age: Option<Duration>,
+    /// Publish subscription events and serve the subscriptions API.
+    pub subscriptions: bool,
+    /// TLS certificate chain and key (PEM); HTTPS with HTTP/2 by ALPN when set.
+    pub tls: Option<TlsFiles>,
+    /// Connections beyond this are answered 503.
+    pub max_connections: usize,
+    /// Publish bodies beyond this are answered 413.
+    pub max_body_bytes: usize,
+    /// A subscription naming more selectors than this is answered 400.
+    pub max_selectors: usize,
+    /// Per-subscriber queue bound in bytes; a subscriber past it is cut off and resumes from history.
+    pub subscriber_queue_bytes: usize,
+    /// How long open streams and requests get to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// The relay's upstream: `None` runs the built-in simulator.
+    pub upstream: Option<String>,
+    /// Key sent to the upstream; never sent to browsers.
+    pub upstream_api_key: Option<String>,
+    /// Keys that callers of `/v1/...` must present; empty means open (local use).
+    pub relay_api_keys: Vec<String>,
+    /// Pace of the built-in simulator (the default upstream).
+    pub simulator: SimulatorOptions,
+    /// How often history is pruned to the retention policy.
+    pub prune_interval: Duration,
+}
+
+/// Paths of a PEM certificate chain and private key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Default listen address of `ssehub serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Defaults for a hub whose store lives in `data_dir`, with the given authorization.
+    pub fn new(data_dir: PathBuf, auth: AuthConfig) -> Self {
+        Config {
+            data_dir,
+            auth,
+            cors_origins: Vec::new(),
+            heartbeat: Duration::from_secs(40),
+            history_max_events: None,
+            history_max_age: None,
+            subscriptions: false,
+            tls: None,
+            max_connections: 19_000,
+            max_body_bytes: 1 << 20,
+            max_selectors: 100,
+            subscriber_queue_bytes: 4 << 20,
+            shutdown_grace: Duration::from_secs(10),
+            upstream: None,
+            upstream_api_key: None,
+            relay_api_keys: Vec::new(),
+            simulator: SimulatorOptions::default(),
+            prune_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The default listen address as a socket address.
+pub fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("constant address parses")
+}
+
+/// Why a duration could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// The text is empty.
+    #[error("empty duration (write it like 40s, 5m, 24h)")]
+    Empty,
+    /// A number without a unit, or an unknown unit.
+    #[error("invalid duration {0:?} (write it like 40s, 5m, 24h; units: ms, s, m, h, d)")]
+    Invalid(String),
+    /// The value does not fit.
+    #[error("duration {0:?} is too large")]
+    Overflow(String),
+}
+
+/// Parses durations like `40s`, `5m`, `24h`, `1h30m`, `500ms`, `7d`; a bare
+/// number is seconds.
+///
+/// # Errors
+///
+/// [`DurationError`] for empty, malformed or overflowing input.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| DurationError::Overflow(s.to_owned()));
+    }
+    let invalid = || DurationError::Invalid(s.to_owned());
+    let overflow = || DurationError::Overflow(s.to_owned());
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| overflow())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(overflow)?),
+            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(overflow)?),
+            "d" => Duration::from_secs(n.checked_mul(86_400).ok_or_else(overflow)?),
+            _ => return Err(invalid()),
+        };
+        total = total.checked_add(part).ok_or_else(overflow)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("40s").unwrap(), Duration::from_secs(40));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        for bad in ["5x", "m", "1.5h", "-3s", "5 m"] {
+            assert!(
+                matches!(parse_duration(bad), Err(DurationError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_duration("99999999999999999999d"),
+            Err(DurationError::Overflow(_))
+        ));
+    }
+}

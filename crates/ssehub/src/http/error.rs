@@ -1,0 +1,112 @@
+//! One error type for every HTTP handler: each case maps to its status and a message that
+//! names the problem, so a client never has to guess why it was refused.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::auth::AuthError;
+use crate::hub::PublishError;
+use crate::store::StoreError;
+
+/// A refused or failed request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Malformed input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A token problem (401) or a permission problem (403), as the auth layer classified it.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Allowed token, forbidden action (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The method is not served here (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The resource exists but conflicts with the request (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body over the configured limit (413).
+    #[error("request body too large: the limit is {limit} bytes (--max-body-bytes)")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Wrong request content type (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The hub cannot serve this now (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure on the hub's side (500); details are logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Auth(e) => e.status(),
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Duplicate { .. } => ApiError::Conflict(err.to_string()),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::Unavailable(format!("history store unavailable: {other}"))
+            }
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Invalid(e @ crate::hub::publish::InvalidUpdate::ReservedTopic(_)) => {
+                ApiError::Forbidden(e.to_string())
+            }
+            PublishError::Invalid(e) => ApiError::BadRequest(e.to_string()),
+            PublishError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let mut res = (status, format!("{self}\n")).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let ApiError::Auth(e) = &self
+            && let Ok(v) = HeaderValue::from_str(&e.www_authenticate())
+        {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        res
+    }
+}

@@ -1,0 +1,104 @@
+//! The HTTP layer: the only part of ssehub that speaks HTTP. [`app`] builds the router from
+//! shared state (so tests can drive it without a socket); [`server::serve`] accepts
+//! connections and runs it.
+
+pub mod error;
+pub mod mercure;
+pub mod openai;
+pub mod ops;
+pub mod server;
+pub mod subscriptions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get, post};
+use http::{HeaderName, HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::Authorizer;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::hub::selector::SelectorCache;
+use crate::relay::Relay;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The hub core.
+    pub hub: Hub,
+    /// Token verification for publishers and subscribers.
+    pub auth: Arc<Authorizer>,
+    /// Compiled selectors shared by every subscription and token grant.
+    pub selectors: Arc<SelectorCache>,
+    /// The configuration the hub runs with.
+    pub config: Arc<Config>,
+    /// The OpenAI-compatible relay.
+    pub relay: Arc<Relay>,
+}
+
+/// The hub's routes.
+pub fn app(state: AppState) -> Router {
+    let cors = cors_layer(&state.config.cors_origins);
+    let router = Router::new()
+        .route("/.well-known/mercure", any(mercure::endpoint))
+        .route(
+            "/.well-known/mercure/subscriptions",
+            get(subscriptions::all),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{topic}",
+            get(subscriptions::by_topic),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
+            get(subscriptions::one),
+        )
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/streams/{id}", get(openai::watch_stream))
+        .route("/v1/streams/{id}/cancel", post(openai::cancel_stream))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for browsers on other origins: an explicit allow-list with credentials (cookies,
+/// `Authorization`), or `*` without credentials. No list, no CORS headers.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let headers = [
+        http::header::AUTHORIZATION,
+        http::header::CACHE_CONTROL,
+        http::header::CONTENT_TYPE,
+        HeaderName::from_static("last-event-id"),
+    ];
+    let expose = [
+        HeaderName::from_static("last-event-id"),
+        HeaderName::from_static("mercure-last-event-id"),
+        HeaderName::from_static("x-stream-id"),
+    ];
+    let methods = [Method::GET, Method::POST, Method::OPTIONS];
+    let layer = CorsLayer::new()
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers(expose);
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true),
+    )
+}

@@ -1,0 +1,37 @@
+//! Operations endpoints: `/healthz` and `/metrics`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+
+use crate::http::AppState;
+
+/// 200 when the store answers and accepts writes, 503 otherwise (with the reason).
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    match state.hub.store().stats().await {
+        Ok(stats) if stats.writable => (StatusCode::OK, "ok\n").into_response(),
+        Ok(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history store is not accepting writes\n",
+        )
+            .into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("history store unavailable: {err}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Prometheus text exposition.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let history = state.hub.store().stats().await.ok().map(|s| s.retained);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.hub.metrics().render(history),
+    )
+        .into_response()
+}

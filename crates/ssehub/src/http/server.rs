@@ -1,0 +1,224 @@
+//! Accepting connections: HTTP/1.1 and HTTP/2 (prior knowledge on plain sockets, ALPN over
+//! TLS), the connection cap, and graceful shutdown bounded by a grace period.
+//!
+//! Backpressure: at most `max_connections` connections are served; one beyond that gets a
+//! single `503` naming the limit and is closed, so the process never runs out of file
+//! descriptors in the middle of serving existing clients.
+
+use std::convert::Infallible;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::metrics::Metrics;
+
+/// How a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Streams one HTTP/2 connection may carry at once: enough for a browser page with many
+/// subscriptions, which is the point of HTTP/2 here.
+const H2_MAX_STREAMS: u32 = 1024;
+
+/// Connection-level settings.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// TLS configuration; plain sockets when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections served at once; more are answered 503.
+    pub max_connections: usize,
+    /// How long connections get to finish after shutdown begins.
+    pub grace: Duration,
+}
+
+/// Errors loading TLS material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("no PEM certificate found in {0}")]
+    NoCertificate(String),
+    /// The key file holds no private key.
+    #[error("no PEM private key (PKCS#8, PKCS#1 or SEC1) found in {0}")]
+    NoKey(String),
+    /// rustls refused the pair.
+    #[error("invalid certificate or key: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Builds a rustls server configuration that offers HTTP/2 and HTTP/1.1 by ALPN.
+///
+/// # Errors
+/// Names the file that could not be read or holds no usable PEM item.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(cert.display().to_string()));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .ok()
+        .flatten()
+        .ok_or_else(|| TlsError::NoKey(key.display().to_string()))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then waits for open connections up to
+/// the grace period.
+///
+/// # Errors
+/// Only an unrecoverable listener failure; per-connection errors are logged.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+) -> io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    let tls = options.tls.clone().map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of descriptors or a transient accept error: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let permit = slots.clone().try_acquire_owned().ok();
+        let app = app.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let metrics = metrics.clone();
+        let max = options.max_connections;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            metrics.connections.fetch_add(1, Ordering::Relaxed);
+            let _guard = ConnectionGauge(metrics.clone());
+            if permit.is_none() {
+                metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(client.addr = %peer, limit = max, "connection cap reached; answering 503");
+            }
+            let refuse = permit.is_none();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let app = app.clone();
+                async move {
+                    if refuse {
+                        return Ok::<_, Infallible>(over_capacity(max));
+                    }
+                    tower::ServiceExt::oneshot(app, req.map(Body::new)).await
+                }
+            });
+            let result = match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(client.addr = %peer, error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(client.addr = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(client.addr = %peer, error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(options.grace) => {
+            tracing::warn!(grace = ?options.grace, "grace period over; closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+struct ConnectionGauge(Arc<Metrics>);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn over_capacity(max: usize) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::SERVICE_UNAVAILABLE)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CONNECTION, "close")
+        .header(header::RETRY_AFTER, "5")
+        .body(Body::from(format!(
+            "the hub is at its connection limit ({max} connections, --max-connections); retry later\n"
+        )))
+        .expect("static response is valid")
+}

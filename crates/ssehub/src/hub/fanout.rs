@@ -1,0 +1,302 @@
+//! Fan-out: who receives which update, and the bounded queue between the hub and each subscriber.
+//!
+//! ```text
+//! store feed ──> dispatcher task ──encode once──> Bytes ──try_send──> [queue] ──> subscriber stream
+//!                     │                                                 (bounded: bytes and count)
+//!                     └── matches once per *group* of subscribers that share the same filter
+//! ```
+//!
+//! Subscribers that asked for the same selectors with the same grants form a group, so an
+//! update is matched once per distinct filter rather than once per connection: a thousand
+//! browsers on one topic cost one match. Groups whose selectors are all exact topics are
+//! indexed by topic, so many-topic traffic looks up its candidates instead of scanning.
+//!
+//! Backpressure: each subscriber's queue is bounded by [`FanoutLimits`]. The dispatcher never
+//! waits for a subscriber: one whose queue is full is cut off (its queue drains, then its
+//! stream ends) and the client resumes from history with `Last-Event-ID`, losing nothing.
+//! Empty groups and empty index entries are removed as soon as their last member leaves.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::hub::filter::Filter;
+use crate::hub::metrics::Metrics;
+use crate::update::Update;
+
+/// One encoded update on its way to a subscriber.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The update's position in history: lets a stream skip what replay already sent.
+    pub seq: u64,
+    /// The update encoded once as an SSE frame, shared by every recipient.
+    pub bytes: Bytes,
+}
+
+/// Bounds on each subscriber's queue.
+#[derive(Clone, Copy, Debug)]
+pub struct FanoutLimits {
+    /// Encoded bytes a subscriber may have waiting before it is cut off.
+    pub queue_bytes: usize,
+    /// Updates a subscriber may have waiting before it is cut off.
+    pub queue_events: usize,
+}
+
+/// State shared between the dispatcher's view of a member and the member's stream.
+#[derive(Debug, Default)]
+pub struct MemberShared {
+    /// Bytes in the queue not yet taken by the stream.
+    pub queued_bytes: AtomicUsize,
+    /// Set when the hub cut this subscriber off for falling behind.
+    pub lagged: AtomicBool,
+}
+
+struct Member {
+    tx: mpsc::Sender<Delivery>,
+    shared: Arc<MemberShared>,
+}
+
+struct Group {
+    filter: Arc<Filter>,
+    members: HashMap<u64, Member>,
+}
+
+#[derive(Default)]
+struct Registry {
+    groups: HashMap<Arc<str>, Group>,
+    /// Groups whose selectors are all exact topics, by topic.
+    by_topic: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Groups with at least one wildcard, template or URL-pattern selector: checked against every update.
+    scan: HashSet<Arc<str>>,
+}
+
+/// The subscriber registry and the dispatch step.
+pub struct Fanout {
+    registry: RwLock<Registry>,
+    /// The last update dispatched; read under the registry's write lock it tells a new
+    /// subscriber exactly which update precedes the first one it will receive live.
+    last_dispatched: Mutex<Option<(u64, Arc<str>)>>,
+    next_member: AtomicU64,
+    limits: FanoutLimits,
+    metrics: Arc<Metrics>,
+}
+
+/// What a new member gets: its queue and where live delivery starts.
+pub struct Membership {
+    /// The member's queue.
+    pub rx: mpsc::Receiver<Delivery>,
+    /// Shared counters (queued bytes, lagged flag).
+    pub shared: Arc<MemberShared>,
+    /// Seq and id of the last update dispatched before this member joined.
+    pub joined_after: Option<(u64, Arc<str>)>,
+    /// Removes the member when dropped.
+    pub guard: MemberGuard,
+}
+
+/// Removes a member from the registry when its stream ends.
+pub struct MemberGuard {
+    fanout: Arc<Fanout>,
+    key: Arc<str>,
+    id: u64,
+}
+
+impl Drop for MemberGuard {
+    fn drop(&mut self) {
+        self.fanout.remove(&self.key, self.id);
+    }
+}
+
+impl Fanout {
+    /// An empty registry.
+    pub fn new(limits: FanoutLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Fanout {
+            registry: RwLock::new(Registry::default()),
+            last_dispatched: Mutex::new(None),
+            next_member: AtomicU64::new(1),
+            limits,
+            metrics,
+        })
+    }
+
+    /// Adds a subscriber with this filter.
+    pub fn join(self: &Arc<Self>, filter: Arc<Filter>) -> Membership {
+        let key: Arc<str> = filter.key().into();
+        let id = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.limits.queue_events.max(1));
+        let shared = Arc::new(MemberShared::default());
+        let member = Member {
+            tx,
+            shared: shared.clone(),
+        };
+        let joined_after;
+        {
+            let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+            joined_after = self
+                .last_dispatched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let reg = &mut *reg;
+            let group = reg.groups.entry(key.clone()).or_insert_with(|| {
+                match filter.exact_topics() {
+                    Some(topics) => {
+                        for t in topics {
+                            reg.by_topic
+                                .entry(t.into())
+                                .or_default()
+                                .insert(key.clone());
+                        }
+                    }
+                    None => {
+                        reg.scan.insert(key.clone());
+                    }
+                }
+                Group {
+                    filter,
+                    members: HashMap::new(),
+                }
+            });
+            group.members.insert(id, member);
+        }
+        Membership {
+            rx,
+            shared,
+            joined_after,
+            guard: MemberGuard {
+                fanout: self.clone(),
+                key,
+                id,
+            },
+        }
+    }
+
+    fn remove(&self, key: &Arc<str>, id: u64) {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        let reg = &mut *reg;
+        let Some(group) = reg.groups.get_mut(key) else {
+            return;
+        };
+        group.members.remove(&id);
+        if !group.members.is_empty() {
+            return;
+        }
+        let group = reg.groups.remove(key).expect("group present");
+        match group.filter.exact_topics() {
+            Some(topics) => {
+                for t in topics {
+                    if let Some(set) = reg.by_topic.get_mut(t) {
+                        set.remove(key);
+                        if set.is_empty() {
+                            reg.by_topic.remove(t);
+                        }
+                    }
+                }
+            }
+            None => {
+                reg.scan.remove(key);
+            }
+        }
+    }
+
+    /// Seq and id of the last update dispatched.
+    pub fn last_dispatched(&self) -> Option<(u64, Arc<str>)> {
+        self.last_dispatched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Number of distinct filters currently subscribed (for metrics and tests).
+    pub fn group_count(&self) -> usize {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .groups
+            .len()
+    }
+
+    /// Delivers a batch of stored updates, each encoded once, to every matching member.
+    ///
+    /// Never blocks on a subscriber: a member whose queue is full is cut off.
+    pub fn dispatch(&self, batch: &[(u64, &Update, Bytes)]) {
+        let mut cut: Vec<(Arc<str>, u64)> = Vec::new();
+        let mut delivered = 0u64;
+        {
+            let reg = self.registry.read().unwrap_or_else(|e| e.into_inner());
+            let mut seen: HashSet<&Arc<str>> = HashSet::new();
+            for (seq, update, bytes) in batch {
+                seen.clear();
+                let by_topic = update
+                    .topics
+                    .iter()
+                    .filter_map(|t| reg.by_topic.get(t.as_str()))
+                    .flatten();
+                for key in reg.scan.iter().chain(by_topic) {
+                    if update.topics.len() > 1 && !seen.insert(key) {
+                        continue;
+                    }
+                    let Some(group) = reg.groups.get(key) else {
+                        continue;
+                    };
+                    if !group.filter.matches(update) {
+                        continue;
+                    }
+                    for (id, m) in &group.members {
+                        if self.offer(m, *seq, bytes) {
+                            delivered += 1;
+                        } else {
+                            cut.push((key.clone(), *id));
+                        }
+                    }
+                }
+            }
+            if let Some((seq, update, _)) = batch.last() {
+                *self
+                    .last_dispatched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some((*seq, update.id.as_str().into()));
+            }
+        }
+        self.metrics
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
+        if !cut.is_empty() {
+            self.metrics
+                .laggards_cut
+                .fetch_add(cut.len() as u64, Ordering::Relaxed);
+            for (key, id) in cut {
+                tracing::debug!(
+                    subscriber = id,
+                    "subscriber fell behind; cutting it off so it resumes from history"
+                );
+                self.remove(&key, id);
+            }
+        }
+    }
+
+    /// Queues one delivery; false when the member is over its bounds (and must be cut off).
+    fn offer(&self, m: &Member, seq: u64, bytes: &Bytes) -> bool {
+        if m.shared.lagged.load(Ordering::Relaxed) {
+            return false;
+        }
+        let len = bytes.len();
+        let before = m.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let over = before + len > self.limits.queue_bytes && before > 0;
+        if over
+            || m.tx
+                .try_send(Delivery {
+                    seq,
+                    bytes: bytes.clone(),
+                })
+                .is_err()
+        {
+            m.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            m.shared.lagged.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}

@@ -1,0 +1,371 @@
+//! The hub: publish, subscribe, replay-then-live. No HTTP here; `http/` adapts requests to
+//! these calls.
+//!
+//! ```text
+//! publish ──validate──> Store::append (durable, group commit) ──> 200 with the id
+//!                              │
+//!                       Store::subscribe feed
+//!                              │
+//!                     dispatcher task ──> Fanout (groups, bounded queues) ──> SubscriberStream
+//!                                                                               ▲
+//! subscribe ──> replay pages from Store::read_after ──> join Fanout ────────────┘
+//! ```
+//!
+//! Live delivery is driven by the store's feed, not by the publish call, so the same path
+//! serves updates published on this node and (with a shared store) on any other node.
+
+pub mod encode;
+pub mod fanout;
+pub mod filter;
+pub mod metrics;
+pub mod presence;
+pub mod publish;
+pub mod selector;
+pub mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::store::{Cursor, Store, StoreError, Stored};
+use crate::update::Update;
+use fanout::{Fanout, FanoutLimits};
+use filter::Filter;
+use metrics::Metrics;
+use publish::{InvalidUpdate, NewUpdate};
+use stream::SubscriberStream;
+
+/// Tuning of the hub core.
+#[derive(Clone, Copy, Debug)]
+pub struct HubOptions {
+    /// Comment after this much silence on a stream.
+    pub heartbeat: Duration,
+    /// Per-subscriber queue bounds.
+    pub limits: FanoutLimits,
+    /// Updates read from history per page during replay.
+    pub replay_page: usize,
+    /// Publish subscription events and keep the list of active subscriptions.
+    pub subscriptions: bool,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            heartbeat: Duration::from_secs(40),
+            limits: FanoutLimits {
+                queue_bytes: 4 << 20,
+                queue_events: 4096,
+            },
+            replay_page: 512,
+            subscriptions: false,
+        }
+    }
+}
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The update is malformed.
+    #[error(transparent)]
+    Invalid(#[from] InvalidUpdate),
+    /// The store refused or failed: nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new subscription: the `Last-Event-ID` response header value and the stream.
+pub struct Subscription {
+    /// The id preceding the first event the stream sends, or `earliest`.
+    pub last_event_id: String,
+    /// Whether the requested `Last-Event-ID` was unknown (pruned or never existed), in which
+    /// case the whole retained history is replayed.
+    pub unknown_last_event_id: bool,
+    /// The subscriber's id in subscription events, when `--subscriptions` is on.
+    pub subscriber_id: Option<String>,
+    /// The bytes to send.
+    pub stream: SubscriberStream,
+}
+
+/// What a subscriber asked for.
+pub struct SubscribeRequest<'a> {
+    /// Which updates it receives.
+    pub filter: Filter,
+    /// Where replay starts: an id, `earliest`, or `None` for live only.
+    pub last_event_id: Option<&'a str>,
+    /// When its token expires: the stream ends then.
+    pub expires_at: Option<Instant>,
+    /// Its selectors as written, for subscription events.
+    pub topics: Vec<String>,
+    /// Its token's payload, for subscription events.
+    pub payload: Option<serde_json::Value>,
+}
+
+/// The value of the `Last-Event-ID` header when history starts at the beginning.
+pub const EARLIEST: &str = "earliest";
+
+/// Shared state behind [`Hub`] handles and subscriber streams.
+pub(crate) struct HubInner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) fanout: Arc<Fanout>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) heartbeat: Duration,
+    pub(crate) replay_page: usize,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) presence: Option<Arc<presence::Presence>>,
+}
+
+/// A handle on the running hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// Starts the hub's dispatcher on `store`; it runs until `shutdown` fires.
+    ///
+    /// # Errors
+    /// Fails if the store cannot report where its history ends.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        options: HubOptions,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<Hub, StoreError> {
+        // Subscribe before asking where history ends, so no append falls between the two.
+        let feed = store.subscribe();
+        let last = store.stats().await?.last_seq;
+        let inner = Arc::new(HubInner {
+            fanout: Fanout::new(options.limits, metrics.clone()),
+            store,
+            metrics,
+            heartbeat: options.heartbeat,
+            replay_page: options.replay_page.max(1),
+            shutdown,
+            presence: options.subscriptions.then(Default::default),
+        });
+        tracker.spawn(dispatch_loop(inner.clone(), feed, last));
+        Ok(Hub { inner })
+    }
+
+    /// Validates and durably stores an update; live delivery follows from the store's feed.
+    ///
+    /// # Errors
+    /// [`PublishError::Invalid`] for a malformed update, [`PublishError::Store`] when it could
+    /// not be made durable (then nothing was acknowledged).
+    pub async fn publish(&self, new: NewUpdate) -> Result<Stored, PublishError> {
+        let update = publish::validate(new).inspect_err(|_| self.count_error())?;
+        self.publish_valid(update).await
+    }
+
+    /// Stores an update built by the hub itself (subscription events, relay streams).
+    ///
+    /// # Errors
+    /// [`PublishError::Store`] when it could not be made durable.
+    pub async fn publish_valid(&self, update: Update) -> Result<Stored, PublishError> {
+        let started = std::time::Instant::now();
+        match self.inner.store.append(update).await {
+            Ok(stored) => {
+                self.inner.metrics.observe_publish(started.elapsed());
+                Ok(stored)
+            }
+            Err(err) => {
+                self.count_error();
+                Err(err.into())
+            }
+        }
+    }
+
+    fn count_error(&self) {
+        self.inner
+            .metrics
+            .publish_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Opens a subscription: replays history after `last_event_id` (`earliest` for all of it),
+    /// then continues live, until shutdown, the token's expiry, or the client leaves.
+    ///
+    /// # Errors
+    /// Fails only when history cannot be read.
+    pub async fn subscribe(&self, req: SubscribeRequest<'_>) -> Result<Subscription, StoreError> {
+        let inner = &self.inner;
+        let filter = Arc::new(req.filter);
+        let (header, unknown, stream) = match req.last_event_id {
+            None => {
+                let membership = inner.fanout.join(filter.clone());
+                let header = membership
+                    .joined_after
+                    .as_ref()
+                    .map_or(EARLIEST.to_owned(), |(_, id)| id.to_string());
+                let stream = SubscriberStream::new(
+                    inner.clone(),
+                    filter,
+                    Vec::new(),
+                    false,
+                    Some(membership),
+                    req.expires_at,
+                );
+                (header, false, stream)
+            }
+            Some(requested) => {
+                let cursor = if requested == EARLIEST {
+                    Cursor::Earliest
+                } else {
+                    Cursor::Id(requested.to_owned())
+                };
+                let page = inner.store.read_after(cursor, inner.replay_page).await?;
+                let unknown = requested != EARLIEST && !page.found;
+                if unknown {
+                    tracing::debug!(
+                        last_event_id = requested,
+                        "unknown Last-Event-ID; replaying all retained history"
+                    );
+                }
+                let header = if requested == EARLIEST || unknown {
+                    EARLIEST.to_owned()
+                } else {
+                    requested.to_owned()
+                };
+                let stream = SubscriberStream::new(
+                    inner.clone(),
+                    filter,
+                    page.updates,
+                    page.more,
+                    None,
+                    req.expires_at,
+                );
+                (header, unknown, stream)
+            }
+        };
+        let (stream, subscriber_id) = match &inner.presence {
+            Some(presence) => {
+                let id = format!("urn:uuid:{}", uuid::Uuid::now_v7());
+                for update in presence.join(&id, &req.topics, req.payload) {
+                    if let Err(err) = self.publish_valid(update).await {
+                        tracing::warn!(error = %err, "cannot publish a subscription event");
+                    }
+                }
+                let guard = presence::PresenceGuard {
+                    hub: self.clone(),
+                    presence: presence.clone(),
+                    subscriber: id.clone(),
+                };
+                (stream.with_presence(guard), Some(id))
+            }
+            None => (stream, None),
+        };
+        Ok(Subscription {
+            last_event_id: header,
+            unknown_last_event_id: unknown,
+            subscriber_id,
+            stream,
+        })
+    }
+
+    /// Active subscriptions, when `--subscriptions` is on.
+    pub fn presence(&self) -> Option<&Arc<presence::Presence>> {
+        self.inner.presence.as_ref()
+    }
+
+    /// The id of the last update delivered live, or `earliest` when there is none yet.
+    pub fn last_event_id(&self) -> String {
+        self.inner
+            .fanout
+            .last_dispatched()
+            .map_or(EARLIEST.to_owned(), |(_, id)| id.to_string())
+    }
+
+    /// The hub's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The store behind the hub.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Distinct subscriber filters currently joined.
+    pub fn group_count(&self) -> usize {
+        self.inner.fanout.group_count()
+    }
+}
+
+/// Most updates dispatched under one registry lock.
+const DISPATCH_BATCH: usize = 256;
+
+/// Drives the fan-out from the store's feed. If the feed overflows (this task fell behind
+/// the store), it catches up by reading history by seq, so no acknowledged update is skipped.
+async fn dispatch_loop(
+    inner: Arc<HubInner>,
+    mut feed: tokio::sync::broadcast::Receiver<Stored>,
+    mut last: u64,
+) {
+    let mut batch: Vec<Stored> = Vec::with_capacity(DISPATCH_BATCH);
+    loop {
+        let first = tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            r = feed.recv() => r,
+        };
+        let mut lagged = false;
+        match first {
+            Ok(s) => batch.push(s),
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "dispatcher fell behind the store feed; catching up from history"
+                );
+                lagged = true;
+            }
+            Err(RecvError::Closed) => return,
+        }
+        while !lagged && batch.len() < DISPATCH_BATCH {
+            match feed.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(TryRecvError::Lagged(_)) => lagged = true,
+                Err(_) => break,
+            }
+        }
+        dispatch(&inner, &mut batch, &mut last);
+        if lagged {
+            loop {
+                let page = match inner
+                    .store
+                    .read_after(Cursor::Seq(last), DISPATCH_BATCH)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read history to catch up; live subscribers may need to reconnect");
+                        break;
+                    }
+                };
+                let more = page.more;
+                batch.extend(page.updates);
+                dispatch(&inner, &mut batch, &mut last);
+                if !more {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(inner: &HubInner, batch: &mut Vec<Stored>, last: &mut u64) {
+    let encoded: Vec<(u64, &Update, bytes::Bytes)> = batch
+        .iter()
+        .filter(|s| s.seq > *last)
+        .map(|s| (s.seq, &*s.update, encode::encode_update(&s.update)))
+        .collect();
+    if let Some((seq, _, _)) = encoded.last() {
+        *last = *seq;
+    }
+    inner.fanout.dispatch(&encoded);
+    batch.clear();
+}

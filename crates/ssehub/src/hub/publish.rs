@@ -1,0 +1,229 @@
+//! Validating a publish before anything is stored: the checks that keep SSE injection
+//! impossible and history consistent.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::update::Update;
+
+/// A publish as the publisher sent it, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct NewUpdate {
+    /// `topic` fields in order: the first is canonical.
+    pub topics: Vec<String>,
+    /// `data`; absent means empty data.
+    pub data: String,
+    /// `private` was present.
+    pub private: bool,
+    /// `id`: a custom id; the hub generates `urn:uuid:<v7>` when absent.
+    pub id: Option<String>,
+    /// `type`: becomes the SSE `event:` field.
+    pub event_type: Option<String>,
+    /// `retry` as written: must be ASCII digits.
+    pub retry: Option<String>,
+}
+
+/// Why a publish was refused before being stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidUpdate {
+    /// No `topic` field, or only empty ones.
+    #[error("missing topic: an update needs at least one non-empty `topic` field")]
+    NoTopic,
+    /// The custom id cannot be carried in an SSE `id:` line or would be ambiguous.
+    #[error("invalid id {id:?}: {reason}")]
+    Id {
+        /// The id as sent.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The type cannot be carried in an SSE `event:` line.
+    #[error("invalid type {0:?}: it must not contain CR or LF")]
+    Type(String),
+    /// `retry` is not a number of milliseconds.
+    #[error("invalid retry {0:?}: it must be ASCII digits (milliseconds)")]
+    Retry(String),
+    /// The topic lies in the hub's own `/.well-known/mercure` space.
+    #[error("topic {0:?} is reserved: topics under /.well-known/mercure belong to the hub")]
+    ReservedTopic(String),
+}
+
+/// The path prefix reserved for the hub's own topics (subscription events).
+pub const RESERVED_PREFIX: &str = "/.well-known/mercure";
+
+/// Checks a publish and turns it into an [`Update`] ready to store.
+///
+/// # Errors
+/// Returns the first problem found, in the order a publisher would want to fix them.
+pub fn validate(new: NewUpdate) -> Result<Update, InvalidUpdate> {
+    let topics: Vec<String> = new.topics.into_iter().filter(|t| !t.is_empty()).collect();
+    if topics.is_empty() {
+        return Err(InvalidUpdate::NoTopic);
+    }
+    if let Some(t) = topics.iter().find(|t| is_reserved(t)) {
+        return Err(InvalidUpdate::ReservedTopic(t.clone()));
+    }
+    let id = match new.id {
+        Some(id) => {
+            let reason = if id.is_empty() {
+                Some("it must not be empty")
+            } else if id.starts_with('#') {
+                Some("it must not start with '#'")
+            } else if id.contains(['\r', '\n']) {
+                Some("it must not contain CR or LF")
+            } else if id.contains('\0') {
+                Some("it must not contain NUL")
+            } else if id == "earliest" {
+                Some("\"earliest\" is reserved for asking the whole history")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(InvalidUpdate::Id { id, reason });
+            }
+            id
+        }
+        None => format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+    };
+    let event_type = match new.event_type {
+        Some(t) if t.contains(['\r', '\n']) => return Err(InvalidUpdate::Type(t)),
+        Some(t) if t.is_empty() => None,
+        other => other,
+    };
+    let retry = match new.retry {
+        None => None,
+        Some(r) => match (
+            !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()),
+            r.parse::<u64>(),
+        ) {
+            (true, Ok(ms)) => Some(ms),
+            _ => return Err(InvalidUpdate::Retry(r)),
+        },
+    };
+    Ok(Update {
+        id,
+        topics,
+        data: new.data,
+        private: new.private,
+        event_type,
+        retry,
+        published_at_ms: now_ms(),
+    })
+}
+
+/// Whether a topic (a path or an absolute URL) lies under `/.well-known/mercure`.
+pub fn is_reserved(topic: &str) -> bool {
+    let path = match topic.find("://") {
+        Some(i) => {
+            let rest = &topic[i + 3..];
+            rest.find('/').map_or("", |p| &rest[p..])
+        }
+        None => topic,
+    };
+    path == RESERVED_PREFIX
+        || path.starts_with("/.well-known/mercure/")
+        || path.starts_with("/.well-known/mercure?")
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(t: &str) -> NewUpdate {
+        NewUpdate {
+            topics: vec![t.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn generates_uuid_v7_ids() {
+        let u = validate(topic("/books/1")).unwrap();
+        assert!(u.id.starts_with("urn:uuid:"), "{}", u.id);
+        let uuid = uuid::Uuid::parse_str(&u.id["urn:uuid:".len()..]).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+    }
+
+    #[test]
+    fn refuses_missing_topic() {
+        assert_eq!(
+            validate(NewUpdate::default()).unwrap_err(),
+            InvalidUpdate::NoTopic
+        );
+        assert_eq!(validate(topic("")).unwrap_err(), InvalidUpdate::NoTopic);
+    }
+
+    #[test]
+    fn refuses_ids_that_would_inject_or_confuse() {
+        for (id, why) in [
+            ("a\nb", "CR or LF"),
+            ("a\rb", "CR or LF"),
+            ("#x", "'#'"),
+            ("a\0", "NUL"),
+            ("", "empty"),
+        ] {
+            let err = validate(NewUpdate {
+                id: Some(id.into()),
+                ..topic("/t")
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(why), "{id:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_types_with_line_breaks() {
+        let err = validate(NewUpdate {
+            event_type: Some("x\r\ndata: evil".into()),
+            ..topic("/t")
+        })
+        .unwrap_err();
+        assert!(matches!(err, InvalidUpdate::Type(_)));
+    }
+
+    #[test]
+    fn retry_must_be_digits() {
+        for bad in ["", "1.5", "-1", "10ms", " 5", "99999999999999999999999"] {
+            let err = validate(NewUpdate {
+                retry: Some(bad.into()),
+                ..topic("/t")
+            })
+            .unwrap_err();
+            assert_eq!(err, InvalidUpdate::Retry(bad.into()));
+        }
+        let ok = validate(NewUpdate {
+            retry: Some("2500".into()),
+            ..topic("/t")
+        })
+        .unwrap();
+        assert_eq!(ok.retry, Some(2500));
+    }
+
+    #[test]
+    fn reserved_space_is_refused_in_paths_and_urls() {
+        for t in [
+            "/.well-known/mercure",
+            "/.well-known/mercure/subscriptions/x/y",
+            "https://example.com/.well-known/mercure/subscriptions",
+        ] {
+            assert_eq!(
+                validate(topic(t)).unwrap_err(),
+                InvalidUpdate::ReservedTopic(t.into())
+            );
+        }
+        for t in [
+            "/.well-known/mercurey",
+            "https://example.com/books/.well-known/mercure",
+            "urn:x",
+        ] {
+            assert!(validate(topic(t)).is_ok(), "{t}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! One subscriber's event stream: replay from history, then live, with no gap and no
+//! duplicate at the seam; heartbeats when idle; ends on shutdown, token expiry or cut-off.
+//!
+//! The seam: history is replayed page by page *before* joining the fan-out (so a long
+//! replay cannot overflow the live queue), then the stream joins and reads history once
+//! more from the last replayed seq. Anything published between the two reads arrives both
+//! from that read and from the queue; the queue's copy is skipped by seq.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::HubInner;
+use crate::hub::encode::encode_update;
+use crate::hub::fanout::Membership;
+use crate::hub::filter::Filter;
+use crate::store::{Cursor, Stored};
+
+/// Above this many pending bytes, coalescing stops and the chunk is written.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// Where the stream is in its life.
+enum Phase {
+    /// Sending the opening comment and the first page read when the subscription was made.
+    Opening(Vec<Stored>, bool),
+    /// Replaying history after this seq, not yet joined.
+    Replay { after: u64 },
+    /// Joined: live deliveries, skipping seqs the replay already sent.
+    Live {
+        membership: Membership,
+        skip_through: u64,
+    },
+    /// Finished.
+    Done,
+}
+
+/// A subscriber's stream of SSE bytes.
+pub struct SubscriberStream {
+    hub: Arc<HubInner>,
+    filter: Arc<Filter>,
+    phase: Phase,
+    heartbeat: Duration,
+    /// When something was last written: the heartbeat fires only after real silence.
+    last_write: Instant,
+    /// When the subscriber's token expires.
+    expires_at: Option<Instant>,
+    shutdown: CancellationToken,
+    /// History read at the seam, written before the first live delivery.
+    pending_seam: Option<Bytes>,
+    /// Announces the end of the subscription when the stream ends (`--subscriptions`).
+    _presence: Option<crate::hub::presence::PresenceGuard>,
+    /// Keeps the subscriber gauge right however the stream ends.
+    _gauge: SubscriberGauge,
+}
+
+struct SubscriberGauge(Arc<HubInner>);
+
+impl Drop for SubscriberGauge {
+    fn drop(&mut self) {
+        self.0.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl SubscriberStream {
+    pub(crate) fn new(
+        hub: Arc<HubInner>,
+        filter: Arc<Filter>,
+        first_page: Vec<Stored>,
+        more: bool,
+        membership: Option<Membership>,
+        expires_at: Option<Instant>,
+    ) -> Self {
+        hub.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        let phase = match membership {
+            Some(membership) => Phase::Live {
+                membership,
+                skip_through: 0,
+            },
+            None => Phase::Opening(first_page, more),
+        };
+        SubscriberStream {
+            heartbeat: hub.heartbeat,
+            shutdown: hub.shutdown.clone(),
+            _gauge: SubscriberGauge(hub.clone()),
+            hub,
+            filter,
+            phase,
+            last_write: Instant::now(),
+            expires_at,
+            pending_seam: None,
+            _presence: None,
+        }
+    }
+
+    pub(crate) fn with_presence(mut self, guard: crate::hub::presence::PresenceGuard) -> Self {
+        self._presence = Some(guard);
+        self
+    }
+
+    /// Turns the stream into a `futures` stream of byte chunks, opening with a comment.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
+        // The opening comment lets browsers and proxies see the stream open at once.
+        let opening = futures_util::stream::once(async { Bytes::from_static(b":\n") });
+        let rest = futures_util::stream::unfold(self, |mut s| async move {
+            s.next_chunk().await.map(|b| (b, s))
+        });
+        futures_util::StreamExt::chain(opening, rest)
+    }
+
+    /// The next chunk to write, or `None` when the stream is over.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Done => return None,
+                Phase::Opening(page, more) => {
+                    let after = page.last().map(|s| s.seq);
+                    let chunk = self.encode_page(&page);
+                    self.phase = match (more, after) {
+                        (true, Some(after)) => Phase::Replay { after },
+                        _ => self.join(after.unwrap_or(0)).await?,
+                    };
+                    if !chunk.is_empty() {
+                        return Some(self.wrote(chunk));
+                    }
+                }
+                Phase::Replay { after } => {
+                    let page = self.read_page(after).await?;
+                    let last = page.updates.last().map(|s| s.seq);
+                    let chunk = self.encode_page(&page.updates);
+                    self.phase = match (page.more, last) {
+                        (true, Some(after)) => Phase::Replay { after },
+                        _ => self.join(last.unwrap_or(after)).await?,
+                    };
+                    if !chunk.is_empty() {
+                        return Some(self.wrote(chunk));
+                    }
+                }
+                Phase::Live {
+                    mut membership,
+                    skip_through,
+                } => {
+                    let out = self.next_live(&mut membership, skip_through).await;
+                    if out.is_some() {
+                        self.phase = Phase::Live {
+                            membership,
+                            skip_through,
+                        };
+                    }
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// Joins the fan-out after replaying through `after`, and closes the seam: one more
+    /// history read picks up whatever was published while the replay ran.
+    async fn join(&mut self, after: u64) -> Option<Phase> {
+        let membership = self.hub.fanout.join(self.filter.clone());
+        let mut last = after;
+        let mut pending = BytesMut::new();
+        loop {
+            let page = self.read_page(last).await?;
+            if let Some(s) = page.updates.last() {
+                last = s.seq;
+            }
+            pending.extend_from_slice(&self.encode_page(&page.updates));
+            if !page.more {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            // Written before any live delivery, so order is kept across the seam.
+            self.pending_seam = Some(pending.freeze());
+        }
+        Some(Phase::Live {
+            membership,
+            skip_through: last,
+        })
+    }
+
+    async fn read_page(&mut self, after: u64) -> Option<crate::store::Replay> {
+        match self
+            .hub
+            .store
+            .read_after(Cursor::Seq(after), self.hub.replay_page)
+            .await
+        {
+            Ok(page) => Some(page),
+            Err(err) => {
+                // Ending the stream makes the client reconnect and retry from its last id.
+                tracing::warn!(error = %err, "history read failed; ending the stream so the client retries");
+                None
+            }
+        }
+    }
+
+    fn encode_page(&self, page: &[Stored]) -> Bytes {
+        let mut buf = BytesMut::new();
+        for s in page.iter().filter(|s| self.filter.matches(&s.update)) {
+            buf.extend_from_slice(&encode_update(&s.update));
+        }
+        buf.freeze()
+    }
+
+    fn wrote(&mut self, chunk: Bytes) -> Bytes {
+        self.last_write = Instant::now();
+        chunk
+    }
+
+    async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Option<Bytes> {
+        if let Some(seam) = self.pending_seam.take() {
+            return Some(self.wrote(seam));
+        }
+        loop {
+            let heartbeat_at = self.last_write + self.heartbeat;
+            let expiry = async {
+                match self.expires_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return None,
+                _ = expiry => {
+                    tracing::debug!("subscriber token expired; ending the stream");
+                    return None;
+                }
+                d = m.rx.recv() => {
+                    let d = d?;
+                    m.shared.queued_bytes.fetch_sub(d.bytes.len(), Ordering::Relaxed);
+                    if d.seq <= skip_through {
+                        continue;
+                    }
+                    return Some(self.wrote(coalesce(m, d.bytes, skip_through)));
+                }
+                _ = tokio::time::sleep_until(heartbeat_at) => {
+                    return Some(self.wrote(Bytes::from_static(b":\n")));
+                }
+            }
+        }
+    }
+}
+
+/// Appends whatever else is already queued to `first`, so a subscriber with a backlog gets
+/// one write instead of one per update.
+fn coalesce(m: &mut Membership, first: Bytes, skip_through: u64) -> Bytes {
+    let mut buf: Option<BytesMut> = None;
+    while buf.as_ref().map_or(first.len(), |b| b.len()) < COALESCE_BYTES {
+        let Ok(d) = m.rx.try_recv() else { break };
+        m.shared
+            .queued_bytes
+            .fetch_sub(d.bytes.len(), Ordering::Relaxed);
+        if d.seq <= skip_through {
+            continue;
+        }
+        let b = buf.get_or_insert_with(|| {
+            let mut b = BytesMut::with_capacity(first.len() * 4);
+            b.extend_from_slice(&first);
+            b
+        });
+        b.extend_from_slice(&d.bytes);
+    }
+    buf.map_or(first, BytesMut::freeze)
+}

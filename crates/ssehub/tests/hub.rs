@@ -1,0 +1,15 @@
+//! Integration tests of `ssehub serve`: real servers on ephemeral ports, real HTTP.
+
+mod hub {
+    pub(crate) mod support;
+
+    mod auth;
+    mod bad_input;
+    mod binary;
+    mod history;
+    mod ops;
+    mod pubsub;
+    mod relay;
+    mod sdk;
+    mod streams;
+}

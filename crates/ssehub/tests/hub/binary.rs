@@ -1,0 +1,349 @@
+//! The `ssehub` binary itself: `parse` against the shared conformance cases, durability
+//! across `kill -9`, first run, the `token` and `publish` commands, SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::support::{SECRET, Sse, admin_token};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn parse_prints_every_conformance_case() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/parse-cases.json");
+    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(cases.len() > 20);
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let chunks: Vec<Vec<u8>> = match (case.get("chunks"), case.get("chunks_hex")) {
+            (Some(c), _) => c
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().as_bytes().to_vec())
+                .collect(),
+            (_, Some(h)) => h
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| hex(s.as_str().unwrap()))
+                .collect(),
+            _ => panic!("{name}: no chunks"),
+        };
+        let mut child = Command::new(BIN)
+            .args(["parse", "--emit-state"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for c in &chunks {
+            stdin.write_all(c).unwrap();
+            stdin.flush().unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}");
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let (state, events) = lines.split_last().unwrap();
+        assert_eq!(
+            events,
+            case["events"].as_array().unwrap().as_slice(),
+            "{name}"
+        );
+        assert_eq!(state["retry"], case["retry"], "{name}");
+        assert_eq!(state["last_event_id"], case["last_event_id"], "{name}");
+    }
+}
+
+/// A `ssehub serve` child process, killed when dropped.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    stdout: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ssehub serve` on an ephemeral port and waits for its "listening on" line.
+fn serve(dir: &Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env_remove("SSEHUB_PUBLISHER_JWT_KEY")
+        .env_remove("MERCURE_PUBLISHER_JWT_KEY")
+        .env_remove("MERCURE_JWT_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(at) = line.find("listening on http") {
+            let rest = &line[at..];
+            let start = rest.find("://").unwrap() + 3;
+            let text: String = rest[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            addr = Some(text.parse().unwrap());
+            break;
+        }
+    }
+    let addr = addr.expect("ssehub serve never said where it listens");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut served = Served {
+        child,
+        addr,
+        stdout: String::new(),
+    };
+    if !extra.contains(&"--publisher-jwt-key") {
+        let mut out = served.child.stdout.take().unwrap();
+        let mut buf = [0u8; 4096];
+        // The first-run message follows the listening line.
+        while !served.stdout.contains("Mint narrower tokens") {
+            let n = out.read(&mut buf).unwrap();
+            assert!(n > 0, "stdout closed before the first-run message");
+            served.stdout.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    served
+}
+
+async fn publish(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    token: &str,
+    data: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("topic", "/durable"), ("data", data)])
+        .finish();
+    client
+        .post(format!("http://{addr}/.well-known/mercure"))
+        .bearer_auth(token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_publish_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
+    let token = admin_token();
+    let client = reqwest::Client::new();
+    // Several publishers at once, so acknowledged writes share group commits when the kill lands.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(usize, String)>::new()));
+    let mut tasks = Vec::new();
+    for p in 0..4 {
+        let (client, token, acked) = (client.clone(), token.clone(), acked.clone());
+        let addr = hub.addr;
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                match publish(&client, addr, &token, &format!("{p}-{i}")).await {
+                    Ok(r) if r.status() == 200 => {
+                        let id = r.text().await.unwrap();
+                        acked.lock().unwrap().push((p, id));
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Kill mid-stream, once a good number have been acknowledged.
+    while acked.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(hub); // SIGKILL
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
+    let res = client
+        .get(format!(
+            "http://{}/.well-known/mercure?topic=/durable&lastEventID=earliest",
+            hub.addr
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut sse = Sse::new(res);
+    // Everything acknowledged is there; at most a few unacknowledged in-flight ones besides.
+    let mut history = Vec::new();
+    while history.len() < acked.len() + 4 {
+        let Ok(ev) = tokio::time::timeout(Duration::from_secs(2), sse.next_event()).await else {
+            break;
+        };
+        history.push(ev.id.unwrap());
+    }
+    let position = |id: &String| history.iter().position(|h| h == id);
+    for p in 0..4 {
+        let mine: Vec<_> = acked
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, id)| id)
+            .collect();
+        let at: Vec<usize> = mine
+            .iter()
+            .map(|id| position(id).unwrap_or_else(|| panic!("acknowledged {id} was lost")))
+            .collect();
+        // Each publisher's updates are in the order they were acknowledged.
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "publisher {p}'s updates out of order"
+        );
+    }
+    assert!(
+        history.len() <= acked.len() + 4,
+        "more in history than was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_generates_a_key_and_prints_a_token_that_works_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve(dir.path(), &[]);
+    let token_line = hub
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("eyJ"))
+        .expect("no token printed");
+    let token = token_line.to_owned();
+    assert!(hub.stdout.contains("curl -N"), "{}", hub.stdout);
+    let client = reqwest::Client::new();
+    let r = publish(&client, hub.addr, &token, "first").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let key = std::fs::read_to_string(dir.path().join("publisher-jwt-key")).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    drop(hub);
+    // The stored key is reused: the same token still works.
+    let hub = serve(dir.path(), &[]);
+    assert_eq!(
+        publish(&client, hub.addr, &token, "second")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_publish_commands_talk_to_a_running_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
+    let out = Command::new(BIN)
+        .args(["token", "--key", SECRET, "--publish", "/cli/{id}"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let hub_url = format!("http://{}/.well-known/mercure", hub.addr);
+    let out = Command::new(BIN)
+        .args([
+            "publish",
+            "--hub",
+            &hub_url,
+            "--topic",
+            "/cli/1",
+            "--data",
+            "from the cli",
+            "--id",
+            "cli-1",
+        ])
+        .args(["--token", &token])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "cli-1");
+    // A topic the token does not grant: non-zero exit, the hub's reason on stderr.
+    let out = Command::new(BIN)
+        .args([
+            "publish", "--hub", &hub_url, "--topic", "/other", "--data", "x", "--token", &token,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("403") && err.contains("/other"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_streams_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = serve(
+        dir.path(),
+        &["--publisher-jwt-key", SECRET, "--shutdown-grace", "60s"],
+    );
+    let res = reqwest::Client::new()
+        .get(format!("http://{}/.well-known/mercure?topic=/t", hub.addr))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    let mut sse = Sse::new(res);
+    sse.next_frame().await;
+    let pid = hub.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The stream ends (the client would reconnect elsewhere), then the process exits 0,
+    // well before the 60 s grace period.
+    sse.until_end().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = hub.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssehub did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,118 @@
+//! Operations: `/healthz`, `/metrics`, and the subscriptions API with its events.
+
+use super::support::{TestServer, token};
+
+#[tokio::test]
+async fn healthz_is_200_while_the_store_accepts_writes() {
+    let hub = TestServer::start().await;
+    let res = hub.client.get(hub.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let hub = TestServer::start().await;
+    let mut sub = hub.subscribe("topic=/m").await;
+    hub.publish_ok("/m", "1").await;
+    hub.publish_ok("/m", "2").await;
+    sub.events(2).await;
+    let res = hub.client.get(hub.url("/metrics")).send().await.unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = res.text().await.unwrap();
+    for line in [
+        "\nssehub_subscribers 1\n",
+        "\nssehub_publishes_total 2\n",
+        "\nssehub_deliveries_total 2\n",
+        "\nssehub_history_events 2\n",
+        "\nssehub_publish_duration_seconds_count 2\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_are_published_as_private_events_and_listed() {
+    let hub = TestServer::start_with(|c| c.subscriptions = true).await;
+    let watcher_token = token(
+        &[],
+        &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"],
+    );
+    let watcher_auth = format!("Bearer {watcher_token}");
+    let mut watcher = hub
+        .subscribe_with(
+            "topic=/.well-known/mercure/subscriptions%7B/topic%7D%7B/subscriber%7D",
+            &[("authorization", &watcher_auth)],
+        )
+        .await;
+    // The watcher's own subscription is announced first.
+    let own: serde_json::Value = serde_json::from_str(&watcher.next_event().await.data).unwrap();
+    assert_eq!(own["type"], "Subscription");
+
+    let with_payload = {
+        let mut claims = ssehub::auth::MintClaims::default();
+        claims.subscribe = vec![ssehub::auth::MintTopic::exact("/room")];
+        claims.payload = Some(serde_json::json!({"user": "ada"}));
+        ssehub::auth::mint(&super::support::key(), claims).unwrap()
+    };
+    let member = hub
+        .subscribe_with(
+            "topic=/room",
+            &[("authorization", &format!("Bearer {with_payload}"))],
+        )
+        .await;
+    let joined: serde_json::Value = serde_json::from_str(&watcher.next_event().await.data).unwrap();
+    assert_eq!(joined["@context"], "https://mercure.rocks/");
+    assert_eq!(joined["topic"], "/room");
+    assert_eq!(joined["active"], true);
+    assert_eq!(joined["payload"]["user"], "ada");
+    let subscriber = joined["subscriber"].as_str().unwrap().to_owned();
+
+    let list: serde_json::Value = hub
+        .client
+        .get(hub.url("/.well-known/mercure/subscriptions/%2Froom"))
+        .header("authorization", &watcher_auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["type"], "Subscriptions");
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(list["subscriptions"][0]["subscriber"], subscriber.as_str());
+    assert!(list["lastEventID"].is_string());
+
+    drop(member);
+    let left: serde_json::Value = serde_json::from_str(&watcher.next_event().await.data).unwrap();
+    assert_eq!(left["subscriber"], subscriber.as_str());
+    assert_eq!(left["active"], false);
+
+    // Without a grant on the subscriptions topic, the API refuses.
+    let res = hub
+        .client
+        .get(hub.url("/.well-known/mercure/subscriptions"))
+        .bearer_auth(token(&[], &["/room"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn the_subscriptions_api_is_404_when_disabled() {
+    let hub = TestServer::start().await;
+    let res = hub
+        .client
+        .get(hub.url("/.well-known/mercure/subscriptions"))
+        .bearer_auth(token(&[], &["*"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("--subscriptions"));
+}

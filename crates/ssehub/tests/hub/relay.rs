@@ -1,0 +1,468 @@
+//! The OpenAI-compatible relay against a fake upstream started by the test: streaming,
+//! pass-through, errors, keys, resume at every seam, several watchers, cancel.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::support::{Sse, TestServer};
+
+/// What the fake upstream saw.
+#[derive(Default)]
+struct Seen {
+    authorization: Vec<Option<String>>,
+    bodies: Vec<Value>,
+    /// When a slow stream's body was dropped by the hub (the upstream saw the request end).
+    dropped_at: Option<Instant>,
+    /// When a stream ran to its end.
+    finished: usize,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+fn chunk(i: usize, text: &str) -> String {
+    json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": "fake",
+           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}], "n": i})
+    .to_string()
+}
+
+struct DropSignal(Shared);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().dropped_at = Some(Instant::now());
+    }
+}
+
+async fn fake_chat(
+    State(seen): State<Shared>,
+    headers: http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    {
+        let mut s = seen.lock().unwrap();
+        s.authorization.push(
+            headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+        s.bodies.push(body.clone());
+    }
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let streaming = body["stream"].as_bool().unwrap_or(false);
+    if model == "fake-error" {
+        let err = json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}});
+        return (http::StatusCode::TOO_MANY_REQUESTS, Json(err)).into_response();
+    }
+    if !streaming {
+        return Json(json!({"id": "chatcmpl-whole", "object": "chat.completion", "model": "fake",
+                           "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole answer"},
+                                        "finish_reason": "stop"}]}))
+        .into_response();
+    }
+    let (count, delay, broken) = match model.as_str() {
+        "fake-slow" => (usize::MAX, Duration::from_millis(100), false),
+        "fake-broken" => (2, Duration::ZERO, true),
+        _ => (8, Duration::from_millis(20), false),
+    };
+    let guard = DropSignal(seen.clone());
+    let seen2 = seen.clone();
+    let frames = futures_util::stream::unfold((0usize, guard), move |(i, guard)| {
+        let seen = seen2.clone();
+        async move {
+            if i == count {
+                if broken {
+                    return Some((
+                        Err(std::io::Error::other("upstream crashed")),
+                        (i + 1, guard),
+                    ));
+                }
+                seen.lock().unwrap().finished += 1;
+                std::mem::forget(guard);
+                return Some((
+                    Ok(bytes::Bytes::from("data: [DONE]\n\n")),
+                    (i + 1, DropSignal(seen)),
+                ));
+            }
+            if i > count {
+                std::mem::forget(guard);
+                return None;
+            }
+            tokio::time::sleep(delay).await;
+            Some((
+                Ok(bytes::Bytes::from(format!(
+                    "data: {}\n\n",
+                    chunk(i, &format!("w{i} "))
+                ))),
+                (i + 1, guard),
+            ))
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(frames))
+        .unwrap()
+}
+
+async fn fake_models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}))
+}
+
+/// A fake OpenAI-compatible upstream on an ephemeral port.
+async fn fake_upstream() -> (String, Shared) {
+    let seen: Shared = Default::default();
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(fake_chat))
+        .route("/v1/models", get(fake_models))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), seen)
+}
+
+async fn relay_hub(upstream: &str) -> TestServer {
+    let upstream = upstream.to_owned();
+    TestServer::start_with(move |c| {
+        c.upstream = Some(upstream);
+        c.upstream_api_key = Some("sk-upstream-secret".into());
+        c.relay_api_keys = vec!["relay-key".into()];
+    })
+    .await
+}
+
+async fn post_chat(hub: &TestServer, body: Value) -> reqwest::Response {
+    hub.client
+        .post(hub.url("/v1/chat/completions"))
+        .bearer_auth("relay-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn streaming(model: &str) -> Value {
+    json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// Reads events to the end: (id, data) pairs.
+async fn drain(sse: &mut Sse) -> Vec<(String, String)> {
+    sse.until_end()
+        .await
+        .into_iter()
+        .map(|e| (e.id.unwrap_or_default(), e.data))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streamed_completion_passes_each_chunk_unchanged_with_an_id_and_ends_with_done() {
+    let (upstream, seen) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-stream")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let stream_id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let mut sse = Sse::new(res);
+    let events = drain(&mut sse).await;
+    assert_eq!(events.len(), 9, "{events:?}");
+    for (i, (id, data)) in events[..8].iter().enumerate() {
+        assert_eq!(data, &chunk(i, &format!("w{i} ")), "chunk content changed");
+        assert_eq!(id, &format!("{stream_id}-{}", i + 1));
+    }
+    assert_eq!(events[8].1, "[DONE]");
+    let s = seen.lock().unwrap();
+    // The upstream got the hub's key, the caller's body unchanged.
+    assert_eq!(
+        s.authorization[0].as_deref(),
+        Some("Bearer sk-upstream-secret")
+    );
+    assert_eq!(s.bodies[0], streaming("fake-stream"));
+}
+
+#[tokio::test]
+async fn callers_need_a_relay_key_and_never_see_the_upstream_key() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = hub
+        .client
+        .post(hub.url("/v1/chat/completions"))
+        .json(&streaming("fake-stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_api_key");
+    let wrong = hub
+        .client
+        .post(hub.url("/v1/chat/completions"))
+        .bearer_auth("nope")
+        .json(&streaming("fake-stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let res = post_chat(&hub, streaming("fake-stream")).await;
+    let headers = format!("{:?}", res.headers());
+    let body = res.text().await.unwrap();
+    assert!(!headers.contains("sk-upstream-secret") && !body.contains("sk-upstream-secret"));
+}
+
+#[tokio::test]
+async fn non_streaming_requests_and_models_pass_through() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let mut body = streaming("fake-stream");
+    body["stream"] = json!(false);
+    let res = post_chat(&hub, body).await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "whole answer");
+    let models: Value = hub
+        .client
+        .get(hub.url("/v1/models"))
+        .bearer_auth("relay-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "fake-model");
+}
+
+#[tokio::test]
+async fn upstream_errors_keep_their_status_and_body() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-error")).await;
+    assert_eq!(res.status(), 429);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_in_openai_format() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hub = relay_hub(&format!("http://127.0.0.1:{port}/v1")).await;
+    let res = post_chat(&hub, streaming("x")).await;
+    assert_eq!(res.status(), 502);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_unreachable");
+}
+
+#[tokio::test]
+async fn a_mid_stream_failure_becomes_an_error_chunk_then_the_end() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let mut sse = Sse::new(post_chat(&hub, streaming("fake-broken")).await);
+    let events = drain(&mut sse).await;
+    // How many chunks arrive before the crash depends on reads; the shape does not.
+    let n = events.len();
+    assert!((3..=4).contains(&n), "{events:?}");
+    assert_eq!(events[0].1, chunk(0, "w0 "));
+    let err: Value = serde_json::from_str(&events[n - 2].1).unwrap();
+    assert_eq!(err["error"]["code"], "upstream_error");
+    assert_eq!(events[n - 1].1, "[DONE]");
+}
+
+#[tokio::test]
+async fn resuming_at_every_seam_gives_exactly_the_rest() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-stream")).await;
+    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let all = drain(&mut Sse::new(res)).await;
+    // From the start (no Last-Event-ID), then after every event but the last.
+    let mut positions: Vec<Option<String>> = vec![None];
+    positions.extend(
+        all[..all.len() - 1]
+            .iter()
+            .map(|(eid, _)| Some(eid.clone())),
+    );
+    for (k, last) in positions.iter().enumerate() {
+        let mut req = hub
+            .client
+            .get(hub.url(&format!("/v1/streams/{id}")))
+            .bearer_auth("relay-key");
+        if let Some(l) = last {
+            req = req.header("last-event-id", l);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let got = drain(&mut Sse::new(res)).await;
+        assert_eq!(got, all[k..], "resume after {last:?}");
+    }
+    // After the end: nothing more, and 204 so an EventSource stops reconnecting.
+    let res = hub
+        .client
+        .get(hub.url(&format!("/v1/streams/{id}?last_event_id={id}-done")))
+        .bearer_auth("relay-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+#[tokio::test]
+async fn a_caller_that_disconnects_does_not_stop_the_generation_and_others_watch_live() {
+    let (upstream, seen) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-stream")).await;
+    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let mut caller = Sse::new(res);
+    let first = caller.next_event().await;
+    let watch = |hub: &TestServer, id: &str| {
+        hub.client
+            .get(hub.url(&format!("/v1/streams/{id}")))
+            .bearer_auth("relay-key")
+            .send()
+    };
+    let mut tab2 = Sse::new(watch(&hub, &id).await.unwrap());
+    let mut tab3 = Sse::new(watch(&hub, &id).await.unwrap());
+    drop(caller);
+    let a = drain(&mut tab2).await;
+    let b = drain(&mut tab3).await;
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 9);
+    assert_eq!(a[0].1, first.data);
+    assert_eq!(
+        seen.lock().unwrap().finished,
+        1,
+        "the upstream stream ran to its end"
+    );
+}
+
+#[tokio::test]
+async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watcher() {
+    let (upstream, seen) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-slow")).await;
+    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let mut caller = Sse::new(res);
+    caller.events(2).await;
+    let mut other = Sse::new(
+        hub.client
+            .get(hub.url(&format!("/v1/streams/{id}")))
+            .bearer_auth("relay-key")
+            .send()
+            .await
+            .unwrap(),
+    );
+    let asked = Instant::now();
+    let res = hub
+        .client
+        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
+        .bearer_auth("relay-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["cancelled"], true);
+    for sse in [&mut caller, &mut other] {
+        let rest = drain(sse).await;
+        let (last, done) = (&rest[rest.len() - 2].1, &rest[rest.len() - 1].1);
+        let last: Value = serde_json::from_str(last).unwrap();
+        assert_eq!(last["choices"][0]["finish_reason"], "cancelled");
+        assert_eq!(done, "[DONE]");
+    }
+    let dropped = seen
+        .lock()
+        .unwrap()
+        .dropped_at
+        .expect("upstream never saw the request end");
+    assert!(
+        dropped.duration_since(asked) < Duration::from_secs(1),
+        "upstream saw the cancel too late"
+    );
+    // Cancelling again is harmless and says why nothing happened.
+    let again: Value = hub
+        .client
+        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
+        .bearer_auth("relay-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["cancelled"], false);
+}
+
+#[tokio::test]
+async fn unknown_streams_are_404_in_openai_format() {
+    let hub = TestServer::start().await;
+    for path in ["/v1/streams/strm_0000", "/v1/streams/not-a-stream"] {
+        let res = hub.client.get(hub.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "stream_not_found");
+    }
+    let res = hub
+        .client
+        .post(hub.url("/v1/streams/strm_0000/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn the_default_simulator_streams_a_markdown_answer() {
+    let hub = TestServer::start_with(|c| {
+        c.simulator.tokens_per_second = 2000.0;
+        c.simulator.first_token_delay = Duration::from_millis(1);
+    })
+    .await;
+    let res = hub
+        .client
+        .post(hub.url("/v1/chat/completions"))
+        .json(&json!({"model": "ssehub-simulator", "stream": true, "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let events = drain(&mut Sse::new(res)).await;
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let text: String = events
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(text.split_whitespace().count() > 20, "{text}");
+}
+
+#[tokio::test]
+async fn relay_streams_are_hub_topics_that_a_mercure_subscriber_can_watch() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-stream")).await;
+    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    drain(&mut Sse::new(res)).await;
+    // The topic is private: a token granting it is needed.
+    let topic = format!("/v1/streams/{id}");
+    let token = super::support::token(&[], &[&topic]);
+    let mut sub = hub
+        .subscribe_with(
+            &format!("topic={topic}&lastEventID=earliest"),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+    let first = sub.next_event().await;
+    assert_eq!(first.id.as_deref(), Some(format!("{id}-1").as_str()));
+}
