@@ -518,11 +518,18 @@ impl EventSource {
                     let error = ready!(read.as_mut().poll(cx));
                     this.fail(error);
                 }
-                State::Streaming(s) if s.offset < s.pending.len() => {
+                State::Streaming(s) if !s.pending.is_empty() => {
                     let rest = &s.pending[s.offset..];
                     let n = piece_len(rest);
                     let error = Self::feed(&mut this.queue, &mut s.parser, &rest[..n]);
                     s.offset += n;
+                    if s.offset == s.pending.len() {
+                        // A parsed chunk must not pin the read buffer it was
+                        // cut from while the connection idles (+8 KiB per
+                        // HTTP/1.1 client, see benches/idle_memory.rs).
+                        s.pending = Bytes::new();
+                        s.offset = 0;
+                    }
                     if let Some(e) = error {
                         this.fail(e);
                     }
