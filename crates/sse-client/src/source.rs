@@ -608,6 +608,13 @@ mod tests {
     }
 
     #[test]
+    fn event_source_can_move_across_tasks_and_needs_no_pinning() {
+        fn send_unpin<T: Send + Unpin + 'static>() {}
+        send_unpin::<EventSource>();
+        send_unpin::<Result<Item, Error>>();
+    }
+
+    #[test]
     fn event_stream_media_type_accepts_parameters_and_any_case() {
         let ok = |s: &'static str| is_event_stream(Some(&HeaderValue::from_static(s)));
         assert!(ok("text/event-stream"));
