@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use ssehub::store::redb::{RedbOptions, RedbStore};
 use ssehub::store::{Cursor, Store};
 use ssehub::update::Update;
@@ -41,6 +43,9 @@ fn runtime() -> tokio::runtime::Runtime {
 fn appends(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("store_append");
+    // Flat sampling: one fsync-bound iteration can take a second, and linear sampling would
+    // run 55 of them per configuration.
+    group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(4));

@@ -36,6 +36,9 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// Accepted by HTTP but too large for one history entry (413).
+    #[error("{0}")]
+    TooLargeToStore(String),
     /// Wrong request content type (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -57,7 +60,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::TooLargeToStore(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +72,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Duplicate { .. } => ApiError::Conflict(err.to_string()),
+            StoreError::TooLarge { .. } => ApiError::TooLargeToStore(err.to_string()),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::Unavailable(format!("history store unavailable: {other}"))

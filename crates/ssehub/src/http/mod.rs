@@ -2,6 +2,7 @@
 //! shared state (so tests can drive it without a socket); [`server::serve`] accepts
 //! connections and runs it.
 
+pub mod assets;
 pub mod error;
 pub mod mercure;
 pub mod openai;
@@ -54,6 +55,9 @@ pub fn app(state: AppState) -> Router {
             "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
             get(subscriptions::one),
         )
+        .route("/", get(assets::chat))
+        .route("/console", get(assets::console))
+        .route("/ssehub.js", get(assets::module))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         .route("/v1/streams/{id}", get(openai::watch_stream))

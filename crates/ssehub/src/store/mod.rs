@@ -88,8 +88,9 @@ pub struct StoreStats {
     pub first_seq: Option<u64>,
     /// Seq of the newest update ever appended (0 if none), retained or not.
     pub last_seq: u64,
-    /// Whether appends can currently be accepted and made durable (false after a failed commit
-    /// or once the store is closed): `/healthz` answers 503 when false.
+    /// Whether appends can currently be accepted and made durable: false once the store is
+    /// closed, or after a failed commit until a later commit succeeds (a backend may probe with
+    /// one when asked). `/healthz` answers 503 when false.
     pub writable: bool,
 }
 

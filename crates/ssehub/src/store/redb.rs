@@ -76,6 +76,31 @@ impl Default for RedbOptions {
 ///
 /// Dropping it flushes every append already submitted and releases the file; the drop blocks
 /// until the writer thread has finished, so in async code prefer [`Store::close`] first.
+///
+/// # Examples
+/// ```no_run
+/// use ssehub::store::redb::{RedbOptions, RedbStore};
+/// use ssehub::store::{Cursor, Store};
+/// use ssehub::update::Update;
+///
+/// # async fn demo() -> Result<(), ssehub::store::StoreError> {
+/// let store = RedbStore::open("./ssehub-data".as_ref(), RedbOptions::default())?;
+/// let stored = store
+///     .append(Update {
+///         id: Update::generate_id(),
+///         topics: vec!["https://example.com/books/1".into()],
+///         data: "{\"title\": \"Dune\"}".into(),
+///         private: false,
+///         event_type: None,
+///         retry: None,
+///         published_at_ms: Update::now_ms(),
+///     })
+///     .await?; // durable here: safe to answer the publisher
+/// let replay = store.read_after(Cursor::Earliest, 100).await?;
+/// assert_eq!(replay.updates.last().map(|s| s.seq), Some(stored.seq));
+/// store.close().await
+/// # }
+/// ```
 pub struct RedbStore {
     /// Shared with read tasks; the file stays locked until the last clone is gone.
     db: Arc<Database>,
@@ -114,6 +139,10 @@ enum Request {
     },
     Close {
         reply: oneshot::Sender<()>,
+    },
+    /// Tries an empty durable commit, to learn whether a store marked unwritable recovered.
+    Probe {
+        reply: Reply<()>,
     },
 }
 
@@ -252,6 +281,12 @@ impl Store for RedbStore {
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let writer_alive = self.requests.as_ref().is_some_and(|r| !r.is_closed());
+        if writer_alive && !self.writable.load(Ordering::Acquire) {
+            // After a failed commit, only another commit tells whether writes work again; without
+            // this probe a node taken out of rotation by its 503 would never get the publish
+            // that could bring it back. The outcome lands in `writable`.
+            let _ = self.request(|reply| Request::Probe { reply }).await;
+        }
         let writable = writer_alive && self.writable.load(Ordering::Acquire);
         self.read("history stats task failed", move |db| {
             let txn = db.begin_read().map_err(read_error)?;
@@ -418,13 +453,20 @@ impl Writer {
             // Block for work only when no prune is pending; otherwise keep pruning between
             // whatever appends arrive.
             let mut next = if prunes.is_empty() {
-                queue.blocking_recv()
+                match queue.blocking_recv() {
+                    Some(request) => Some(request),
+                    None => break,
+                }
             } else {
-                queue.try_recv().ok()
+                match queue.try_recv() {
+                    Ok(request) => Some(request),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        None
+                    }
+                }
             };
-            if next.is_none() && prunes.is_empty() {
-                break;
-            }
             let mut close = None;
             let mut bytes = 0;
             while let Some(request) = next.take() {
@@ -445,6 +487,9 @@ impl Writer {
                     Request::Close { reply } => {
                         close = Some(reply);
                         break;
+                    }
+                    Request::Probe { reply } => {
+                        let _ = reply.send(self.probe());
                     }
                 }
                 if batch.len() >= self.max_batch || bytes >= self.max_batch_bytes {
@@ -584,9 +629,10 @@ impl Writer {
         let done = {
             let mut updates = txn.open_table(UPDATES).map_err(prune_error)?;
             let mut ids = txn.open_table(IDS).map_err(prune_error)?;
-            let excess = job
-                .max_events
-                .map_or(0, |max| updates.len().unwrap_or(0).saturating_sub(max));
+            let excess = match job.max_events {
+                Some(max) => updates.len().map_err(prune_error)?.saturating_sub(max),
+                None => 0,
+            };
             loop {
                 if removed == PRUNE_CHUNK {
                     break false;
@@ -637,6 +683,19 @@ impl Writer {
             job.removed += removed;
         }
         Ok(done)
+    }
+
+    /// Rewrites the seq counter durably and records whether that worked.
+    fn probe(&mut self) -> Result<(), StoreError> {
+        let result = self.begin_durable().and_then(|txn| {
+            txn.open_table(META)
+                .map_err(commit_error)?
+                .insert(LAST_SEQ, self.last_seq)
+                .map_err(commit_error)?;
+            txn.commit().map_err(commit_error)
+        });
+        self.writable.store(result.is_ok(), Ordering::Release);
+        result
     }
 
     fn begin_durable(&self) -> Result<WriteTransaction, StoreError> {
@@ -773,24 +832,21 @@ mod tests {
         }
         let mut delivered: Vec<u64> = Vec::new();
         loop {
+            let last = delivered.last().copied().unwrap_or(0);
             match live.try_recv() {
+                // Entries the re-read already delivered are skipped by seq.
+                Ok(stored) if stored.seq <= last => {}
                 Ok(stored) => delivered.push(stored.seq),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                    // The documented recovery: re-read after the last seq seen, then skip
-                    // what the receiver still holds.
-                    let after = delivered.last().copied().unwrap_or(0);
-                    let replay = store.read_after(Cursor::Seq(after), 100).await.unwrap();
+                    // The documented recovery: re-read from the store after the last seq seen.
+                    let replay = store.read_after(Cursor::Seq(last), 100).await.unwrap();
                     assert!(replay.found);
                     delivered.extend(replay.updates.iter().map(|s| s.seq));
                 }
                 Err(_) => break,
             }
-            delivered.dedup();
         }
-        let mut unique = delivered.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(unique, [1, 2, 3, 4, 5]);
+        assert_eq!(delivered, [1, 2, 3, 4, 5]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -830,6 +886,26 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drop_commits_appends_still_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), RedbOptions::default());
+        let blocker = store.db.begin_write().unwrap();
+        let mut answers = Vec::new();
+        for i in 0..20 {
+            answers.push(submit(&store, &format!("q{i}")).await);
+        }
+        drop(blocker);
+        // Nobody awaits the answers: the drop alone must make the queued appends durable.
+        drop(store);
+        for answer in answers {
+            answer.await.unwrap().unwrap();
+        }
+        let store = open_with(dir.path(), RedbOptions::default());
+        let replay = store.read_after(Cursor::Earliest, 100).await.unwrap();
+        assert_eq!(replay.updates.len(), 20);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn close_answers_once_the_writer_is_done() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open_with(dir.path(), RedbOptions::default()));
@@ -838,6 +914,25 @@ mod tests {
         assert!(store.requests.as_ref().unwrap().is_closed());
         let replay = store.read_after(Cursor::Earliest, 10).await.unwrap();
         assert_eq!(replay.updates[0].seq, appended.seq);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stats_probes_a_store_marked_unwritable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), RedbOptions::default());
+        store.append(update("x")).await.unwrap();
+        // As after a failed commit: stats must check with a real commit, not repeat the flag.
+        store.writable.store(false, Ordering::Release);
+        let commits = store.commits();
+        let stats = store.stats().await.unwrap();
+        assert!(stats.writable);
+        assert_eq!(stats.last_seq, 1);
+        assert_eq!(store.append(update("y")).await.unwrap().seq, 2);
+        assert_eq!(
+            store.commits(),
+            commits + 1,
+            "the probe itself is not counted"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

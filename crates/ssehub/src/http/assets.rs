@@ -1,0 +1,96 @@
+//! The browser side, compiled into the binary so that `ssehub serve` is self-contained: the
+//! chat page (`GET /`), the topic console (`GET /console`) and the ES module both use
+//! (`GET /ssehub.js`). The sources live in `web/` at the workspace root, where their own
+//! tests run.
+//!
+//! Every answer carries `Cache-Control: no-cache` (a new binary must never be paired with an
+//! old cached module) and `X-Content-Type-Options: nosniff` (the module is only ever run as
+//! JavaScript, the pages only as HTML).
+
+use axum::response::{IntoResponse, Response};
+use http::header;
+
+/// The chat page: prompt box, streamed answer, stop, resume after reload, watch link.
+pub const CHAT_HTML: &str = include_str!("../../../../web/index.html");
+
+/// The console: subscribe to Mercure topics, publish, watch events arrive.
+pub const CONSOLE_HTML: &str = include_str!("../../../../web/console.html");
+
+/// The browser module: fetch-based SSE with reconnection, an EventSource-compatible class,
+/// safe Markdown rendering.
+pub const MODULE_JS: &str = include_str!("../../../../web/ssehub.js");
+
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the chat page.
+pub(crate) async fn chat() -> Response {
+    asset(HTML, CHAT_HTML)
+}
+
+/// `GET /console`: the topic console.
+pub(crate) async fn console() -> Response {
+    asset(HTML, CONSOLE_HTML)
+}
+
+/// `GET /ssehub.js`: the browser module.
+pub(crate) async fn module() -> Response {
+    asset(JAVASCRIPT, MODULE_JS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+
+    async fn body(response: Response) -> String {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn module_is_served_as_javascript_and_never_cached_stale() {
+        let response = module().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JAVASCRIPT);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff"
+        );
+        assert!(body(response).await.contains("export class EventSource"));
+    }
+
+    #[tokio::test]
+    async fn pages_are_html_and_load_the_module() {
+        for (response, marker) in [
+            (chat().await, "<title>ssehub chat"),
+            (console().await, "<title>ssehub console"),
+        ] {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], HTML);
+            let text = body(response).await;
+            assert!(text.contains(marker), "missing {marker}");
+            assert!(text.contains("from '/ssehub.js'"));
+        }
+    }
+}
