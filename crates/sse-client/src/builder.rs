@@ -256,7 +256,7 @@ impl Builder {
             None => reqwest::Client::builder().build().map_err(Error::Client)?,
         };
         Ok(EventSource::new(
-            client,
+            Some(client),
             crate::source::Request {
                 method: self.method,
                 url,

@@ -39,8 +39,8 @@ pub enum Error {
         /// The status received.
         status: StatusCode,
         /// The response headers, for `Retry-After`, `WWW-Authenticate` and
-        /// the like.
-        headers: HeaderMap,
+        /// the like (boxed: a rare case should not make every item larger).
+        headers: Box<HeaderMap>,
         /// The start of the response body (at most 4 KiB, lossily decoded):
         /// APIs explain their errors there.
         body: String,
@@ -101,7 +101,7 @@ mod tests {
             Error::InvalidHeader("name \"a b\"".into()),
             Error::Status {
                 status: StatusCode::UNAUTHORIZED,
-                headers: HeaderMap::new(),
+                headers: Box::default(),
                 body: "{\"error\": \"bad key\"}\n".into(),
             },
             Error::ContentType { content_type: None },
@@ -122,7 +122,7 @@ mod tests {
     fn status_error_shows_the_body_the_server_explained_itself_in() {
         let e = Error::Status {
             status: StatusCode::UNAUTHORIZED,
-            headers: HeaderMap::new(),
+            headers: Box::default(),
             body: "{\"error\": \"bad key\"}\n".into(),
         };
         assert_eq!(

@@ -12,8 +12,9 @@ use crate::Error;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Item {
-    /// A connection was established (after each reconnection too).
-    Open(Open),
+    /// A connection was established (after each reconnection too). Boxed
+    /// to keep every item, events included, small to move.
+    Open(Box<Open>),
     /// A dispatched event. Its `id` is the last event ID in force.
     Event(Event),
     /// A comment line (heartbeats), only when asked for with

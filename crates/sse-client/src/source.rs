@@ -67,8 +67,9 @@ pub(crate) struct Request {
 /// # }
 /// ```
 pub struct EventSource {
-    /// Shared or owned HTTP client; holds the connection pool.
-    client: reqwest::Client,
+    /// Shared or owned HTTP client; holds the connection pool. `None` for
+    /// a stream made from a response, which never reconnects.
+    client: Option<reqwest::Client>,
     /// What to send on each connection.
     request: Request,
     /// Reconnection and parsing options.
@@ -105,6 +106,14 @@ enum State {
 struct Streaming {
     body: BodyStream,
     parser: Parser,
+    /// Unparsed rest of the last chunk. A chunk can hold hundreds of events;
+    /// parsing it in pieces of whole lines keeps the queue short, so the
+    /// events handed out are still in cache and the allocator recycles
+    /// their buffers.
+    pending: Bytes,
+    /// How much of `pending` was parsed. An offset rather than
+    /// `Bytes::split_to`, which would cost two atomic operations a piece.
+    offset: usize,
     opened_at: Instant,
     /// Idle timer, re-armed lazily: chunks only record `last_activity`, and
     /// the timer is pushed back when it fires early. Re-arming a timer per
@@ -144,7 +153,7 @@ impl EventSource {
     }
 
     pub(crate) fn new(
-        client: reqwest::Client,
+        client: Option<reqwest::Client>,
         request: Request,
         last_event_id: String,
         config: Config,
@@ -160,6 +169,52 @@ impl EventSource {
             state: State::Idle,
             end: None,
         }
+    }
+
+    /// Reads an event stream out of a response obtained elsewhere (a
+    /// request made through another layer, a canned response in a test).
+    ///
+    /// The same checks apply as to a connection the client makes itself: a
+    /// status other than 200 or a content type other than
+    /// `text/event-stream` ends the stream with an error, 204 ends it
+    /// quietly. The stream cannot reconnect, not knowing the request: it
+    /// ends with the response body, or with an error if the body fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use sse_client::{EventSource, Item};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let response = http::Response::builder()
+    ///     .header("content-type", "text/event-stream")
+    ///     .body("data: hello\n\n")
+    ///     .unwrap();
+    /// let mut events = EventSource::from_response(response.into());
+    /// assert!(matches!(events.next().await, Some(Ok(Item::Open(_)))));
+    /// let Some(Ok(Item::Event(event))) = events.next().await else { panic!() };
+    /// assert_eq!(event.data, "hello");
+    /// assert!(events.next().await.is_none());
+    /// # }
+    /// ```
+    pub fn from_response(response: reqwest::Response) -> Self {
+        let request = Request {
+            method: Method::GET,
+            url: response.url().clone(),
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        let config = Config {
+            reconnect_on_end: false,
+            retry_network_errors: false,
+            retry_server_errors: false,
+            ..Config::default()
+        };
+        let mut source = Self::new(None, request, String::new(), config);
+        source.on_response(response);
+        source
     }
 
     /// The last event ID in force: what `Last-Event-ID` will carry on the
@@ -259,9 +314,14 @@ impl EventSource {
     }
 
     fn send(&mut self) {
+        let Some(client) = &self.client else {
+            // Unreachable in practice: such streams are built with every
+            // kind of reconnection off.
+            self.finish(EndReason::StreamEnded);
+            return;
+        };
         let r = &self.request;
-        let mut req = self
-            .client
+        let mut req = client
             .request(r.method.clone(), r.url.clone())
             .headers(r.headers.clone());
         if !self.last_event_id.is_empty() {
@@ -298,7 +358,7 @@ impl EventSource {
             if status.is_server_error() && self.config.retry_server_errors {
                 let error = Error::Status {
                     status,
-                    headers: response.headers().clone(),
+                    headers: Box::new(response.headers().clone()),
                     body: String::new(),
                 };
                 self.reconnect(Some(error));
@@ -321,12 +381,12 @@ impl EventSource {
             parser = parser.with_max_event_bytes(n);
         }
         let now = Instant::now();
-        self.queue.push_back(Ok(Item::Open(Open {
+        self.queue.push_back(Ok(Item::Open(Box::new(Open {
             status,
             headers: response.headers().clone(),
             url: response.url().clone(),
             version: response.version(),
-        })));
+        }))));
         let idle = self
             .config
             .idle_timeout
@@ -334,6 +394,8 @@ impl EventSource {
         self.state = State::Streaming(Box::new(Streaming {
             body: Box::pin(response.bytes_stream()),
             parser,
+            pending: Bytes::new(),
+            offset: 0,
             opened_at: now,
             idle,
             last_activity: now,
@@ -358,6 +420,21 @@ impl EventSource {
     }
 }
 
+/// Bytes parsed at a time, plus the rest of the line they end in.
+const PIECE: usize = 256;
+
+/// The length of the next piece of `rest` to parse: [`PIECE`] bytes and the
+/// rest of that line, so the parser need not copy a partial line. Any cut is
+/// correct (the parser takes arbitrary chunks); this one is only cheap. A
+/// forward search for LF alone is the cheapest: with CR-only line ends the
+/// piece is simply the whole rest.
+fn piece_len(rest: &[u8]) -> usize {
+    if rest.len() <= PIECE {
+        return rest.len();
+    }
+    memchr::memchr(b'\n', &rest[PIECE..]).map_or(rest.len(), |i| PIECE + i + 1)
+}
+
 /// `text/event-stream`, in any case, with any parameters (`charset=utf-8`).
 fn is_event_stream(value: Option<&HeaderValue>) -> bool {
     let Some(value) = value.and_then(|v| v.to_str().ok()) else {
@@ -369,7 +446,7 @@ fn is_event_stream(value: Option<&HeaderValue>) -> bool {
 
 async fn read_error(mut response: reqwest::Response) -> Error {
     let status = response.status();
-    let headers = response.headers().clone();
+    let headers = Box::new(response.headers().clone());
     let mut body = Vec::new();
     let read = async {
         while body.len() < ERROR_BODY_LIMIT {
@@ -392,8 +469,23 @@ async fn read_error(mut response: reqwest::Response) -> Error {
 impl Stream for EventSource {
     type Item = Result<Item, Error>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // The hot path, one queued item, stays small; the state machine
+        // lives in its own function.
+        match this.queue.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None => this.advance(cx),
+        }
+    }
+}
+
+impl EventSource {
+    /// Drives the connection until an item is queued or nothing can move.
+    #[inline(never)]
+    fn advance(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Item, Error>>> {
+        let this = self;
         loop {
             if let Some(item) = this.queue.pop_front() {
                 return Poll::Ready(Some(item));
@@ -426,14 +518,29 @@ impl Stream for EventSource {
                     let error = ready!(read.as_mut().poll(cx));
                     this.fail(error);
                 }
+                State::Streaming(s) if !s.pending.is_empty() => {
+                    let rest = &s.pending[s.offset..];
+                    let n = piece_len(rest);
+                    let error = Self::feed(&mut this.queue, &mut s.parser, &rest[..n]);
+                    s.offset += n;
+                    if s.offset == s.pending.len() {
+                        // A parsed chunk must not pin the read buffer it was
+                        // cut from while the connection idles (+8 KiB per
+                        // HTTP/1.1 client, see benches/idle_memory.rs).
+                        s.pending = Bytes::new();
+                        s.offset = 0;
+                    }
+                    if let Some(e) = error {
+                        this.fail(e);
+                    }
+                }
                 State::Streaming(s) => match s.body.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(chunk))) => {
                         if s.idle.is_some() {
                             s.last_activity = Instant::now();
                         }
-                        if let Some(e) = Self::feed(&mut this.queue, &mut s.parser, &chunk) {
-                            this.fail(e);
-                        }
+                        s.pending = chunk;
+                        s.offset = 0;
                     }
                     Poll::Ready(Some(Err(e))) => this.network_error(Error::Request(e)),
                     Poll::Ready(None) => {
@@ -467,6 +574,45 @@ impl Stream for EventSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pieces(mut rest: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (piece, tail) = rest.split_at(piece_len(rest));
+            out.push(piece);
+            rest = tail;
+        }
+        out
+    }
+
+    #[test]
+    fn pieces_end_at_line_ends_and_cover_the_chunk() {
+        let chunk = "data: 0123456789abcdef0123456789\n".repeat(1000);
+        let pieces = pieces(chunk.as_bytes());
+        assert!(pieces.len() > 1);
+        for p in &pieces {
+            assert!(p.len() <= PIECE + 33);
+            assert!(p.ends_with(b"\n"));
+        }
+        assert_eq!(pieces.concat(), chunk.as_bytes());
+    }
+
+    #[test]
+    fn without_a_line_feed_the_rest_is_one_piece() {
+        let long = format!("data: {}\r\ndata: b\n", "x".repeat(3 * PIECE));
+        let got = pieces(long.as_bytes());
+        assert_eq!(got.len(), 2);
+        assert!(got[0].ends_with(b"\r\n"));
+        let cr_only = "data: a\r".repeat(200);
+        assert_eq!(piece_len(cr_only.as_bytes()), cr_only.len());
+    }
+
+    #[test]
+    fn event_source_can_move_across_tasks_and_needs_no_pinning() {
+        fn send_unpin<T: Send + Unpin + 'static>() {}
+        send_unpin::<EventSource>();
+        send_unpin::<Result<Item, Error>>();
+    }
 
     #[test]
     fn event_stream_media_type_accepts_parameters_and_any_case() {

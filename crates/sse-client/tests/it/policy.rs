@@ -305,3 +305,25 @@ async fn dropped_connection_fails_a_one_shot_stream() {
     assert_eq!(kinds(&items), ["open", "event message:a:", "error request"]);
     assert_eq!(server.seen().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_also_bounds_the_wait_for_the_response_head() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            held.push(listener.accept().await.unwrap().0);
+        }
+    });
+    let mut es = get(&url)
+        .idle_timeout(Duration::from_secs(30))
+        .backoff(backoff(1000))
+        .max_retries(1)
+        .build()
+        .unwrap();
+    let items = drain(&mut es).await;
+    assert_eq!(kinds(&items), ["reconnect idle", "error exhausted"]);
+    silent.abort();
+}

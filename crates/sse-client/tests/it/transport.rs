@@ -71,5 +71,77 @@ async fn works_over_http2() {
     assert_eq!(open.version, http::Version::HTTP_2);
     assert_eq!(data(&items), ["a"]);
     assert_eq!(server.seen()[0].header("accept"), Some("text/event-stream"));
-    let _ = Duration::ZERO;
+}
+
+/// An HTTPS server (self-signed for `localhost`, ALPN h2 and http/1.1)
+/// answering every request with one event carrying the request's
+/// `Last-Event-ID`, then ending the stream.
+async fn tls_server() -> (std::net::SocketAddr, Vec<u8>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let pem = cert.cert.pem().into_bytes();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let app = axum::Router::new().fallback(|headers: http::HeaderMap| async move {
+        let last = headers
+            .get("last-event-id")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let next = last.parse::<u32>().map_or(1, |n| n + 1);
+        (
+            [("content-type", "text/event-stream")],
+            format!("id: {next}\ndata: after [{last}]\n\n"),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, service) = (acceptor.clone(), TowerToHyperService::new(app.clone()));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, pem)
+}
+
+#[tokio::test]
+async fn works_over_tls_with_http2_negotiated_by_alpn() {
+    let (addr, pem) = tls_server().await;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let mut es = EventSource::get(format!("https://localhost:{}/", addr.port()))
+        .client(client)
+        .backoff(Backoff {
+            initial: Duration::from_millis(10),
+            jitter: 0.0,
+            ..Backoff::default()
+        })
+        .build()
+        .unwrap();
+    let items = collect(&mut es, 3).await;
+    let Ok(Item::Open(open)) = &items[0] else {
+        panic!("{:?}", kinds(&items))
+    };
+    assert_eq!(open.version, http::Version::HTTP_2);
+    // Each reconnection resumes from the id the previous connection ended on.
+    assert_eq!(data(&items), ["after []", "after [1]", "after [2]"]);
 }

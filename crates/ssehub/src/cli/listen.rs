@@ -220,15 +220,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// The line `ssehub parse` prints: `{"type": "...", "data": "...", "id": "..."}`.
+/// The line `ssehub parse` prints, from the same type so the two cannot
+/// drift apart.
 fn json_line(event: &Event) -> String {
-    let s = |v: &str| serde_json::Value::from(v).to_string();
-    format!(
-        "{{\"type\": {}, \"data\": {}, \"id\": {}}}",
-        s(event.event_type()),
-        s(&event.data),
-        s(event.id.as_deref().unwrap_or(""))
-    )
+    let line = super::parse::JsonEvent {
+        event_type: event.event_type(),
+        data: &event.data,
+        id: event.id.as_deref().unwrap_or(""),
+    };
+    // Serialising borrowed strings into a String cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 /// A header line (`[type] id=...`), the data as is, a blank line.
@@ -317,8 +318,8 @@ mod tests {
         r.unwrap();
         assert_eq!(
             out,
-            "{\"type\": \"message\", \"data\": \"hello\", \"id\": \"1\"}\n\
-             {\"type\": \"greet\", \"data\": \"a\\n\\\"b\\\"\", \"id\": \"1\"}\n"
+            "{\"type\":\"message\",\"data\":\"hello\",\"id\":\"1\"}\n\
+             {\"type\":\"greet\",\"data\":\"a\\n\\\"b\\\"\",\"id\":\"1\"}\n"
         );
     }
 
