@@ -25,11 +25,17 @@ use sse_wire::{Frame, Parser};
 use tokio_util::sync::CancellationToken;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 /// A fake OpenAI-compatible upstream: `tokens` chunks at `rate`/s, first one at once.
@@ -42,19 +48,30 @@ async fn fake_chat(Json(body): Json<Value>) -> Response {
             return None;
         }
         if i == tokens {
-            return Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"data: [DONE]\n\n")), i + 1));
+            return Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"data: [DONE]\n\n")),
+                i + 1,
+            ));
         }
         tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
         let chunk = json!({"object": "chat.completion.chunk", "choices": [{"index": 0,
             "delta": {"content": format!("{i}:{} ", now_us())}, "finish_reason": null}]});
         Some((Ok(bytes::Bytes::from(format!("data: {chunk}\n\n"))), i + 1))
     });
-    Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(frames)).unwrap()
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(frames))
+        .unwrap()
 }
 
 /// Streams one completion from `url`; returns the time to the first content chunk and each
 /// content with the time (µs since the epoch) it arrived.
-async fn stream(client: &reqwest::Client, url: &str, tokens: u64, rate: f64) -> (Duration, Vec<(String, u64)>) {
+async fn stream(
+    client: &reqwest::Client,
+    url: &str,
+    tokens: u64,
+    rate: f64,
+) -> (Duration, Vec<(String, u64)>) {
     let body = json!({"model": "fake", "stream": true, "max_tokens": tokens, "rate": rate,
                       "messages": [{"role": "user", "content": "bench"}]});
     let started = Instant::now();
@@ -67,7 +84,9 @@ async fn stream(client: &reqwest::Client, url: &str, tokens: u64, rate: f64) -> 
     'read: while let Some(chunk) = body.next().await {
         let chunk = chunk.unwrap();
         for frame in parser.feed(&chunk) {
-            let Ok(Frame::Event(ev)) = frame else { continue };
+            let Ok(Frame::Event(ev)) = frame else {
+                continue;
+            };
             if ev.data == "[DONE]" {
                 break 'read;
             }
@@ -90,7 +109,10 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream_addr = upstream.local_addr().unwrap();
@@ -99,10 +121,17 @@ fn main() {
             let upstream = axum::serve::ListenerExt::tap_io(upstream, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(upstream, axum::Router::new().route("/v1/chat/completions", post(fake_chat))).await.unwrap()
+            axum::serve(
+                upstream,
+                axum::Router::new().route("/v1/chat/completions", post(fake_chat)),
+            )
+            .await
+            .unwrap()
         });
         let dir = tempfile::tempdir().unwrap();
-        let auth = ssehub::auth::AuthConfig::new(ssehub::auth::VerifyingKey::secret(b"bench", None).unwrap());
+        let auth = ssehub::auth::AuthConfig::new(
+            ssehub::auth::VerifyingKey::secret(b"bench", None).unwrap(),
+        );
         let mut config = ssehub::Config::new(dir.path().to_path_buf(), auth);
         config.upstream = Some(format!("http://{upstream_addr}/v1"));
         let hub = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,7 +141,10 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let direct_url = format!("http://{upstream_addr}/v1/chat/completions");
         let relay_url = format!("http://{hub_addr}/v1/chat/completions");
-        let client = reqwest::Client::builder().pool_max_idle_per_host(2048).build().unwrap();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(2048)
+            .build()
+            .unwrap();
 
         // 1. Time to first token, interleaved so both sides see the same machine state.
         let samples = env("RELAY_TTFT_SAMPLES", 300) as usize;
@@ -128,8 +160,16 @@ fn main() {
         direct.sort();
         relayed.sort();
         println!("time to first token, {samples} requests each, interleaved:");
-        println!("  direct : p50 {} p99 {}", ms(pct(&direct, 0.5)), ms(pct(&direct, 0.99)));
-        println!("  relayed: p50 {} p99 {}", ms(pct(&relayed, 0.5)), ms(pct(&relayed, 0.99)));
+        println!(
+            "  direct : p50 {} p99 {}",
+            ms(pct(&direct, 0.5)),
+            ms(pct(&direct, 0.99))
+        );
+        println!(
+            "  relayed: p50 {} p99 {}",
+            ms(pct(&relayed, 0.5)),
+            ms(pct(&relayed, 0.99))
+        );
         println!(
             "  added  : p50 {} p99 {}",
             ms(pct(&relayed, 0.5).saturating_sub(pct(&direct, 0.5))),
@@ -152,22 +192,39 @@ fn main() {
 /// This process's CPU time (user + system) so far.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
     // Linux reports these in clock ticks of 1/100 s.
     Duration::from_millis(ticks * 10)
 }
 
-async fn many(client: &reqwest::Client, label: &str, url: &str, streams: u64, tokens: u64, rate: f64) {
+async fn many(
+    client: &reqwest::Client,
+    label: &str,
+    url: &str,
+    streams: u64,
+    tokens: u64,
+    rate: f64,
+) {
     let dropped = Arc::new(AtomicU64::new(0));
     let reordered = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::with_capacity((streams * tokens) as usize)));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::with_capacity(
+        (streams * tokens) as usize,
+    )));
     let started = Instant::now();
     let cpu = cpu_time();
     let mut tasks = Vec::new();
     for _ in 0..streams {
         let (client, url) = (client.clone(), url.to_owned());
-        let (dropped, reordered, latencies) = (dropped.clone(), reordered.clone(), latencies.clone());
+        let (dropped, reordered, latencies) =
+            (dropped.clone(), reordered.clone(), latencies.clone());
         tasks.push(tokio::spawn(async move {
             let (_, contents) = stream(&client, &url, tokens, rate).await;
             let mut lat = Vec::with_capacity(contents.len());
@@ -181,7 +238,10 @@ async fn many(client: &reqwest::Client, label: &str, url: &str, streams: u64, to
                 expect = i + 1;
                 lat.push(received.saturating_sub(sent));
             }
-            dropped.fetch_add(tokens.saturating_sub(contents.len() as u64), Ordering::Relaxed);
+            dropped.fetch_add(
+                tokens.saturating_sub(contents.len() as u64),
+                Ordering::Relaxed,
+            );
             latencies.lock().unwrap().extend(lat);
         }));
     }
@@ -193,7 +253,9 @@ async fn many(client: &reqwest::Client, label: &str, url: &str, streams: u64, to
     let total = streams * tokens;
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_unstable();
-    let p = |q: f64| Duration::from_micros(lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1]);
+    let p = |q: f64| {
+        Duration::from_micros(lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1])
+    };
     println!(
         "  {label}: {total} tokens in {:.2} s ({:.0}/s), dropped {}, out of order {}, latency p50 {} p99 {}, process CPU {:.2} s ({:.0} µs/token)",
         took.as_secs_f64(),

@@ -347,3 +347,75 @@ async fn sigterm_ends_streams_and_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Publishes 30 MiB to a fresh hub, with or without a subscriber that never reads;
+/// returns how much the hub's resident memory grew, in KiB.
+async fn memory_growth_under_flood(stuck: bool) -> u64 {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve(
+        dir.path(),
+        &[
+            "--publisher-jwt-key",
+            SECRET,
+            "--subscriber-queue-bytes",
+            "262144",
+        ],
+    );
+    let client = reqwest::Client::new();
+    let token = admin_token();
+    // Warm up allocator and store so both runs start from the same state.
+    for _ in 0..5 {
+        publish(&client, hub.addr, &token, "warm-up").await.unwrap();
+    }
+    let mut _socket = None;
+    if stuck {
+        let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        let req = format!(
+            "GET /.well-known/mercure?topic=/durable HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+            hub.addr
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let metrics = format!("http://{}/metrics", hub.addr);
+        while !client
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("\nssehub_subscribers 1\n")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        _socket = Some(s);
+    }
+    let before = rss_kib(hub.child.id());
+    let chunk = "m".repeat(200 * 1024);
+    for _ in 0..150 {
+        let r = publish(&client, hub.addr, &token, &chunk).await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rss_kib(hub.child.id()).saturating_sub(before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_does_not_grow_the_hubs_memory() {
+    let without = memory_growth_under_flood(false).await;
+    let with = memory_growth_under_flood(true).await;
+    // Unbounded, the stuck subscriber would pin most of the 30 MiB; bounded, it pins at most
+    // its 256 KiB queue (the kernel's socket buffers are not in the hub's RSS).
+    assert!(
+        with < without + 12 * 1024,
+        "a stuck subscriber grew the hub by {with} KiB against {without} KiB without it"
+    );
+}
