@@ -12,18 +12,7 @@ use ssehub::hub::publish::{NewUpdate, validate};
 use sse_wire::{Frame, Parser};
 
 fuzz_target!(|body: &[u8]| {
-    let mut new = NewUpdate::default();
-    for (k, v) in form_urlencoded::parse(body) {
-        match &*k {
-            "topic" => new.topics.push(v.into_owned()),
-            "data" => new.data = v.into_owned(),
-            "private" => new.private = true,
-            "id" => new.id = Some(v.into_owned()),
-            "type" => new.event_type = Some(v.into_owned()),
-            "retry" => new.retry = Some(v.into_owned()),
-            _ => {}
-        }
-    }
+    let new = NewUpdate::from_form(body);
     let Ok(update) = validate(new) else {
         return;
     };

@@ -22,6 +22,26 @@ pub struct NewUpdate {
     pub retry: Option<String>,
 }
 
+impl NewUpdate {
+    /// Reads a publish from its `application/x-www-form-urlencoded` body, as Mercure defines
+    /// the fields; unknown fields are ignored.
+    pub fn from_form(body: &[u8]) -> Self {
+        let mut new = NewUpdate::default();
+        for (k, v) in form_urlencoded::parse(body) {
+            match &*k {
+                "topic" => new.topics.push(v.into_owned()),
+                "data" => new.data = v.into_owned(),
+                "private" => new.private = true,
+                "id" => new.id = Some(v.into_owned()),
+                "type" => new.event_type = Some(v.into_owned()),
+                "retry" => new.retry = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        new
+    }
+}
+
 /// Why a publish was refused before being stored.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -141,6 +161,25 @@ mod tests {
             topics: vec![t.into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn form_fields_are_read_as_mercure_defines_them() {
+        let new = NewUpdate::from_form(
+            b"topic=%2Fa&topic=%2Fb&data=x%0Ay&private=on&id=i&type=t&retry=5&other=z",
+        );
+        assert_eq!(new.topics, ["/a", "/b"]);
+        assert_eq!(new.data, "x\ny");
+        assert!(new.private);
+        assert_eq!(
+            (
+                new.id.as_deref(),
+                new.event_type.as_deref(),
+                new.retry.as_deref()
+            ),
+            (Some("i"), Some("t"), Some("5"))
+        );
+        assert!(!NewUpdate::from_form(b"topic=%2Fa").private);
     }
 
     #[test]

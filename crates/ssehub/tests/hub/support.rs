@@ -192,6 +192,31 @@ impl TestServer {
         req.send().await.unwrap()
     }
 
+    /// Waits until `/metrics` has this exact line; fails the test after [`PATIENCE`].
+    pub(crate) async fn wait_for_metric(&self, line: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let url = self.url("/metrics");
+            let metrics = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metrics.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never saw {line:?} in /metrics:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the hub and waits for `run` to return.
     pub(crate) async fn stop(mut self) -> Result<(), RunError> {
         self.shutdown.cancel();
