@@ -352,7 +352,7 @@ fn print_first_run_help(key: &str, base: &str, data_dir: &Path) -> anyhow::Resul
          Try it (two terminals):\n\n    \
          curl -N -H 'Authorization: Bearer {token}' '{base}/.well-known/mercure?topic=/demo'\n    \
          curl -H 'Authorization: Bearer {token}' -d topic=/demo -d data=hello {base}/.well-known/mercure\n\n\
-         Mint narrower tokens with `ssehub token --key-file {key_file} --subscribe /demo`.\n",
+         Mint narrower tokens with `ssehub token --key \"$(cat {key_file})\" --subscribe /demo`.\n",
         key_file = key_file.display()
     );
     Ok(())
