@@ -72,15 +72,18 @@ fn is_form(headers: &HeaderMap) -> bool {
 
 /// This endpoint's own URL as the request reached it: the audience 1.0 tokens must carry
 /// when no resource identifier is configured.
-pub(crate) fn derived_audience(state: &AppState, headers: &HeaderMap) -> String {
+///
+/// HTTP/2 requests carry the host in `:authority` (the URI), HTTP/1.1 in `Host`.
+pub(crate) fn derived_audience(state: &AppState, uri: &http::Uri, headers: &HeaderMap) -> String {
     let scheme = if state.config.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
         .unwrap_or("localhost");
     format!("{scheme}://{host}/.well-known/mercure")
 }
@@ -88,7 +91,7 @@ pub(crate) fn derived_audience(state: &AppState, headers: &HeaderMap) -> String 
 async fn publish(state: AppState, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let query = req.uri().query().map(str::to_owned);
-    let derived = derived_audience(&state, &headers);
+    let derived = derived_audience(&state, req.uri(), &headers);
     let audience = state.auth.audience(&derived);
     let grants = match state.auth.extract_token(&headers, query.as_deref())? {
         Some((token, source)) => {
@@ -196,6 +199,7 @@ fn parse_subscribe_query(
 
 async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
+    let derived = derived_audience(&state, req.uri(), &headers);
     // QUERY carries its selectors in a form body instead of the URL.
     let query = if req.method().as_str() == "QUERY" {
         let body = read_body(&state, req).await?;
@@ -205,7 +209,6 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
         req.uri().query().unwrap_or("").to_owned()
     };
     let wanted = parse_subscribe_query(&state, &query, &headers)?;
-    let derived = derived_audience(&state, &headers);
     let token = state
         .auth
         .extract_token(&headers, Some(&query))?

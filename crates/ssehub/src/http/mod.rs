@@ -88,7 +88,9 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         HeaderName::from_static("mercure-last-event-id"),
         HeaderName::from_static("x-stream-id"),
     ];
-    let methods = [Method::GET, Method::POST, Method::OPTIONS];
+    // QUERY: the 1.0 drafts' subscribe with a form body.
+    let query = Method::from_bytes(b"QUERY").expect("QUERY is a valid method token");
+    let methods = [Method::GET, Method::POST, Method::OPTIONS, query];
     let layer = CorsLayer::new()
         .allow_methods(methods)
         .allow_headers(headers)

@@ -59,7 +59,7 @@ async fn list(
         (Some(t), None) => topic_iri(t),
         _ => SUBSCRIPTIONS_PATH.to_owned(),
     };
-    let derived = derived_audience(&state, headers);
+    let derived = derived_audience(&state, req.uri(), headers);
     let token = state
         .auth
         .extract_token(headers, req.uri().query())?

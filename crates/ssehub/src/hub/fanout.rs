@@ -201,6 +201,17 @@ impl Fanout {
         }
     }
 
+    /// Records where history stood before this process dispatched anything.
+    pub fn seed(&self, seq: u64, id: &str) {
+        let mut last = self
+            .last_dispatched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none() {
+            *last = Some((seq, id.into()));
+        }
+    }
+
     /// Seq and id of the last update dispatched.
     pub fn last_dispatched(&self) -> Option<(u64, Arc<str>)> {
         self.last_dispatched

@@ -117,6 +117,9 @@ pub(crate) struct HubInner {
     pub(crate) replay_page: usize,
     pub(crate) shutdown: CancellationToken,
     pub(crate) presence: Option<Arc<presence::Presence>>,
+    /// Background work the hub starts (subscription-end events), waited for at shutdown
+    /// before the store closes.
+    pub(crate) tracker: TaskTracker,
 }
 
 /// A handle on the running hub; cheap to clone.
@@ -148,7 +151,15 @@ impl Hub {
             replay_page: options.replay_page.max(1),
             shutdown,
             presence: options.subscriptions.then(Default::default),
+            tracker: tracker.clone(),
         });
+        // After a restart the newest update in history is what precedes live delivery.
+        if last > 0 {
+            let page = inner.store.read_after(Cursor::Seq(last - 1), 1).await?;
+            if let Some(s) = page.updates.first().filter(|s| s.seq == last) {
+                inner.fanout.seed(s.seq, &s.update.id);
+            }
+        }
         tracker.spawn(dispatch_loop(inner.clone(), feed, last));
         Ok(Hub { inner })
     }
@@ -208,6 +219,7 @@ impl Hub {
                     filter,
                     Vec::new(),
                     false,
+                    0,
                     Some(membership),
                     req.expires_at,
                 );
@@ -237,6 +249,7 @@ impl Hub {
                     filter,
                     page.updates,
                     page.more,
+                    page.head_seq,
                     None,
                     req.expires_at,
                 );
@@ -246,17 +259,21 @@ impl Hub {
         let (stream, subscriber_id) = match &inner.presence {
             Some(presence) => {
                 let id = format!("urn:uuid:{}", uuid::Uuid::now_v7());
-                for update in presence.join(&id, &req.topics, req.payload) {
-                    if let Err(err) = self.publish_valid(update).await {
-                        tracing::warn!(error = %err, "cannot publish a subscription event");
-                    }
-                }
+                let joined = presence.join(&id, &req.topics, req.payload);
+                // The guard exists before the first await: a client that leaves while the
+                // join events are being stored still gets its leave recorded.
                 let guard = presence::PresenceGuard {
                     hub: self.clone(),
                     presence: presence.clone(),
                     subscriber: id.clone(),
                 };
-                (stream.with_presence(guard), Some(id))
+                let stream = stream.with_presence(guard);
+                for update in joined {
+                    if let Err(err) = self.publish_valid(update).await {
+                        tracing::warn!(error = %err, "cannot publish a subscription event");
+                    }
+                }
+                (stream, Some(id))
             }
             None => (stream, None),
         };
@@ -266,6 +283,10 @@ impl Hub {
             subscriber_id,
             stream,
         })
+    }
+
+    pub(crate) fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
     }
 
     /// Active subscriptions, when `--subscriptions` is on.

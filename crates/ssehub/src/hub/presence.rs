@@ -165,9 +165,11 @@ impl Drop for PresenceGuard {
     fn drop(&mut self) {
         let updates = self.presence.leave(&self.subscriber);
         let hub = self.hub.clone();
-        // Drop cannot await; the announcement is a normal durable publish of its own.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+        // Drop cannot await; the announcement is a durable publish of its own, on the hub's
+        // tracker so that shutdown stores it before closing the store.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let tracker = hub.tracker().clone();
+            tracker.spawn(async move {
                 for u in updates {
                     if let Err(err) = hub.publish_valid(u).await {
                         tracing::warn!(error = %err, "cannot publish the end of a subscription");

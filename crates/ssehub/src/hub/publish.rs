@@ -63,8 +63,11 @@ pub enum InvalidUpdate {
     /// `retry` is not a number of milliseconds.
     #[error("invalid retry {0:?}: it must be ASCII digits (milliseconds)")]
     Retry(String),
-    /// The topic lies in the hub's own `/.well-known/mercure` space.
-    #[error("topic {0:?} is reserved: topics under /.well-known/mercure belong to the hub")]
+    /// The topic lies in the hub's own space: `/.well-known/mercure` (subscription events)
+    /// or `/v1/streams` (relay streams).
+    #[error(
+        "topic {0:?} is reserved: topics under /.well-known/mercure and /v1/streams belong to the hub"
+    )]
     ReservedTopic(String),
 }
 
@@ -143,7 +146,11 @@ pub fn is_reserved(topic: &str) -> bool {
     path == RESERVED_PREFIX
         || path.starts_with("/.well-known/mercure/")
         || path.starts_with("/.well-known/mercure?")
+        || path.starts_with(RELAY_PREFIX)
 }
+
+/// Relay streams' topics: written only by the relay, so no publisher can end or forge an answer.
+pub const RELAY_PREFIX: &str = "/v1/streams/";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -251,6 +258,8 @@ mod tests {
             "/.well-known/mercure",
             "/.well-known/mercure/subscriptions/x/y",
             "https://example.com/.well-known/mercure/subscriptions",
+            "/v1/streams/strm_0123/started",
+            "https://hub.example/v1/streams/strm_0123",
         ] {
             assert_eq!(
                 validate(topic(t)).unwrap_err(),

@@ -25,8 +25,9 @@ const COALESCE_BYTES: usize = 64 * 1024;
 
 /// Where the stream is in its life.
 enum Phase {
-    /// Sending the opening comment and the first page read when the subscription was made.
-    Opening(Vec<Stored>, bool),
+    /// Sending the first page read when the subscription was made: its updates, whether more
+    /// follow, and the history's last seq at the time of the read.
+    Opening(Vec<Stored>, bool, u64),
     /// Replaying history after this seq, not yet joined.
     Replay { after: u64 },
     /// Joined: live deliveries, skipping seqs the replay already sent.
@@ -71,6 +72,7 @@ impl SubscriberStream {
         filter: Arc<Filter>,
         first_page: Vec<Stored>,
         more: bool,
+        head_seq: u64,
         membership: Option<Membership>,
         expires_at: Option<Instant>,
     ) -> Self {
@@ -80,7 +82,7 @@ impl SubscriberStream {
                 membership,
                 skip_through: 0,
             },
-            None => Phase::Opening(first_page, more),
+            None => Phase::Opening(first_page, more, head_seq),
         };
         SubscriberStream {
             heartbeat: hub.heartbeat,
@@ -116,12 +118,14 @@ impl SubscriberStream {
         loop {
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return None,
-                Phase::Opening(page, more) => {
+                Phase::Opening(page, more, head_seq) => {
                     let after = page.last().map(|s| s.seq);
                     let chunk = self.encode_page(&page);
                     self.phase = match (more, after) {
                         (true, Some(after)) => Phase::Replay { after },
-                        _ => self.join(after.unwrap_or(0)).await?,
+                        // An empty first page means the client is already at the head:
+                        // join there, not at the start of history.
+                        _ => self.join(after.unwrap_or(head_seq)).await?,
                     };
                     if !chunk.is_empty() {
                         return Some(self.wrote(chunk));

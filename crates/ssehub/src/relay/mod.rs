@@ -39,6 +39,10 @@ use crate::store::{Cursor, StoreError};
 use crate::update::Update;
 use upstream::{Reply, Upstream, UpstreamError};
 
+/// A streaming upstream silent for this long is taken as hung: the stream ends with an
+/// error chunk instead of waiting forever.
+pub const UPSTREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Topic prefix of relay streams.
 pub const STREAM_TOPIC_PREFIX: &str = "/v1/streams/";
 
@@ -196,6 +200,17 @@ impl Relay {
             Reply::Stream(chunks) => chunks,
         };
         let id = format!("strm_{}", uuid::Uuid::now_v7().simple());
+        // Registered before anything is recorded: a watcher arriving between the marker and
+        // the pump must see a running stream, not an orphan to close.
+        let cancel = CancellationToken::new();
+        let entry = Active {
+            cancel: cancel.clone(),
+            finishing: false,
+        };
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), entry);
         let marker = Update {
             id: id.clone(),
             topics: vec![format!("{}/started", topic_of(&id))],
@@ -206,18 +221,26 @@ impl Relay {
             retry: None,
             published_at_ms: now_ms(),
         };
-        self.hub.publish_valid(marker).await?;
         // Watch before pumping: the first chunk cannot be missed.
-        let watch = self.watch_from(&id, &id).await?;
-        let cancel = CancellationToken::new();
-        let entry = Active {
-            cancel: cancel.clone(),
-            finishing: false,
+        let watch = match self
+            .hub
+            .publish_valid(marker)
+            .await
+            .map_err(RelayError::from)
+        {
+            Ok(_) => self.watch_from(&id, &id).await,
+            Err(e) => Err(e),
         };
-        self.active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), entry);
+        let watch = match watch {
+            Ok(w) => w,
+            Err(e) => {
+                self.active
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                return Err(e);
+            }
+        };
         let relay = self.clone();
         let pump_id = id.clone();
         self.tracker
@@ -335,7 +358,14 @@ impl Relay {
                 _ = self.shutdown.cancelled() => {
                     break Some(error_chunk("the hub is shutting down; this answer was cut short", "hub_shutdown"))
                 }
-                next = chunks.next() => next,
+                next = tokio::time::timeout(UPSTREAM_IDLE_TIMEOUT, chunks.next()) => match next {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tracing::warn!(stream = %id, "upstream went silent; ending the stream");
+                        let message = format!("the upstream sent nothing for {} s", UPSTREAM_IDLE_TIMEOUT.as_secs());
+                        break Some(error_chunk(&message, "upstream_timeout"));
+                    }
+                },
             };
             match next {
                 Some(Ok(data)) => {

@@ -75,6 +75,7 @@ impl Upstream {
                 api_key,
                 client: reqwest::Client::builder()
                     .connect_timeout(std::time::Duration::from_secs(10))
+                    .read_timeout(super::UPSTREAM_IDLE_TIMEOUT)
                     .build()
                     .expect("a default reqwest client builds"),
             },

@@ -155,3 +155,25 @@ async fn a_subscription_ends_when_its_token_expires() {
     let rest = sub.until_end().await;
     assert!(rest.is_empty(), "{rest:?}");
 }
+
+/// Regression: over HTTP/2 the host is in `:authority`, not `Host`, and 1.0 tokens were
+/// refused as "wrong audience".
+#[tokio::test]
+async fn v1_tokens_name_the_same_audience_over_http2() {
+    let hub = TestServer::start().await;
+    let good = token_v1(&["*"], &["*"], &hub.hub_url());
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let res = h2
+        .post(hub.hub_url())
+        .bearer_auth(&good)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("topic=/t&data=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}

@@ -419,3 +419,32 @@ async fn a_subscriber_that_never_reads_does_not_grow_the_hubs_memory() {
         "a stuck subscriber grew the hub by {with} KiB against {without} KiB without it"
     );
 }
+
+/// Regression: after a restart, subscribers without a Last-Event-ID were told `earliest`
+/// although history existed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_header_names_the_newest_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let token = admin_token();
+    let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
+    publish(&client, hub.addr, &token, "one").await.unwrap();
+    let last = publish(&client, hub.addr, &token, "two")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    drop(hub);
+    let hub = serve(dir.path(), &["--publisher-jwt-key", SECRET]);
+    let res = client
+        .get(format!(
+            "http://{}/.well-known/mercure?topic=/durable",
+            hub.addr
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["last-event-id"], last.as_str());
+}

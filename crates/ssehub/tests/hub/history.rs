@@ -184,3 +184,16 @@ async fn history_is_pruned_to_the_configured_count() {
     assert_eq!(sub.header("last-event-id"), Some("earliest"));
     assert_eq!(sub.next_event().await.id.unwrap(), ids[3]);
 }
+
+/// Regression: a client resuming from the newest id was sent the whole history again.
+#[tokio::test]
+async fn resuming_from_the_newest_id_replays_nothing_already_seen() {
+    let hub = TestServer::start().await;
+    let ids = publish_n(&hub, "/newest", 3).await;
+    let mut sub = hub
+        .subscribe(&format!("topic=/newest&lastEventID={}", ids[2]))
+        .await;
+    assert_eq!(sub.header("last-event-id"), Some(ids[2].as_str()));
+    let next = hub.publish_ok("/newest", "after").await;
+    assert_eq!(sub.next_event().await.id.unwrap(), next);
+}

@@ -116,3 +116,42 @@ async fn the_subscriptions_api_is_404_when_disabled() {
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("--subscriptions"));
 }
+
+/// Regression: a client that left while its subscription events were being stored stayed
+/// listed as active forever.
+#[tokio::test]
+async fn clients_leaving_mid_subscribe_leave_no_phantom_subscriptions() {
+    use tokio::io::AsyncWriteExt;
+    let hub = TestServer::start_with(|c| c.subscriptions = true).await;
+    let admin = super::support::admin_token();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        let req = format!(
+            "GET /.well-known/mercure?topic=/a&topic=/b HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {admin}\r\n\r\n",
+            hub.addr
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        drop(s);
+    }
+    let deadline = tokio::time::Instant::now() + super::support::PATIENCE;
+    loop {
+        let list: serde_json::Value = hub
+            .client
+            .get(hub.url("/.well-known/mercure/subscriptions"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["subscriptions"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "phantom subscriptions remain: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

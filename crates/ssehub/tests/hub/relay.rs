@@ -466,3 +466,35 @@ async fn relay_streams_are_hub_topics_that_a_mercure_subscriber_can_watch() {
     let first = sub.next_event().await;
     assert_eq!(first.id.as_deref(), Some(format!("{id}-1").as_str()));
 }
+
+/// Regression: resuming from the newest chunk while the answer was still being generated
+/// replayed the answer from its start.
+#[tokio::test]
+async fn resuming_mid_generation_from_the_newest_chunk_repeats_nothing() {
+    let (upstream, _) = fake_upstream().await;
+    let hub = relay_hub(&upstream).await;
+    let res = post_chat(&hub, streaming("fake-slow")).await;
+    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let mut caller = Sse::new(res);
+    let seen = caller.events(2).await;
+    drop(caller);
+    let last = seen[1].id.clone().unwrap();
+    let res = hub
+        .client
+        .get(hub.url(&format!("/v1/streams/{id}")))
+        .bearer_auth("relay-key")
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = Sse::new(res);
+    let next = resumed.next_event().await;
+    // Whatever arrived meanwhile, it starts right after what the caller had.
+    assert_eq!(next.id.unwrap(), format!("{id}-3"));
+    hub.client
+        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
+        .bearer_auth("relay-key")
+        .send()
+        .await
+        .unwrap();
+}
