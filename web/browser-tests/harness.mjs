@@ -116,6 +116,7 @@ export async function readStream(base, id) {
     const choice = chunk.choices && chunk.choices[0];
     if (choice && choice.delta && typeof choice.delta.content === 'string') text += choice.delta.content;
     if (choice && choice.finish_reason) finish = choice.finish_reason;
+    if (chunk.ssehub && chunk.ssehub.cancelled) finish = 'cancelled';
   }
   return { text, finish, chunks };
 }

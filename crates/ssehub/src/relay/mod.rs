@@ -309,7 +309,7 @@ impl Relay {
     }
 
     /// Stops a stream being generated: the upstream request is dropped and watchers get a
-    /// final chunk with `finish_reason: "cancelled"`, then `[DONE]`. Returns whether it was
+    /// final chunk with `finish_reason: "stop"` and `"ssehub": {"cancelled": true}`, then `[DONE]`. Returns whether it was
     /// still running.
     ///
     /// # Errors
@@ -425,14 +425,18 @@ impl Relay {
         }
     }
 
+    /// The last chunk of a cancelled answer: `finish_reason: "stop"`, the value every OpenAI
+    /// client knows, with ssehub's own `{"ssehub": {"cancelled": true}}` saying why.
     fn cancelled_chunk(&self, meta: Option<&Value>) -> String {
-        let field = |k: &str| meta.and_then(|m| m.get(k)).cloned().unwrap_or(Value::Null);
+        let field = |k: &str| meta.and_then(|m| m.get(k)).cloned();
+        let created = field("created").unwrap_or_else(|| json!(now_ms() / 1000));
         json!({
-            "id": field("id"),
+            "id": field("id").unwrap_or_else(|| json!("chatcmpl-cancelled")),
             "object": "chat.completion.chunk",
-            "created": field("created"),
-            "model": field("model"),
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "cancelled"}],
+            "created": created,
+            "model": field("model").unwrap_or_else(|| json!("unknown")),
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "ssehub": {"cancelled": true},
         })
         .to_string()
     }
