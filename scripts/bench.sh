@@ -13,7 +13,7 @@ RUNS=${RUNS:-3}
 SERVERS=${SERVERS:-"ssehub nchan axum"}
 SCENARIOS=${SCENARIOS:-"idle fanout100 fanout1000 topics1000"}
 IDLE=${IDLE:-19000}
-BIN=target/release/ssehub
+BIN=${BIN:-target/release/ssehub}
 AXUM=target/release/examples/axum_broadcast
 NCHAN_CONF=${NCHAN_CONF:-/work/shared/bench/nchan/nginx.conf}
 OUT=${OUT:-${TMPDIR:-/tmp}/ssehub-bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
@@ -22,9 +22,11 @@ SERVER_PID=""
 
 start() { # $1 = server; sets ADDR, TARGET, PIDS
   case $1 in
-    ssehub)
-      local dir; dir=$(mktemp -d /tmp/ssehub-bench.XXXXXX)
-      "$BIN" serve --listen 127.0.0.1:18080 --data-dir "$dir" --anonymous \
+    ssehub|ssehub-base)
+      # ssehub-base: an earlier build ($BASE_BIN) in the same run, for before/after figures.
+      local dir bin=$BIN; dir=$(mktemp -d /tmp/ssehub-bench.XXXXXX)
+      [ "$1" = ssehub-base ] && bin=${BASE_BIN:?set BASE_BIN to the earlier ssehub binary}
+      "$bin" serve --listen 127.0.0.1:18080 --data-dir "$dir" --anonymous \
         --publisher-jwt-key '!ChangeMe!' --max-connections 19900 >"$dir.log" 2>&1 &
       SERVER_PID=$!; PIDS=("--server-pid" "$SERVER_PID"); ADDR=127.0.0.1:18080; TARGET=ssehub ;;
     axum)
