@@ -6,13 +6,14 @@
 //! more from the last replayed seq. Anything published between the two reads arrives both
 //! from that read and from the queue; the queue's copy is skipped by seq.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::hub::HubInner;
 use crate::hub::encode::encode_update;
@@ -47,9 +48,14 @@ pub struct SubscriberStream {
     heartbeat: Duration,
     /// When something was last written: the heartbeat fires only after real silence.
     last_write: Instant,
-    /// When the subscriber's token expires.
-    expires_at: Option<Instant>,
-    shutdown: CancellationToken,
+    /// Fires when the subscriber's token expires. Created once: a timer per delivery
+    /// cost a timer-wheel insert and removal each time (see BENCHMARKS.md, hub load).
+    expiry: Option<Pin<Box<Sleep>>>,
+    /// Fires at the earliest moment a heartbeat may be due; moved forward lazily when it
+    /// fires early, so deliveries never touch the timer wheel.
+    heartbeat_timer: Pin<Box<Sleep>>,
+    /// Resolves when the hub shuts down; one registration for the stream's life.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// History read at the seam, written before the first live delivery.
     pending_seam: Option<Bytes>,
     /// Announces the end of the subscription when the stream ends (`--subscriptions`).
@@ -84,15 +90,17 @@ impl SubscriberStream {
             },
             None => Phase::Opening(first_page, more, head_seq),
         };
+        let now = Instant::now();
         SubscriberStream {
             heartbeat: hub.heartbeat,
-            shutdown: hub.shutdown.clone(),
+            heartbeat_timer: Box::pin(tokio::time::sleep_until(now + hub.heartbeat)),
+            shutdown: Box::pin(hub.shutdown.clone().cancelled_owned()),
             _gauge: SubscriberGauge(hub.clone()),
             hub,
             filter,
             phase,
-            last_write: Instant::now(),
-            expires_at,
+            last_write: now,
+            expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
             pending_seam: None,
             _presence: None,
         }
@@ -220,16 +228,15 @@ impl SubscriberStream {
             return Some(self.wrote(seam));
         }
         loop {
-            let heartbeat_at = self.last_write + self.heartbeat;
             let expiry = async {
-                match self.expires_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
+                match self.expiry.as_mut() {
+                    Some(at) => at.await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return None,
+                _ = self.shutdown.as_mut() => return None,
                 _ = expiry => {
                     tracing::debug!("subscriber token expired; ending the stream");
                     return None;
@@ -242,7 +249,14 @@ impl SubscriberStream {
                     }
                     return Some(self.wrote(coalesce(m, d.bytes, skip_through)));
                 }
-                _ = tokio::time::sleep_until(heartbeat_at) => {
+                _ = self.heartbeat_timer.as_mut() => {
+                    let due = self.last_write + self.heartbeat;
+                    if due > Instant::now() {
+                        // Something was written since the timer was set: not silent yet.
+                        self.heartbeat_timer.as_mut().reset(due);
+                        continue;
+                    }
+                    self.heartbeat_timer.as_mut().reset(Instant::now() + self.heartbeat);
                     return Some(self.wrote(Bytes::from_static(b":\n")));
                 }
             }
@@ -270,4 +284,71 @@ fn coalesce(m: &mut Membership, first: Bytes, skip_through: u64) -> Bytes {
         b.extend_from_slice(&d.bytes);
     }
     buf.map_or(first, BytesMut::freeze)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use crate::hub::filter::Filter;
+    use crate::hub::metrics::Metrics;
+    use crate::hub::selector::Selector;
+    use crate::hub::{Hub, HubOptions, SubscribeRequest};
+    use crate::store::Store;
+    use crate::store::redb::RedbStore;
+
+    #[tokio::test]
+    async fn a_write_postpones_the_heartbeat_by_a_whole_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(RedbStore::open(dir.path(), Default::default()).unwrap());
+        let options = HubOptions::default();
+        let hub = Hub::start(
+            store,
+            options,
+            Arc::new(Metrics::default()),
+            CancellationToken::new(),
+            &TaskTracker::new(),
+        )
+        .await
+        .unwrap();
+        tokio::time::pause();
+        let topic = Arc::new(Selector::Exact("/t".into()));
+        let sub = hub
+            .subscribe(SubscribeRequest {
+                filter: Filter::new(vec![("/t".into(), topic)], Vec::new()),
+                last_event_id: None,
+                expires_at: None,
+                topics: Vec::new(),
+                payload: None,
+            })
+            .await
+            .unwrap();
+        let mut stream = sub.stream;
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // As if a delivery were written now: the timer armed at the start (due at 40 s)
+        // must not produce a heartbeat after only 10 s of silence.
+        stream.last_write = Instant::now();
+        let written = Instant::now();
+        assert_eq!(stream.next_chunk().await.as_deref(), Some(&b":\n"[..]));
+        // Virtual time: exact up to the timer wheel's 1 ms rounding.
+        let silence = written.elapsed();
+        assert!(
+            silence >= options.heartbeat && silence < options.heartbeat + Duration::from_secs(1),
+            "{silence:?}"
+        );
+        // And the next one a whole period after that heartbeat.
+        let beat = Instant::now();
+        assert_eq!(stream.next_chunk().await.as_deref(), Some(&b":\n"[..]));
+        let silence = beat.elapsed();
+        assert!(
+            silence >= options.heartbeat && silence < options.heartbeat + Duration::from_secs(1),
+            "{silence:?}"
+        );
+    }
 }
