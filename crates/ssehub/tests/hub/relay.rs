@@ -374,7 +374,10 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
         let rest = drain(sse).await;
         let (last, done) = (&rest[rest.len() - 2].1, &rest[rest.len() - 1].1);
         let last: Value = serde_json::from_str(last).unwrap();
-        assert_eq!(last["choices"][0]["finish_reason"], "stop", "a value every OpenAI client parses");
+        assert_eq!(
+            last["choices"][0]["finish_reason"], "stop",
+            "a value every OpenAI client parses"
+        );
         assert_eq!(last["ssehub"]["cancelled"], true);
         assert_eq!(done, "[DONE]");
     }
