@@ -227,8 +227,14 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
         filter: Filter::new(wanted.selectors, grant_selectors),
         last_event_id: wanted.last_event_id.as_deref(),
         expires_at,
-        topics: wanted.topics,
-        payload: grants.payload.clone(),
+        topics: wanted
+            .topics
+            .into_iter()
+            .map(|t| {
+                let payload = grants.payload_for(&t).cloned();
+                (t, payload)
+            })
+            .collect(),
     };
     let sub = state.hub.subscribe(request).await?;
     let mut res = Response::new(Body::from_stream(futures_util::StreamExt::map(

@@ -99,10 +99,9 @@ pub struct SubscribeRequest<'a> {
     pub last_event_id: Option<&'a str>,
     /// When its token expires: the stream ends then.
     pub expires_at: Option<Instant>,
-    /// Its selectors as written, for subscription events.
-    pub topics: Vec<String>,
-    /// Its token's payload, for subscription events.
-    pub payload: Option<serde_json::Value>,
+    /// Its selectors as written, each with the payload its token attaches to it, for
+    /// subscription events.
+    pub topics: Vec<(String, Option<serde_json::Value>)>,
 }
 
 /// The value of the `Last-Event-ID` header when history starts at the beginning.
@@ -259,7 +258,7 @@ impl Hub {
         let (stream, subscriber_id) = match &inner.presence {
             Some(presence) => {
                 let id = format!("urn:uuid:{}", uuid::Uuid::now_v7());
-                let joined = presence.join(&id, &req.topics, req.payload);
+                let joined = presence.join(&id, &req.topics);
                 // The guard exists before the first await: a client that leaves while the
                 // join events are being stored still gets its leave recorded.
                 let guard = presence::PresenceGuard {

@@ -92,10 +92,13 @@ pub struct Presence {
 
 impl Presence {
     /// Records a new subscriber's subscriptions; returns the updates announcing them.
-    pub fn join(&self, subscriber: &str, topics: &[String], payload: Option<Value>) -> Vec<Update> {
+    ///
+    /// Each topic comes with the payload the subscriber's token attaches to it (1.0 tokens
+    /// can carry a different payload per authorization detail).
+    pub fn join(&self, subscriber: &str, topics: &[(String, Option<Value>)]) -> Vec<Update> {
         let docs: Vec<SubscriptionDoc> = topics
             .iter()
-            .map(|t| SubscriptionDoc {
+            .map(|(t, payload)| SubscriptionDoc {
                 id: subscription_iri(t, subscriber),
                 kind: "Subscription",
                 topic: t.clone(),
@@ -198,8 +201,10 @@ mod tests {
         let p = Presence::default();
         let joined = p.join(
             "sub1",
-            &["/a".into(), "/b".into()],
-            Some(serde_json::json!({"u": 1})),
+            &[
+                ("/a".into(), Some(serde_json::json!({"u": 1}))),
+                ("/b".into(), Some(serde_json::json!({"u": 2}))),
+            ],
         );
         assert_eq!(joined.len(), 2);
         assert!(
@@ -215,6 +220,9 @@ mod tests {
         assert_eq!(p.list(None, None).len(), 2);
         assert_eq!(p.list(Some("/b"), None).len(), 1);
         assert_eq!(p.list(None, Some("other")).len(), 0);
+        // Each subscription carries its own payload.
+        let second: Value = serde_json::from_str(&joined[1].data).unwrap();
+        assert_eq!(second["payload"]["u"], 2);
         let left = p.leave("sub1");
         let doc: Value = serde_json::from_str(&left[1].data).unwrap();
         assert_eq!(doc["active"], false);

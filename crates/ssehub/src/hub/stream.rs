@@ -325,7 +325,6 @@ mod tests {
                 last_event_id: None,
                 expires_at: None,
                 topics: Vec::new(),
-                payload: None,
             })
             .await
             .unwrap();

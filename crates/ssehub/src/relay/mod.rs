@@ -266,8 +266,7 @@ impl Relay {
                 filter,
                 last_event_id: Some(after),
                 expires_at: None,
-                topics: vec![topic],
-                payload: None,
+                topics: vec![(topic, None)],
             })
             .await?;
         Ok(Watch { inner: sub.stream })
