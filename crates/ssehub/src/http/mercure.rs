@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, header};
 
 use crate::auth::{Grants, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::sse::event_stream;
 use crate::hub::SubscribeRequest;
 use crate::hub::filter::Filter;
 use crate::hub::publish::NewUpdate;
@@ -88,6 +89,20 @@ pub(crate) fn derived_audience(state: &AppState, uri: &http::Uri, headers: &Head
     format!("{scheme}://{host}/.well-known/mercure")
 }
 
+/// What a subscriber's token (or its absence, with `--anonymous`) allows.
+pub(crate) fn subscriber_grants(
+    state: &AppState,
+    derived_audience: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Grants, ApiError> {
+    let token = state.auth.extract_token(headers, query)?.map(|(t, _)| t);
+    let audience = state.auth.audience(derived_audience);
+    Ok(state
+        .auth
+        .authorize(token.as_deref(), Role::Subscriber, audience)?)
+}
+
 async fn publish(state: AppState, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let query = req.uri().query().map(str::to_owned);
@@ -106,18 +121,7 @@ async fn publish(state: AppState, req: Request) -> Result<Response, ApiError> {
         ));
     }
     let body = read_body(&state, req).await?;
-    let mut new = NewUpdate::default();
-    for (k, v) in form_urlencoded::parse(&body) {
-        match &*k {
-            "topic" => new.topics.push(v.into_owned()),
-            "data" => new.data = v.into_owned(),
-            "private" => new.private = true,
-            "id" => new.id = Some(v.into_owned()),
-            "type" => new.event_type = Some(v.into_owned()),
-            "retry" => new.retry = Some(v.into_owned()),
-            _ => {}
-        }
-    }
+    let new = NewUpdate::from_form(&body);
     grants.check_publish(&new.topics)?;
     let stored = state.hub.publish(new).await?;
     let id = stored.update.id.clone();
@@ -209,15 +213,7 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
         req.uri().query().unwrap_or("").to_owned()
     };
     let wanted = parse_subscribe_query(&state, &query, &headers)?;
-    let token = state
-        .auth
-        .extract_token(&headers, Some(&query))?
-        .map(|(t, _)| t);
-    let grants = state.auth.authorize(
-        token.as_deref(),
-        Role::Subscriber,
-        state.auth.audience(&derived),
-    )?;
+    let grants = subscriber_grants(&state, &derived, &headers, Some(&query))?;
     let grant_selectors = grant_texts(&grants);
     let expires_at = grants.expires_at.map(|exp| {
         let left = exp.duration_since(SystemTime::now()).unwrap_or_default();
@@ -237,21 +233,8 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
             .collect(),
     };
     let sub = state.hub.subscribe(request).await?;
-    let mut res = Response::new(Body::from_stream(futures_util::StreamExt::map(
-        sub.stream.into_stream(),
-        Ok::<_, std::convert::Infallible>,
-    )));
-    *res.status_mut() = StatusCode::OK;
+    let mut res = event_stream(sub.stream.into_stream(), STREAM_CACHE_CONTROL);
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(STREAM_CACHE_CONTROL),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Ok(v) = HeaderValue::from_str(&sub.last_event_id) {
         h.insert("last-event-id", v.clone());
         h.insert("mercure-last-event-id", v);

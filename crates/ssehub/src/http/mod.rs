@@ -8,6 +8,7 @@ pub mod mercure;
 pub mod openai;
 pub mod ops;
 pub mod server;
+mod sse;
 pub mod subscriptions;
 
 use std::sync::Arc;

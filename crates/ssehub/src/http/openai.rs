@@ -2,13 +2,13 @@
 //! stream endpoints that make answers resumable and cancellable. Errors use OpenAI's shape,
 //! `{"error": {"message", "type", "code"}}`, so SDKs surface them as they would OpenAI's.
 
-use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::http::AppState;
+use crate::http::sse::event_stream;
 use crate::relay::{RelayError, Started, Watch};
 
 /// Request bodies of the relay may carry long conversations.
@@ -105,24 +105,12 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), OpenAiError> {
 }
 
 fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
+    // An opening comment so proxies and browsers see the stream open before the first token.
     let opening = futures_util::stream::once(async { bytes::Bytes::from_static(b":\n") });
-    let body = futures_util::StreamExt::map(
-        futures_util::StreamExt::chain(opening, watch.into_stream()),
-        Ok::<_, std::convert::Infallible>,
-    );
-    let mut res = Response::new(Body::from_stream(body));
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-transform"),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let chunks = futures_util::StreamExt::chain(opening, watch.into_stream());
+    let mut res = event_stream(chunks, "no-cache, no-transform");
     if let Some(id) = stream_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        h.insert("x-stream-id", id);
+        res.headers_mut().insert("x-stream-id", id);
     }
     res
 }

@@ -7,10 +7,9 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 use serde_json::json;
 
-use crate::auth::Role;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::mercure::derived_audience;
+use crate::http::mercure::{derived_audience, subscriber_grants};
 use crate::hub::presence::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
 
 /// `GET /.well-known/mercure/subscriptions`
@@ -60,15 +59,7 @@ async fn list(
         _ => SUBSCRIPTIONS_PATH.to_owned(),
     };
     let derived = derived_audience(&state, req.uri(), headers);
-    let token = state
-        .auth
-        .extract_token(headers, req.uri().query())?
-        .map(|(t, _)| t);
-    let grants = state.auth.authorize(
-        token.as_deref(),
-        Role::Subscriber,
-        state.auth.audience(&derived),
-    )?;
+    let grants = subscriber_grants(&state, &derived, headers, req.uri().query())?;
     if !grants.can_subscribe(&[iri.as_str()]) {
         return Err(ApiError::Forbidden(format!(
             "the token does not grant {iri}: add a subscribe selector matching it (e.g. {SUBSCRIPTIONS_PATH}{{/topic}}{{/subscriber}})"
