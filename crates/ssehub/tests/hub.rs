@@ -7,6 +7,7 @@ mod hub {
     mod bad_input;
     mod binary;
     mod history;
+    mod http1;
     mod ops;
     mod pubsub;
     mod relay;

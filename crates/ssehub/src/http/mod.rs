@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod error;
+mod h1;
 pub mod mercure;
 pub mod openai;
 pub mod ops;

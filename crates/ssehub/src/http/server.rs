@@ -18,16 +18,21 @@ use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::h1;
 use crate::hub::metrics::Metrics;
 
 /// How a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request head (hyper's default, applied on both paths).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Streams one HTTP/2 connection may carry at once: enough for a browser page with many
 /// subscriptions, which is the point of HTTP/2 here.
@@ -113,7 +118,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -145,6 +150,7 @@ pub async fn serve(
         let metrics = metrics.clone();
         let max = options.max_connections;
         let watcher = graceful.watcher();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             metrics.connections.fetch_add(1, Ordering::Relaxed);
             let _guard = ConnectionGauge(metrics.clone());
@@ -153,6 +159,7 @@ pub async fn serve(
                 tracing::warn!(client.addr = %peer, limit = max, "connection cap reached; answering 503");
             }
             let refuse = permit.is_none();
+            let fast_app = app.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
                 async move {
@@ -162,29 +169,33 @@ pub async fn serve(
                     tower::ServiceExt::oneshot(app, req.map(Body::new)).await
                 }
             });
+            // A refused connection goes straight to hyper, whose every answer is the 503.
+            let fast_path = (!refuse).then_some(&fast_app);
             let result = match tls {
-                Some(acceptor) => {
+                // Boxed: the TLS state is large, and inline it would size every task.
+                Some(acceptor) => Box::pin(async {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
                     {
                         Ok(Ok(stream)) => {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(conn.into_owned()).await
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            // HTTP/2 multiplexes its streams in one connection: hyper's.
+                            let fast_path = fast_path.filter(|_| !h2);
+                            serve_connection(stream, fast_path, &builder, service, watcher, &shutdown)
+                                .await
                         }
                         Ok(Err(err)) => {
                             tracing::debug!(client.addr = %peer, error = %err, "TLS handshake failed");
-                            return;
+                            Ok(())
                         }
                         Err(_) => {
                             tracing::debug!(client.addr = %peer, "TLS handshake timed out");
-                            return;
+                            Ok(())
                         }
                     }
-                }
+                })
+                .await,
                 None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
-                    watcher.watch(conn.into_owned()).await
+                    serve_connection(socket, fast_path, &builder, service, watcher, &shutdown).await
                 }
             };
             if let Err(err) = result {
@@ -201,6 +212,38 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one connection: stream requests on HTTP/1.1 through [`h1`] when `fast_path` is
+/// given, everything else (and everything after the first request `h1` does not take)
+/// through hyper. `watcher` is held to the end, so graceful shutdown waits for either.
+async fn serve_connection<IO, S>(
+    io: IO,
+    fast_path: Option<&Router>,
+    builder: &auto::Builder<TokioExecutor>,
+    service: S,
+    watcher: Watcher,
+    shutdown: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let io = match fast_path {
+        None => h1::Prefixed::new(Vec::new(), io),
+        Some(app) => match h1::serve(io, app, HEADER_READ_TIMEOUT, shutdown).await {
+            h1::Outcome::Closed => return Ok(()),
+            h1::Outcome::Handoff(io) => io,
+        },
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    // Boxed: hyper's connection state is several KiB, and inline it would make every
+    // connection task that size, including the idle streams that never reach hyper.
+    Box::pin(watcher.watch(conn.into_owned())).await
 }
 
 struct ConnectionGauge(Arc<Metrics>);

@@ -1,0 +1,575 @@
+//! HTTP/1.1 event streams written without hyper's per-connection buffers.
+//!
+//! A hub spends most of its connections holding an idle event stream. hyper keeps an 8 KiB
+//! read buffer and an 8 KiB header write buffer for every HTTP/1 connection for its whole
+//! life, which is most of an idle subscriber's cost (see BENCHMARKS.md, hub load). So a new
+//! connection starts here:
+//!
+//! ```text
+//! socket ──read head──> httparse ──a plain GET of a stream endpoint?──yes──> Router ──> response
+//!                                      │                                       written here: head,
+//!                                      no (anything else, or unparsable)       then chunked frames
+//!                                      v                                       straight from the body
+//!                         hyper (auto: HTTP/1.1 or h2c), fed the bytes already read
+//! ```
+//!
+//! Only requests whose whole handling is simple take this path: `GET`, HTTP/1.1, no body, no
+//! `Upgrade`/`Expect`/`Connection: close`, on `/.well-known/mercure` or `/v1/streams/...`.
+//! Everything else, including every malformed request, goes to hyper together with the
+//! bytes read so far, so hyper's behaviour (errors, keep-alive, h2c, upgrades) is unchanged.
+//! After a stream ends the connection is kept alive and the next request goes through the
+//! same choice. While a stream is open the socket is still read (into a stack buffer), so a
+//! client that goes away is noticed at once and bytes it pipelined are kept for later.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio_util::sync::CancellationToken;
+
+/// A request head larger than this goes to hyper, which has the limits and the error answers.
+const MAX_HEAD: usize = 16 * 1024;
+/// Header lines parsed here; more goes to hyper.
+const MAX_HEADERS: usize = 64;
+/// Bytes a client may pipeline behind an open stream before this path stops reading them
+/// (and with it, notices a disconnect only on the next write).
+const MAX_PIPELINED: usize = 16 * 1024;
+/// A non-stream answer (an error) is collected before it is written; bigger ones are cut.
+const MAX_PLAIN_BODY: usize = 1 << 20;
+
+/// How a connection left this path.
+pub(crate) enum Outcome<IO> {
+    /// The connection is finished (closed by either side, timed out, or shut down).
+    Closed,
+    /// A request this path does not serve: hyper takes over the connection, starting with the
+    /// bytes already read.
+    Handoff(Prefixed<IO>),
+}
+
+/// Serves stream requests on a fresh HTTP/1 connection until one is not a stream request.
+pub(crate) async fn serve<IO>(
+    mut io: IO,
+    app: &Router,
+    header_timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Outcome<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut pending = Vec::new();
+    loop {
+        let head = tokio::select! {
+            _ = shutdown.cancelled() => return Outcome::Closed,
+            head = tokio::time::timeout(header_timeout, read_head(&mut io, &mut pending)) => head,
+        };
+        let req = match head {
+            Err(_) | Ok(Ok(Head::Closed)) => return Outcome::Closed,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "connection read failed");
+                return Outcome::Closed;
+            }
+            Ok(Ok(Head::Other)) => return Outcome::Handoff(Prefixed::new(pending, io)),
+            Ok(Ok(Head::Stream(req))) => req,
+        };
+        // Boxed: the router's future is only alive while the handler runs, so it should not
+        // size the connection for the stream's whole life.
+        let res = match Box::pin(tower::ServiceExt::oneshot(app.clone(), *req)).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        };
+        match respond(&mut io, res, &mut pending).await {
+            Ok(Reuse::Yes) => {}
+            Ok(Reuse::No) => return Outcome::Closed,
+            Err(err) => {
+                tracing::debug!(error = %err, "stream connection ended");
+                return Outcome::Closed;
+            }
+        }
+    }
+}
+
+/// What reading a request head produced.
+enum Head {
+    /// The client closed the connection between requests.
+    Closed,
+    /// A stream request, taken from the buffer.
+    Stream(Box<Request<Body>>),
+    /// Anything else; the bytes stay in the buffer for hyper.
+    Other,
+}
+
+/// Reads until `buf` holds a whole request head, then decides whether it is served here.
+async fn read_head<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut Vec<u8>) -> io::Result<Head> {
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf) {
+                Parsed::Stream(req, len) => {
+                    buf.drain(..len);
+                    if buf.is_empty() {
+                        // Release the head's buffer: an idle stream holds nothing here.
+                        *buf = Vec::new();
+                    }
+                    return Ok(Head::Stream(req));
+                }
+                Parsed::Other => return Ok(Head::Other),
+                Parsed::Partial if buf.len() >= MAX_HEAD => return Ok(Head::Other),
+                Parsed::Partial => {}
+            }
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(buf.len().max(1024));
+        }
+        if io.read_buf(buf).await? == 0 {
+            // A half-sent head is hyper's to answer (it says why); nothing at all is a close.
+            return Ok(if buf.is_empty() {
+                Head::Closed
+            } else {
+                Head::Other
+            });
+        }
+    }
+}
+
+enum Parsed {
+    Stream(Box<Request<Body>>, usize),
+    Partial,
+    Other,
+}
+
+fn parse_head(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    let (Some("GET"), Some(path), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+        return Parsed::Other;
+    };
+    if !is_stream_path(path) {
+        return Parsed::Other;
+    }
+    let mut map = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Parsed::Other;
+        };
+        if !plain_request_header(&name, &value) {
+            return Parsed::Other;
+        }
+        map.append(name, value);
+    }
+    let Ok(uri) = path.parse::<http::Uri>() else {
+        return Parsed::Other;
+    };
+    let mut req = Request::new(Body::empty());
+    *req.method_mut() = Method::GET;
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = map;
+    Parsed::Stream(Box::new(req), len)
+}
+
+/// The endpoints that answer with long-lived event streams.
+fn is_stream_path(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    path == "/.well-known/mercure"
+        || path
+            .strip_prefix("/v1/streams/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// Whether this header leaves the request a plain bodiless GET that keeps the connection.
+fn plain_request_header(name: &HeaderName, value: &HeaderValue) -> bool {
+    if name == header::CONTENT_LENGTH {
+        return value.as_bytes() == b"0";
+    }
+    if name == header::CONNECTION {
+        let v = value.as_bytes();
+        return !(contains_token(v, b"close") || contains_token(v, b"upgrade"));
+    }
+    !(name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT)
+}
+
+fn contains_token(list: &[u8], token: &[u8]) -> bool {
+    list.split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Whether the connection can carry another request.
+enum Reuse {
+    Yes,
+    No,
+}
+
+/// Writes `res`: its head, then its body as it comes, watching the socket for a close.
+async fn respond<IO>(io: &mut IO, res: Response<Body>, pending: &mut Vec<u8>) -> io::Result<Reuse>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, mut body) = res.into_parts();
+    let close = parts
+        .headers
+        .get(header::CONNECTION)
+        .is_some_and(|v| contains_token(v.as_bytes(), b"close"));
+    let no_body = parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    let streaming = !no_body && body.size_hint().exact().is_none();
+    if !streaming {
+        // Small, complete answers (errors, 204): collected so they go out with a length.
+        let bytes = if no_body {
+            Bytes::new()
+        } else {
+            match http_body_util::Limited::new(body, MAX_PLAIN_BODY)
+                .collect()
+                .await
+            {
+                Ok(collected) => collected.to_bytes(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "response body failed; closing the connection");
+                    return Ok(Reuse::No);
+                }
+            }
+        };
+        let head = encode_head(
+            parts.status,
+            &parts.headers,
+            Framing::Length(bytes.len()),
+            no_body,
+        );
+        write_all(io, &[&head, &bytes]).await?;
+        io.flush().await?;
+        return Ok(if close { Reuse::No } else { Reuse::Yes });
+    }
+    let head = encode_head(parts.status, &parts.headers, Framing::Chunked, false);
+    drop(parts);
+    write_all(io, &[&head]).await?;
+    drop(head);
+    let mut reading = true;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            frame = body.frame() => frame,
+            gone = watch_client(io, pending), if reading => {
+                if gone {
+                    // The client left: dropping the body ends the subscription.
+                    return Ok(Reuse::No);
+                }
+                // Too much pipelined: stop reading until the stream ends.
+                reading = false;
+                continue;
+            }
+        };
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                let mut size = [0u8; 18];
+                let size = chunk_size_line(data.len(), &mut size);
+                write_all(io, &[size, &data, b"\r\n"]).await?;
+            }
+            Some(Err(err)) => {
+                // Without the last chunk the client sees the response as cut off, which it is.
+                tracing::debug!(error = %err, "stream body failed");
+                return Ok(Reuse::No);
+            }
+        }
+    }
+    write_all(io, &[b"0\r\n\r\n"]).await?;
+    io.flush().await?;
+    Ok(if close { Reuse::No } else { Reuse::Yes })
+}
+
+/// Reads whatever the client sends while a stream is open. Resolves `true` when the client
+/// closed (or the socket failed), `false` when too many pipelined bytes are waiting; stays
+/// pending otherwise.
+async fn watch_client<IO: AsyncRead + Unpin>(io: &mut IO, pending: &mut Vec<u8>) -> bool {
+    poll_fn(|cx| {
+        loop {
+            if pending.len() >= MAX_PIPELINED {
+                return Poll::Ready(false);
+            }
+            // A stack buffer: an idle stream keeps no read buffer.
+            let mut scratch = [0u8; 512];
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(true),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(true),
+                Poll::Ready(Ok(())) => pending.extend_from_slice(buf.filled()),
+            }
+        }
+    })
+    .await
+}
+
+/// How the body is delimited.
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+fn encode_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    framing: Framing,
+    no_body: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        // Framing is this writer's to decide.
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Length(_) if no_body => {}
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `{len:x}\r\n` in `buf`, without an allocation per delivery.
+fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, slot) in buf[..digits].iter_mut().enumerate() {
+        *slot = HEX[(len >> (4 * (digits - 1 - i))) & 0xf];
+    }
+    buf[digits..digits + 2].copy_from_slice(b"\r\n");
+    &buf[..digits + 2]
+}
+
+/// Writes every part (at most 3), in one `writev` when the socket takes it all.
+async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
+    let mut storage = [IoSlice::new(&[]); 3];
+    let mut count = 0;
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        storage[count] = IoSlice::new(part);
+        count += 1;
+    }
+    let mut slices = &mut storage[..count];
+    while !slices.is_empty() {
+        let n = io.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+pub(crate) struct Prefixed<IO> {
+    prefix: Bytes,
+    io: IO,
+}
+
+impl<IO> Prefixed<IO> {
+    pub(crate) fn new(prefix: Vec<u8>, io: IO) -> Self {
+        Prefixed {
+            prefix: Bytes::from(prefix),
+            io,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex_without_padding() {
+        let mut buf = [0u8; 18];
+        for (len, want) in [
+            (0, "0\r\n"),
+            (1, "1\r\n"),
+            (15, "f\r\n"),
+            (16, "10\r\n"),
+            (4096, "1000\r\n"),
+            (usize::MAX, "ffffffffffffffff\r\n"),
+        ] {
+            assert_eq!(chunk_size_line(len, &mut buf), want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn only_the_stream_endpoints_take_this_path() {
+        assert!(is_stream_path("/.well-known/mercure"));
+        assert!(is_stream_path("/.well-known/mercure?topic=/a&topic=/b"));
+        assert!(is_stream_path("/v1/streams/strm_1"));
+        assert!(is_stream_path("/v1/streams/strm_1?last_event_id=x"));
+        assert!(!is_stream_path("/.well-known/mercure/subscriptions"));
+        assert!(!is_stream_path("/v1/streams/"));
+        assert!(!is_stream_path("/v1/streams/strm_1/cancel"));
+        assert!(!is_stream_path("/healthz"));
+        assert!(!is_stream_path("*"));
+    }
+
+    fn classify(head: &str) -> &'static str {
+        match parse_head(head.as_bytes()) {
+            Parsed::Stream(..) => "stream",
+            Parsed::Partial => "partial",
+            Parsed::Other => "other",
+        }
+    }
+
+    #[test]
+    fn only_plain_bodiless_gets_are_served_here() {
+        let get = "GET /.well-known/mercure?topic=x HTTP/1.1\r\nHost: h\r\n";
+        assert_eq!(classify(&format!("{get}\r\n")), "stream");
+        assert_eq!(classify(get), "partial");
+        assert_eq!(
+            classify(&format!("{get}Content-Length: 0\r\n\r\n")),
+            "stream"
+        );
+        assert_eq!(
+            classify(&format!("{get}Connection: keep-alive\r\n\r\n")),
+            "stream"
+        );
+        for extra in [
+            "Content-Length: 5",
+            "Transfer-Encoding: chunked",
+            "Upgrade: h2c",
+            "Connection: Upgrade, HTTP2-Settings",
+            "Connection: close",
+            "Expect: 100-continue",
+        ] {
+            assert_eq!(
+                classify(&format!("{get}{extra}\r\n\r\n")),
+                "other",
+                "{extra}"
+            );
+        }
+        assert_eq!(
+            classify("GET /.well-known/mercure HTTP/1.0\r\n\r\n"),
+            "other"
+        );
+        assert_eq!(
+            classify("POST /.well-known/mercure HTTP/1.1\r\n\r\n"),
+            "other"
+        );
+        assert_eq!(
+            classify("HEAD /.well-known/mercure HTTP/1.1\r\n\r\n"),
+            "other"
+        );
+        assert_eq!(classify("GET /healthz HTTP/1.1\r\n\r\n"), "other");
+        // The HTTP/2 preface is not HTTP/1: hyper recognises it.
+        assert_eq!(classify("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "other");
+        assert_eq!(
+            classify("GET /.well-known/mercure HTTP/1.1\r\nbad\r\n\r\n"),
+            "other"
+        );
+    }
+
+    #[test]
+    fn a_parsed_head_keeps_its_headers_and_target() {
+        let head = "GET /.well-known/mercure?topic=%2Fa HTTP/1.1\r\nHost: hub\r\nLast-Event-ID: 42\r\n\r\nGET /next";
+        let Parsed::Stream(req, len) = parse_head(head.as_bytes()) else {
+            panic!("not a stream request");
+        };
+        assert_eq!(&head[len..], "GET /next");
+        assert_eq!(req.uri().path(), "/.well-known/mercure");
+        assert_eq!(req.uri().query(), Some("topic=%2Fa"));
+        assert_eq!(req.version(), Version::HTTP_11);
+        assert_eq!(req.headers()["host"], "hub");
+        assert_eq!(req.headers()["last-event-id"], "42");
+    }
+
+    #[tokio::test]
+    async fn a_handed_off_connection_reads_the_prefix_first() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b" world").await.unwrap();
+        drop(client);
+        let mut io = Prefixed::new(b"hello".to_vec(), server);
+        let mut all = String::new();
+        io.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
+    }
+}
