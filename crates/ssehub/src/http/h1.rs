@@ -48,7 +48,7 @@ const MAX_PIPELINED: usize = 16 * 1024;
 const MAX_PLAIN_BODY: usize = 1 << 20;
 
 /// How a connection left this path.
-pub(crate) enum Outcome<IO> {
+pub enum Outcome<IO> {
     /// The connection is finished (closed by either side, timed out, or shut down).
     Closed,
     /// A request this path does not serve: hyper takes over the connection, starting with the
@@ -57,7 +57,9 @@ pub(crate) enum Outcome<IO> {
 }
 
 /// Serves stream requests on a fresh HTTP/1 connection until one is not a stream request.
-pub(crate) async fn serve<IO>(
+///
+/// `header_timeout` bounds the wait for each request head; `shutdown` ends the wait for one.
+pub async fn serve<IO>(
     mut io: IO,
     app: &Router,
     header_timeout: Duration,
@@ -400,13 +402,14 @@ async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::
 }
 
 /// A connection whose first bytes were already read: they are read again first.
-pub(crate) struct Prefixed<IO> {
+pub struct Prefixed<IO> {
     prefix: Bytes,
     io: IO,
 }
 
 impl<IO> Prefixed<IO> {
-    pub(crate) fn new(prefix: Vec<u8>, io: IO) -> Self {
+    /// `io`, whose next reads return `prefix` first.
+    pub fn new(prefix: Vec<u8>, io: IO) -> Self {
         Prefixed {
             prefix: Bytes::from(prefix),
             io,

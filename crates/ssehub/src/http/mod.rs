@@ -4,7 +4,9 @@
 
 pub mod assets;
 pub mod error;
-mod h1;
+// Public only for the fuzz target (`fuzz/fuzz_targets/http1.rs`); not a stable interface.
+#[doc(hidden)]
+pub mod h1;
 pub mod mercure;
 pub mod openai;
 pub mod ops;
