@@ -44,6 +44,10 @@ const MAX_HEADERS: usize = 64;
 /// Bytes a client may pipeline behind an open stream before this path stops reading them
 /// (and with it, notices a disconnect only on the next write).
 const MAX_PIPELINED: usize = 16 * 1024;
+/// A client that takes nothing from a full socket for this long is disconnected. Without it a
+/// client that stopped reading would hold its connection (and the last frame) forever, after
+/// the hub has already cut its subscription off for falling behind.
+const WRITE_STALL: Duration = Duration::from_secs(60);
 /// A non-stream answer (an error) is collected before it is written; bigger ones are cut.
 const MAX_PLAIN_BODY: usize = 1 << 20;
 
@@ -392,7 +396,19 @@ async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::
     }
     let mut slices = &mut storage[..count];
     while !slices.is_empty() {
-        let n = io.write_vectored(slices).await?;
+        // The timer is armed only when the socket is full, so a delivery to a reading client
+        // never touches the timer wheel.
+        let n = match futures_util::FutureExt::now_or_never(io.write_vectored(slices)) {
+            Some(written) => written?,
+            None => tokio::time::timeout(WRITE_STALL, io.write_vectored(slices))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading; closing its connection",
+                    )
+                })??,
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -563,6 +579,33 @@ mod tests {
         assert_eq!(req.version(), Version::HTTP_11);
         assert_eq!(req.headers()["host"], "hub");
         assert_eq!(req.headers()["last-event-id"], "42");
+    }
+
+    /// A router whose stream endpoint never ends and never waits.
+    fn flooding_app() -> Router {
+        let flood = || async {
+            let chunks = futures_util::stream::repeat_with(|| {
+                Ok::<_, std::convert::Infallible>(Bytes::from_static(&[b'x'; 1024]))
+            });
+            Body::from_stream(chunks)
+        };
+        Router::new().route("/.well-known/mercure", axum::routing::get(flood))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_disconnected() {
+        let (mut client, server) = tokio::io::duplex(8 * 1024);
+        client
+            .write_all(b"GET /.well-known/mercure?topic=x HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let app = flooding_app();
+        // The client never reads: the pipe fills, and with paused time the stall timer is all
+        // that can end this.
+        let outcome = serve(server, &app, Duration::from_secs(30), &shutdown).await;
+        assert!(matches!(outcome, Outcome::Closed));
+        drop(client);
     }
 
     #[tokio::test]
