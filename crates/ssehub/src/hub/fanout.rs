@@ -17,15 +17,14 @@
 //! Empty groups and empty index entries are removed as soon as their last member leaves.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::hub::filter::Filter;
 use crate::hub::metrics::Metrics;
+use crate::hub::queue::Queue;
 use crate::update::Update;
+use bytes::Bytes;
 
 /// One encoded update on its way to a subscriber.
 #[derive(Clone, Debug)]
@@ -45,18 +44,16 @@ pub struct FanoutLimits {
     pub queue_events: usize,
 }
 
-/// State shared between the dispatcher's view of a member and the member's stream.
-#[derive(Debug, Default)]
-pub struct MemberShared {
-    /// Bytes in the queue not yet taken by the stream.
-    pub queued_bytes: AtomicUsize,
-    /// Set when the hub cut this subscriber off for falling behind.
-    pub lagged: AtomicBool,
+/// A subscriber as the registry holds it: the dispatcher's end of its queue.
+struct Member {
+    queue: Arc<Queue>,
 }
 
-struct Member {
-    tx: mpsc::Sender<Delivery>,
-    shared: Arc<MemberShared>,
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Cut off or gone: the stream writes what is queued, then ends.
+        self.queue.close();
+    }
 }
 
 struct Group {
@@ -86,10 +83,8 @@ pub struct Fanout {
 
 /// What a new member gets: its queue and where live delivery starts.
 pub struct Membership {
-    /// The member's queue.
-    pub rx: mpsc::Receiver<Delivery>,
-    /// Shared counters (queued bytes, lagged flag).
-    pub shared: Arc<MemberShared>,
+    /// The member's queue, closed when the member leaves the registry.
+    pub queue: Arc<Queue>,
     /// Seq and id of the last update dispatched before this member joined.
     pub joined_after: Option<(u64, Arc<str>)>,
     /// Removes the member when dropped.
@@ -125,11 +120,9 @@ impl Fanout {
     pub fn join(self: &Arc<Self>, filter: Arc<Filter>) -> Membership {
         let key: Arc<str> = filter.key().into();
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.limits.queue_events.max(1));
-        let shared = Arc::new(MemberShared::default());
+        let queue = Arc::new(Queue::default());
         let member = Member {
-            tx,
-            shared: shared.clone(),
+            queue: queue.clone(),
         };
         let joined_after;
         {
@@ -162,8 +155,7 @@ impl Fanout {
             group.members.insert(id, member);
         }
         Membership {
-            rx,
-            shared,
+            queue,
             joined_after,
             guard: MemberGuard {
                 fanout: self.clone(),
@@ -290,24 +282,12 @@ impl Fanout {
 
     /// Queues one delivery; false when the member is over its bounds (and must be cut off).
     fn offer(&self, m: &Member, seq: u64, bytes: &Bytes) -> bool {
-        if m.shared.lagged.load(Ordering::Relaxed) {
-            return false;
-        }
-        let len = bytes.len();
-        let before = m.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        let over = before + len > self.limits.queue_bytes && before > 0;
-        if over
-            || m.tx
-                .try_send(Delivery {
-                    seq,
-                    bytes: bytes.clone(),
-                })
-                .is_err()
-        {
-            m.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            m.shared.lagged.store(true, Ordering::Relaxed);
-            return false;
-        }
-        true
+        m.queue.push(
+            Delivery {
+                seq,
+                bytes: bytes.clone(),
+            },
+            &self.limits,
+        )
     }
 }

@@ -20,6 +20,7 @@ pub mod filter;
 pub mod metrics;
 pub mod presence;
 pub mod publish;
+pub mod queue;
 pub mod selector;
 pub mod stream;
 

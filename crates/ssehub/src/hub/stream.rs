@@ -241,9 +241,8 @@ impl SubscriberStream {
                     tracing::debug!("subscriber token expired; ending the stream");
                     return None;
                 }
-                d = m.rx.recv() => {
+                d = m.queue.pop() => {
                     let d = d?;
-                    m.shared.queued_bytes.fetch_sub(d.bytes.len(), Ordering::Relaxed);
                     if d.seq <= skip_through {
                         continue;
                     }
@@ -266,13 +265,10 @@ impl SubscriberStream {
 
 /// Appends whatever else is already queued to `first`, so a subscriber with a backlog gets
 /// one write instead of one per update.
-fn coalesce(m: &mut Membership, first: Bytes, skip_through: u64) -> Bytes {
+fn coalesce(m: &Membership, first: Bytes, skip_through: u64) -> Bytes {
     let mut buf: Option<BytesMut> = None;
     while buf.as_ref().map_or(first.len(), |b| b.len()) < COALESCE_BYTES {
-        let Ok(d) = m.rx.try_recv() else { break };
-        m.shared
-            .queued_bytes
-            .fetch_sub(d.bytes.len(), Ordering::Relaxed);
+        let Some(d) = m.queue.try_pop() else { break };
         if d.seq <= skip_through {
             continue;
         }

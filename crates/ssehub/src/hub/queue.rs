@@ -1,0 +1,205 @@
+//! One subscriber's queue between the dispatcher and its stream: bounded in updates and in
+//! bytes, and holding no allocation while empty.
+//!
+//! Most subscribers are idle most of the time, so what an empty queue costs is paid by every
+//! connection: tokio's bounded channel allocates its first 32-slot block and its cache-padded
+//! state up front (about 1.8 KiB per subscriber, measured with heaptrack; BENCHMARKS.md, hub
+//! load). This queue is a `VecDeque` under a mutex that only the dispatcher and the one stream
+//! ever take, briefly, and it gives its buffer back once drained after a burst.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use crate::hub::fanout::{Delivery, FanoutLimits};
+
+/// Capacity kept when the queue drains; a bigger buffer (left by a burst) is released.
+const KEEP_CAPACITY: usize = 16;
+
+/// A bounded single-consumer queue of deliveries.
+#[derive(Debug, Default)]
+pub struct Queue {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: VecDeque<Delivery>,
+    /// Encoded bytes in `items`.
+    bytes: usize,
+    /// The stream waiting for the next delivery.
+    waker: Option<Waker>,
+    /// No more deliveries will come: the subscriber was cut off or left the fan-out.
+    closed: bool,
+}
+
+impl Queue {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Nothing here can panic while holding the lock, but a poisoned queue is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `delivery` and wakes the stream. Returns false, and closes the queue, when it
+    /// would exceed `limits` (the subscriber fell behind) or is already closed. One update is
+    /// always accepted into an empty queue, however large, so a big update cannot starve a
+    /// subscriber that keeps up.
+    pub fn push(&self, delivery: Delivery, limits: &FanoutLimits) -> bool {
+        let mut s = self.state();
+        if s.closed {
+            return false;
+        }
+        let len = delivery.bytes.len();
+        let over = s.items.len() >= limits.queue_events.max(1)
+            || (!s.items.is_empty() && s.bytes + len > limits.queue_bytes);
+        if over {
+            s.closed = true;
+        } else {
+            s.bytes += len;
+            s.items.push_back(delivery);
+        }
+        let waker = s.waker.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        !over
+    }
+
+    /// Ends the queue: the stream receives what is queued, then `None`.
+    pub fn close(&self) {
+        let mut s = self.state();
+        s.closed = true;
+        let waker = s.waker.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The next delivery if one is queued.
+    pub fn try_pop(&self) -> Option<Delivery> {
+        let mut s = self.state();
+        let d = s.items.pop_front()?;
+        s.bytes -= d.bytes.len();
+        if s.items.is_empty() && s.items.capacity() > KEEP_CAPACITY {
+            s.items = VecDeque::new();
+        }
+        Some(d)
+    }
+
+    /// Waits for the next delivery; `None` once the queue is closed and drained.
+    pub async fn pop(&self) -> Option<Delivery> {
+        poll_fn(|cx| self.poll_pop(cx)).await
+    }
+
+    fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        if let Some(d) = self.try_pop() {
+            return Poll::Ready(Some(d));
+        }
+        let mut s = self.state();
+        // Checked again under the lock: a push between the two locks must not be missed.
+        if let Some(d) = s.items.pop_front() {
+            s.bytes -= d.bytes.len();
+            return Poll::Ready(Some(d));
+        }
+        if s.closed {
+            return Poll::Ready(None);
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Updates and bytes waiting (for tests and metrics).
+    pub fn waiting(&self) -> (usize, usize) {
+        let s = self.state();
+        (s.items.len(), s.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn d(seq: u64, len: usize) -> Delivery {
+        Delivery {
+            seq,
+            bytes: Bytes::from(vec![b'x'; len]),
+        }
+    }
+
+    const LIMITS: FanoutLimits = FanoutLimits {
+        queue_bytes: 100,
+        queue_events: 3,
+    };
+
+    #[test]
+    fn over_the_update_bound_the_queue_closes_and_keeps_what_it_had() {
+        let q = Queue::default();
+        for seq in 1..=3 {
+            assert!(q.push(d(seq, 1), &LIMITS));
+        }
+        assert!(!q.push(d(4, 1), &LIMITS));
+        // Closed: nothing more gets in, even with room.
+        assert_eq!(q.try_pop().map(|d| d.seq), Some(1));
+        assert!(!q.push(d(5, 1), &LIMITS));
+        assert_eq!(q.try_pop().map(|d| d.seq), Some(2));
+        assert_eq!(q.try_pop().map(|d| d.seq), Some(3));
+        assert!(q.try_pop().is_none());
+    }
+
+    #[test]
+    fn the_byte_bound_counts_what_is_waiting_but_always_admits_one() {
+        let q = Queue::default();
+        // Larger than the bound, into an empty queue: accepted.
+        assert!(q.push(d(1, 150), &LIMITS));
+        assert_eq!(q.waiting(), (1, 150));
+        assert_eq!(q.try_pop().map(|d| d.seq), Some(1));
+        assert_eq!(q.waiting(), (0, 0));
+        assert!(q.push(d(2, 60), &LIMITS));
+        assert!(q.push(d(3, 40), &LIMITS));
+        assert!(!q.push(d(4, 1), &LIMITS), "101 bytes would be waiting");
+    }
+
+    #[test]
+    fn a_drained_queue_gives_back_a_burst_buffer() {
+        let q = Queue::default();
+        let roomy = FanoutLimits {
+            queue_bytes: usize::MAX,
+            queue_events: 1000,
+        };
+        for seq in 0..500 {
+            assert!(q.push(d(seq, 1), &roomy));
+        }
+        while q.try_pop().is_some() {}
+        assert!(q.state().items.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_stream_is_woken_by_a_push_and_ends_after_close() {
+        let q = Arc::new(Queue::default());
+        let reader = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                while let Some(d) = q.pop().await {
+                    seqs.push(d.seq);
+                }
+                seqs
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(q.push(d(1, 1), &LIMITS));
+        tokio::task::yield_now().await;
+        assert!(q.push(d(2, 1), &LIMITS));
+        q.close();
+        assert_eq!(reader.await.unwrap(), vec![1, 2]);
+    }
+}
