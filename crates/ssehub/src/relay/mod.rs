@@ -221,14 +221,15 @@ impl Relay {
             retry: None,
             published_at_ms: now_ms(),
         };
-        // Watch before pumping: the first chunk cannot be missed.
-        let watch = match self
-            .hub
-            .publish_valid(marker)
-            .await
-            .map_err(RelayError::from)
-        {
-            Ok(_) => self.watch_from(&id, &id).await,
+        // The caller's own watch joins the live fan-out before anything is recorded, so it
+        // needs no history read: replaying "everything after the marker" scans every stream's
+        // updates recorded meanwhile, which with many concurrent streams cost more than the
+        // tokens themselves (BENCHMARKS.md, typewriter relay).
+        let watch = match self.watch_from(&id, None).await {
+            Ok(watch) => match self.hub.publish_valid(marker).await {
+                Ok(_) => Ok(watch),
+                Err(e) => Err(RelayError::from(e)),
+            },
             Err(e) => Err(e),
         };
         let watch = match watch {
@@ -252,7 +253,8 @@ impl Relay {
         })
     }
 
-    async fn watch_from(&self, id: &str, after: &str) -> Result<Watch, RelayError> {
+    /// Subscribes to stream `id`: after its update `after`, or live only when `None`.
+    async fn watch_from(&self, id: &str, after: Option<&str>) -> Result<Watch, RelayError> {
         let topic = topic_of(id);
         let selector = Arc::new(Selector::Exact(topic.clone()));
         let text = format!("e:{topic}");
@@ -264,7 +266,7 @@ impl Relay {
             .hub
             .subscribe(SubscribeRequest {
                 filter,
-                last_event_id: Some(after),
+                last_event_id: after,
                 expires_at: None,
                 topics: vec![(topic, None)],
             })
@@ -304,7 +306,7 @@ impl Relay {
         let after = last_event_id
             .filter(|l| l.strip_prefix(id).is_some_and(|r| r.starts_with('-')))
             .unwrap_or(id);
-        self.watch_from(id, after).await
+        self.watch_from(id, Some(after)).await
     }
 
     /// Stops a stream being generated: the upstream request is dropped and watchers get a
