@@ -114,6 +114,25 @@ impl Raw {
         seen
     }
 
+    /// The body of a response framed by `Content-Length` (which it must have).
+    async fn sized_body(&mut self, head: &Head) -> String {
+        assert!(head.get("transfer-encoding").is_none());
+        let len: usize = head.get("content-length").unwrap().parse().unwrap();
+        String::from_utf8(self.exact(len).await).unwrap()
+    }
+
+    /// `GET /healthz` on this connection; passes when it answers 200.
+    async fn health_check(&mut self, hub: &TestServer) {
+        self.send(&format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
+            hub.addr
+        ))
+        .await;
+        let head = self.head().await;
+        assert_eq!(head.status, 200);
+        self.sized_body(&head).await;
+    }
+
     async fn closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(
@@ -161,15 +180,7 @@ async fn a_connection_carries_another_request_after_its_stream_ends() {
     assert_eq!(raw.head().await.status, 200);
     // The token's expiry ends the stream with the last chunk, not by closing the socket.
     raw.rest_of_body().await;
-    raw.send(&format!(
-        "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
-        hub.addr
-    ))
-    .await;
-    let health = raw.head().await;
-    assert_eq!(health.status, 200);
-    let len: usize = health.get("content-length").unwrap().parse().unwrap();
-    raw.exact(len).await;
+    raw.health_check(&hub).await;
     // And the next stream on the same connection works as the first did.
     raw.send(&subscribe_request(&hub, "topic=/again", &admin_token()))
         .await;
@@ -209,9 +220,7 @@ async fn an_error_answer_has_a_length_and_keeps_the_connection() {
     raw.send(&subscribe_request(&hub, "", &admin_token())).await;
     let head = raw.head().await;
     assert_eq!(head.status, 400);
-    let len: usize = head.get("content-length").unwrap().parse().unwrap();
-    assert!(head.get("transfer-encoding").is_none());
-    let body = String::from_utf8(raw.exact(len).await).unwrap();
+    let body = raw.sized_body(&head).await;
     assert!(body.contains("topic"), "{body}");
     // No token at all: 401 with the challenge, on the same connection.
     raw.send(&format!(
@@ -222,8 +231,7 @@ async fn an_error_answer_has_a_length_and_keeps_the_connection() {
     let head = raw.head().await;
     assert_eq!(head.status, 401);
     assert!(head.get("www-authenticate").is_some());
-    let len: usize = head.get("content-length").unwrap().parse().unwrap();
-    raw.exact(len).await;
+    raw.sized_body(&head).await;
     raw.send(&subscribe_request(&hub, "topic=/x", &admin_token()))
         .await;
     assert_eq!(raw.head().await.status, 200);
@@ -257,8 +265,7 @@ async fn other_requests_and_malformed_ones_are_answered_as_before() {
     .await;
     let head = raw.head().await;
     assert_eq!(head.status, 200);
-    let len: usize = head.get("content-length").unwrap().parse().unwrap();
-    let id = String::from_utf8(raw.exact(len).await).unwrap();
+    let id = raw.sized_body(&head).await;
     raw.send(&subscribe_request(
         &hub,
         "topic=/mixed&lastEventID=earliest",
@@ -299,13 +306,7 @@ async fn a_relay_stream_watch_uses_the_same_writer() {
     let head = raw.head().await;
     // Unknown stream: OpenAI's error shape, framed with a length, connection kept.
     assert_eq!(head.status, 404);
-    let len: usize = head.get("content-length").unwrap().parse().unwrap();
-    let body = String::from_utf8(raw.exact(len).await).unwrap();
+    let body = raw.sized_body(&head).await;
     assert!(body.contains("\"error\""), "{body}");
-    raw.send(&format!(
-        "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
-        hub.addr
-    ))
-    .await;
-    assert_eq!(raw.head().await.status, 200);
+    raw.health_check(&hub).await;
 }
