@@ -241,25 +241,23 @@ fn latency_report() {
             out.extend((0..LATENCY_PER_ROUND).map(|_| case()));
         }
     }
-    let pct = |v: &mut Vec<Duration>, p: usize| {
+    // Per mille, so that p99.9 fits.
+    let pct = |v: &[Duration], p: usize| v[(v.len() * p / 1000).min(v.len() - 1)];
+    let row = |name: &str, v: &mut Vec<Duration>| {
         v.sort();
-        v[(v.len() * p / 100).min(v.len() - 1)]
-    };
-    for ((name, _), mut v) in cases.iter().zip(samples) {
         println!(
-            "{name:<42} p50 {:>8.1?}  p99 {:>8.1?}  ({} samples)",
-            pct(&mut v, 50),
-            pct(&mut v, 99),
+            "{name:<42} p50 {:>8.1?}  p90 {:>8.1?}  p99 {:>8.1?}  p99.9 {:>8.1?}  ({} samples)",
+            pct(v, 500),
+            pct(v, 900),
+            pct(v, 990),
+            pct(v, 999),
             v.len()
         );
+    };
+    for ((name, _), mut v) in cases.iter().zip(samples) {
+        row(name, &mut v);
     }
-    let mut commits = commit_time.lock().unwrap().clone();
-    println!(
-        "{:<42} p50 {:>8.1?}  p99 {:>8.1?}",
-        "  of which redb commit()",
-        pct(&mut commits, 50),
-        pct(&mut commits, 99)
-    );
+    row("  of which redb commit()", &mut commit_time.lock().unwrap());
 }
 
 criterion_group!(benches, appends, reads);
