@@ -212,6 +212,26 @@ fn latency_report() {
         }),
     ));
 
+    // The commit the store makes after the log's sync: no sync of its own.
+    let db = redb::Database::create(dir.path().join("none.redb")).unwrap();
+    let mut key = 0_u64;
+    let value = vec![b'x'; 300];
+    cases.push((
+        "redb insert+commit (None)",
+        Box::new(move || {
+            let start = Instant::now();
+            let mut txn = db.begin_write().unwrap();
+            txn.set_durability(redb::Durability::None).unwrap();
+            {
+                let mut t = txn.open_table(table).unwrap();
+                key += 1;
+                t.insert(key, value.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+            start.elapsed()
+        }),
+    ));
+
     for (name, wal) in [
         ("store append, durable commit (no WAL)", false),
         ("store append, WAL", true),

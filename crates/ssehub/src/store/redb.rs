@@ -152,6 +152,8 @@ pub struct RedbStore {
     writable: Arc<AtomicBool>,
     /// Durable transactions committed so far; appends divided by this is the mean batch size.
     commits: Arc<AtomicU64>,
+    /// Checkpoints taken so far, see [`RedbStore::checkpoints`].
+    checkpoints: Arc<AtomicU64>,
     /// Joined on drop so the file is closed when the drop returns (a reopen can follow at once).
     writer: Option<thread::JoinHandle<()>>,
     /// Database file, for error messages.
@@ -237,11 +239,13 @@ impl RedbStore {
         let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
         let writable = Arc::new(AtomicBool::new(true));
         let commits = Arc::new(AtomicU64::new(0));
+        let checkpoints = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             db: Arc::clone(&db),
             live: live.clone(),
             writable: Arc::clone(&writable),
             commits: Arc::clone(&commits),
+            checkpoints: Arc::clone(&checkpoints),
             last_seq,
             max_batch: options.max_batch.max(1),
             max_batch_bytes: options.max_batch_bytes,
@@ -261,6 +265,7 @@ impl RedbStore {
             live,
             writable,
             commits,
+            checkpoints,
             writer: Some(writer),
             path,
         })
@@ -272,6 +277,13 @@ impl RedbStore {
     #[must_use]
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Durable redb commits taken since open while the write-ahead log is on (see the module
+    /// docs): batches and prune chunks that were checkpoints, and checkpoints on their own.
+    #[must_use]
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// Path of the database file.
@@ -556,6 +568,8 @@ struct Writer {
     writable: Arc<AtomicBool>,
     /// Counts successful commits, see [`RedbStore::commits`].
     commits: Arc<AtomicU64>,
+    /// See [`RedbStore::checkpoints`].
+    checkpoints: Arc<AtomicU64>,
     /// Last seq committed; the next append gets `last_seq + 1`.
     last_seq: u64,
     /// See [`RedbOptions::max_batch`].
@@ -856,6 +870,7 @@ impl Writer {
         self.must_checkpoint = false;
         if let Some(wal) = self.wal.as_mut() {
             wal.reset();
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -1057,6 +1072,7 @@ mod tests {
             live: broadcast::channel(4).0,
             writable: Arc::default(),
             commits: Arc::default(),
+            checkpoints: Arc::default(),
             last_seq: 0,
             max_batch: 16,
             max_batch_bytes: 1 << 20,
@@ -1401,6 +1417,30 @@ mod tests {
         let without = crash_copy(dir.path(), false);
         let reopened = open_with(without.path(), log_only());
         assert_eq!(all_ids(&reopened).await, numbered(&["a", "b"]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_writer_checkpoints_once_the_interval_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RedbOptions {
+            checkpoint_interval: Duration::ZERO,
+            ..RedbOptions::default()
+        };
+        let store = open_with(dir.path(), options);
+        store.append(update("a")).await.unwrap();
+        // No further request comes: only the writer's timer can take the checkpoint. The
+        // timeout only keeps a broken timer from hanging the test run.
+        let taken = async {
+            while store.checkpoints() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), taken)
+            .await
+            .expect("no checkpoint while idle");
+        let without = crash_copy(dir.path(), false);
+        let reopened = open_with(without.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a"]));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
