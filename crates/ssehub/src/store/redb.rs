@@ -1065,23 +1065,7 @@ mod tests {
     #[test]
     fn duplicates_inside_one_batch_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-        init_tables(&db).unwrap();
-        let mut writer = Writer {
-            db: Arc::new(db),
-            live: broadcast::channel(4).0,
-            writable: Arc::default(),
-            commits: Arc::default(),
-            checkpoints: Arc::default(),
-            last_seq: 0,
-            max_batch: 16,
-            max_batch_bytes: 1 << 20,
-            wal: None,
-            wal_bytes: 0,
-            checkpoint_interval: Duration::ZERO,
-            unsaved_since: None,
-            must_checkpoint: false,
-        };
+        let mut writer = bare_writer(dir.path(), None);
         let batch: Vec<_> = ["twin", "other", "twin"]
             .iter()
             .map(|id| (update(id), oneshot::channel().0))
@@ -1091,6 +1075,49 @@ mod tests {
         assert!(matches!(outcomes[1], Ok(2)));
         assert!(matches!(&outcomes[2], Err(StoreError::Duplicate { id }) if id == "twin"));
         assert_eq!(writer.last_seq, 2);
+    }
+
+    /// A writer on a new database in `dir`, driven directly by the test instead of a thread.
+    fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
+        let db = Database::create(dir.join(FILE_NAME)).unwrap();
+        init_tables(&db).unwrap();
+        Writer {
+            db: Arc::new(db),
+            live: broadcast::channel(4).0,
+            writable: Arc::default(),
+            commits: Arc::default(),
+            checkpoints: Arc::default(),
+            last_seq: 0,
+            max_batch: 16,
+            max_batch_bytes: 1 << 20,
+            wal,
+            wal_bytes: 1 << 20,
+            checkpoint_interval: Duration::from_secs(3600),
+            unsaved_since: None,
+            must_checkpoint: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_log_write_makes_the_next_batch_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = bare_writer(dir.path(), Some(Wal::open(dir.path()).unwrap()));
+        let one = |id: &str| vec![(update(id), oneshot::channel().0)];
+        writer.write_batch(&one("a")).unwrap();
+        assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 0);
+        let wal = writer.wal.as_mut().unwrap();
+        wal.break_writes();
+        assert!(writer.write_batch(&one("b")).is_err());
+        // Part of "b" may sit in the log after "a", in the current generation: only a new one
+        // (after a checkpoint) keeps a crash from replaying it.
+        writer.wal.as_mut().unwrap().mend_writes();
+        let outcomes = writer.write_batch(&one("c")).unwrap();
+        assert!(
+            matches!(outcomes[0], Ok(2)),
+            "the failed append took no seq"
+        );
+        assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 1);
+        assert!(!writer.must_checkpoint);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -289,6 +289,19 @@ impl Wal {
     }
 }
 
+#[cfg(test)]
+impl Wal {
+    /// Swaps the file for a read-only handle to it, so that writes fail as on a broken disk.
+    pub(crate) fn break_writes(&mut self) {
+        self.file = File::open(&self.path).unwrap();
+    }
+
+    /// Undoes [`Wal::break_writes`].
+    pub(crate) fn mend_writes(&mut self) {
+        self.file = OpenOptions::new().write(true).open(&self.path).unwrap();
+    }
+}
+
 /// A random generation different from `previous` and from 0 (which would make a header of
 /// zeroes look like a record).
 fn new_generation(previous: u64) -> u64 {
