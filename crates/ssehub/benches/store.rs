@@ -1,17 +1,19 @@
 //! History store throughput: durable appends per second with 1, 16 and 256 concurrent
-//! appenders, group commit against one transaction (one fsync) per append, and replay reads.
+//! appenders, group commit through the write-ahead log against group commit with a durable redb
+//! commit per batch and against one durable transaction per append, and replay reads.
 //!
-//! Run with `cargo bench -p ssehub --bench store`. The store lives in a temporary directory on
+//! Run with `cargo bench -p ssehub --bench store`. With `STORE_LATENCY=1` set, it prints the
+//! ack latency of a lone appender (p50, p99) instead, next to a raw `write` + `fdatasync` and a
+//! bare redb commit, all interleaved in one run. The store lives in a temporary directory on
 //! the default temp filesystem; put `TMPDIR` on the disk you care about, since fsync cost is
 //! what this measures.
 
+use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
 use ssehub::store::redb::{RedbOptions, RedbStore};
 use ssehub::store::{Cursor, Store};
 use ssehub::update::Update;
@@ -50,17 +52,24 @@ fn appends(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(4));
     group.throughput(Throughput::Elements(APPENDS_PER_ITER));
-    for (mode, max_batch) in [
-        ("group_commit", RedbOptions::default().max_batch),
-        ("txn_per_append", 1),
+    let no_wal = RedbOptions {
+        wal: false,
+        ..RedbOptions::default()
+    };
+    for (mode, options) in [
+        ("wal_group_commit", RedbOptions::default()),
+        ("redb_group_commit", no_wal.clone()),
+        (
+            "redb_txn_per_append",
+            RedbOptions {
+                max_batch: 1,
+                ..no_wal
+            },
+        ),
     ] {
         for appenders in [1_u64, 16, 256] {
             let dir = tempfile::tempdir().unwrap();
-            let options = RedbOptions {
-                max_batch,
-                ..RedbOptions::default()
-            };
-            let store = Arc::new(RedbStore::open(dir.path(), options).unwrap());
+            let store = Arc::new(RedbStore::open(dir.path(), options.clone()).unwrap());
             let next_id = Arc::new(AtomicU64::new(0));
             group.bench_function(BenchmarkId::new(mode, appenders), |b| {
                 b.iter_custom(|iters| {
@@ -132,5 +141,187 @@ fn reads(c: &mut Criterion) {
     group.finish();
 }
 
+/// Samples per case in the latency report; each case runs in rounds interleaved with the others
+/// so that disk and machine noise falls on all of them alike.
+const LATENCY_ROUNDS: usize = 10;
+const LATENCY_PER_ROUND: usize = 200;
+
+/// A named latency case: each call makes one sample.
+type Case = (&'static str, Box<dyn FnMut() -> Duration>);
+
+/// One appender, one append at a time: the ack latency a lone publisher sees, next to what the
+/// disk itself costs for a record of the same size. Printed, not measured by criterion, because
+/// the question is p50 and p99, not the mean.
+fn latency_report() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let record = vec![b'x'; 300];
+    let mut cases: Vec<Case> = Vec::new();
+
+    // A raw append that grows the file: fdatasync must also flush the new size.
+    let mut grow = std::fs::File::create(dir.path().join("raw-grow")).unwrap();
+    cases.push((
+        "raw write+fdatasync, growing file",
+        Box::new(move || {
+            let start = Instant::now();
+            grow.write_all(&record).unwrap();
+            grow.sync_data().unwrap();
+            start.elapsed()
+        }),
+    ));
+
+    // A raw write into space written once before: no metadata to flush.
+    let mut pre = std::fs::File::create(dir.path().join("raw-pre")).unwrap();
+    let span = 300 * (LATENCY_ROUNDS * LATENCY_PER_ROUND + 1) as u64;
+    pre.write_all(&vec![0; span as usize]).unwrap();
+    pre.sync_all().unwrap();
+    pre.seek(SeekFrom::Start(0)).unwrap();
+    let record = vec![b'x'; 300];
+    cases.push((
+        "raw write+fdatasync, preallocated file",
+        Box::new(move || {
+            let start = Instant::now();
+            pre.write_all(&record).unwrap();
+            pre.sync_data().unwrap();
+            start.elapsed()
+        }),
+    ));
+
+    // redb alone, as the store used it: one insert per durable transaction; the commit's share
+    // is accumulated separately.
+    let db = redb::Database::create(dir.path().join("raw.redb")).unwrap();
+    let table: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new("t");
+    let commit_time = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let commit_share = Arc::clone(&commit_time);
+    let mut key = 0_u64;
+    let value = vec![b'x'; 300];
+    cases.push((
+        "redb insert+commit (Immediate)",
+        Box::new(move || {
+            let start = Instant::now();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(table).unwrap();
+                key += 1;
+                t.insert(key, value.as_slice()).unwrap();
+            }
+            let commit = Instant::now();
+            txn.commit().unwrap();
+            commit_share.lock().unwrap().push(commit.elapsed());
+            start.elapsed()
+        }),
+    ));
+
+    // The commit the store makes after the log's sync: no sync of its own.
+    let db = redb::Database::create(dir.path().join("none.redb")).unwrap();
+    let mut key = 0_u64;
+    let value = vec![b'x'; 300];
+    cases.push((
+        "redb insert+commit (None)",
+        Box::new(move || {
+            let start = Instant::now();
+            let mut txn = db.begin_write().unwrap();
+            txn.set_durability(redb::Durability::None).unwrap();
+            {
+                let mut t = txn.open_table(table).unwrap();
+                key += 1;
+                t.insert(key, value.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+            start.elapsed()
+        }),
+    ));
+
+    for (name, wal) in [
+        ("store append, durable commit (no WAL)", false),
+        ("store append, WAL", true),
+    ] {
+        let options = RedbOptions {
+            wal,
+            ..RedbOptions::default()
+        };
+        let store = RedbStore::open(&dir.path().join(name), options).unwrap();
+        let handle = rt.handle().clone();
+        let mut n = 0_u64;
+        cases.push((
+            name,
+            Box::new(move || {
+                n += 1;
+                let update = update(format!("lat{n}"));
+                let start = Instant::now();
+                handle.block_on(store.append(update)).unwrap();
+                start.elapsed()
+            }),
+        ));
+    }
+
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for _ in 0..LATENCY_ROUNDS {
+        for ((_, case), out) in cases.iter_mut().zip(&mut samples) {
+            out.extend((0..LATENCY_PER_ROUND).map(|_| case()));
+        }
+    }
+    // Per mille, so that p99.9 fits.
+    let pct = |v: &[Duration], p: usize| v[(v.len() * p / 1000).min(v.len() - 1)];
+    let row = |name: &str, v: &mut Vec<Duration>| {
+        v.sort();
+        println!(
+            "{name:<42} p50 {:>8.1?}  p90 {:>8.1?}  p99 {:>8.1?}  p99.9 {:>8.1?}  ({} samples)",
+            pct(v, 500),
+            pct(v, 900),
+            pct(v, 990),
+            pct(v, 999),
+            v.len()
+        );
+    };
+    for ((name, _), mut v) in cases.iter().zip(samples) {
+        row(name, &mut v);
+    }
+    row("  of which redb commit()", &mut commit_time.lock().unwrap());
+
+    // The hub's load scenario publishes 1,000 updates/s: paced like that, the writer is idle
+    // between appends, and with the log its checkpoints (every second) land in those gaps or
+    // delay the append that arrives during one. Run one after the other, not interleaved, so
+    // each store sees the steady rate for PACED_SECS.
+    for (name, wal) in [
+        ("store append at 1,000/s, no WAL", false),
+        ("store append at 1,000/s, WAL + checkpoints", true),
+    ] {
+        let options = RedbOptions {
+            wal,
+            ..RedbOptions::default()
+        };
+        let store = RedbStore::open(&dir.path().join(name), options).unwrap();
+        let mut v = Vec::new();
+        let start = Instant::now();
+        for n in 0..PACED_SECS * 1000 {
+            let due = start + Duration::from_millis(n);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let update = update(format!("paced{n}"));
+            let begun = Instant::now();
+            rt.block_on(store.append(update)).unwrap();
+            v.push(begun.elapsed());
+        }
+        row(name, &mut v);
+        println!(
+            "  max {:?}, checkpoints {}",
+            v[v.len() - 1],
+            store.checkpoints()
+        );
+    }
+}
+
+/// Duration of each paced latency case.
+const PACED_SECS: u64 = 5;
+
 criterion_group!(benches, appends, reads);
-criterion_main!(benches);
+
+fn main() {
+    // The latency report is a separate mode: criterion's filters do not reach it.
+    if std::env::var_os("STORE_LATENCY").is_some() {
+        latency_report();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -2,12 +2,15 @@
 //! process dies mid-stream and the directory is reopened.
 //!
 //! The appending process is this test binary itself, re-run with [`CHILD_DIR`] set and a filter
-//! selecting [`crash_child`], which is a no-op in ordinary test runs.
+//! selecting [`crash_child`], which is a no-op in ordinary test runs. The child never checkpoints
+//! (see [`child_options`]), so what it acknowledged is durable only in the write-ahead log, and
+//! the reopen must replay it from there.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ssehub::store::redb::{RedbOptions, RedbStore};
 use ssehub::store::{Cursor, Store};
@@ -19,6 +22,15 @@ const CHILD_DIR: &str = "SSEHUB_STORE_CRASH_CHILD_DIR";
 const WRITERS: usize = 8;
 /// Acknowledgements the parent waits for before it kills the child.
 const KILL_AFTER: usize = 400;
+
+/// The child's store: checkpoints only when the log is full, which these few appends never
+/// reach, so none happens before the kill.
+fn child_options() -> RedbOptions {
+    RedbOptions {
+        checkpoint_interval: Duration::from_secs(24 * 3600),
+        ..RedbOptions::default()
+    }
+}
 
 fn update(id: &str) -> Update {
     Update {
@@ -101,7 +113,7 @@ fn crash_child() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Arc::new(RedbStore::open(dir.as_ref(), RedbOptions::default()).unwrap());
+        let store = Arc::new(RedbStore::open(dir.as_ref(), child_options()).unwrap());
         let tasks: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let store = Arc::clone(&store);

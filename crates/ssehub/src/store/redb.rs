@@ -1,12 +1,37 @@
 //! The embedded backend: one redb file (`history.redb`) in the data directory.
 //!
 //! Writes go through a single writer thread that practises group commit: it takes every append
-//! waiting in its queue (up to [`RedbOptions::max_batch`]), writes them in one transaction,
-//! commits with [`Durability::Immediate`] (one fsync for the whole batch) and only then answers
-//! each waiter and broadcasts the new entries. Under load, batches grow by themselves, so the
-//! fsync cost is shared by every concurrent publisher while a lone publisher still waits for only
-//! one fsync. Pruning runs on the same thread in bounded chunks between batches, so trimming a
+//! waiting in its queue (up to [`RedbOptions::max_batch`]) and makes them durable together, then
+//! answers each waiter and broadcasts the new entries. Under load, batches grow by themselves, so
+//! the sync cost is shared by every concurrent publisher while a lone publisher still waits for
+//! only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
 //! large backlog never stalls publishers for long and both tables always change together.
+//!
+//! # Durability: a write-ahead log in front of redb
+//!
+//! A durable redb commit costs noticeably more than a bare `fdatasync` of the same bytes, so a
+//! batch is made durable in the write-ahead log instead (see `wal`):
+//!
+//! 1. the batch is inserted into an open write transaction (duplicate ids are refused here, so
+//!    the log holds only entries that will be stored),
+//! 2. its entries are appended to the log with one `write` and one `fdatasync`,
+//! 3. the transaction is committed with [`Durability::None`] (no sync: redb keeps the previous
+//!    durable state intact on disk and falls back to it after a crash),
+//! 4. only then are the appends acknowledged and broadcast, so a read from redb includes every
+//!    entry that was ever broadcast, and every entry read or broadcast is durable in the log.
+//!
+//! Every so often ([`RedbOptions::checkpoint_interval`], a full log, a prune, close) a commit is
+//! made with [`Durability::Immediate`] instead: the *checkpoint*, after which everything so far is
+//! durable in redb itself and the log starts over. On open, the log's records with a seq beyond
+//! redb's last durable one are replayed and checkpointed before anything else happens.
+//!
+//! Why an acknowledged append survives `kill -9` and power loss: it was acknowledged after the
+//! `fdatasync` of its log record returned, so the record is on stable storage; the log is only
+//! reused after a durable redb commit that contains it; and after a crash redb reopens at its last
+//! durable commit, from which the log's records continue without a gap. A record torn by the
+//! crash belongs to a batch that was never acknowledged and ends the replay (`wal` explains why
+//! nothing acknowledged can follow it). With [`RedbOptions::wal`] off, every batch is a durable
+//! redb commit instead, the behaviour before the log existed, kept as the benchmark baseline.
 //!
 //! Reads run on tokio's blocking pool in their own read transactions; redb's MVCC lets them
 //! proceed concurrently with the writer and gives each read one consistent snapshot.
@@ -20,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -27,6 +53,7 @@ use redb::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::wal::{self, Wal};
 use super::{Cursor, Replay, Retention, Store, StoreError, StoreStats, Stored, codec};
 use crate::update::Update;
 
@@ -58,6 +85,16 @@ pub struct RedbOptions {
     pub broadcast_capacity: usize,
     /// redb's page cache size in bytes.
     pub cache_bytes: usize,
+    /// Make batches durable in the write-ahead log (one `fdatasync`) and checkpoint redb now and
+    /// then, instead of a durable redb commit per batch. `false` exists as the benchmark
+    /// baseline; a log left by an earlier run is replayed on open either way.
+    pub wal: bool,
+    /// Checkpoint once the log holds this many bytes since the last one; this also bounds the
+    /// log file's size (a single larger batch still fits) and the replay after a crash.
+    pub wal_bytes: u64,
+    /// Checkpoint at most this long after the first batch that only the log holds, also when
+    /// idle. Longer means fewer (and longer) checkpoint stalls for the batches behind them.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for RedbOptions {
@@ -68,6 +105,9 @@ impl Default for RedbOptions {
             queue_capacity: 8192,
             broadcast_capacity: 4096,
             cache_bytes: 64 << 20,
+            wal: true,
+            wal_bytes: 16 << 20,
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -112,6 +152,8 @@ pub struct RedbStore {
     writable: Arc<AtomicBool>,
     /// Durable transactions committed so far; appends divided by this is the mean batch size.
     commits: Arc<AtomicU64>,
+    /// Checkpoints taken so far, see [`RedbStore::checkpoints`].
+    checkpoints: Arc<AtomicU64>,
     /// Joined on drop so the file is closed when the drop returns (a reopen can follow at once).
     writer: Option<thread::JoinHandle<()>>,
     /// Database file, for error messages.
@@ -140,7 +182,8 @@ enum Request {
     Close {
         reply: oneshot::Sender<()>,
     },
-    /// Tries an empty durable commit, to learn whether a store marked unwritable recovered.
+    /// Tries a checkpoint and a sync of the log, to learn whether a store marked unwritable
+    /// recovered.
     Probe {
         reply: Reply<()>,
     },
@@ -149,12 +192,13 @@ enum Request {
 impl RedbStore {
     /// Opens (or creates) the history in `dir`, creating the directory if needed, and starts the
     /// writer thread. After a crash, redb recovers the last durable commit here, which may take
-    /// a while for a large file. This does blocking file I/O: call it before serving, or from
-    /// `spawn_blocking`.
+    /// a while for a large file, and the write-ahead log's newer entries are replayed. This does
+    /// blocking file I/O: call it before serving, or from `spawn_blocking`.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the directory or file cannot be created or opened, when
-    /// another process holds the file, or when the writer thread cannot be started.
+    /// [`StoreError::Backend`] when the directory or files cannot be created, opened or read,
+    /// when another process holds the database, or when the writer thread cannot be started;
+    /// [`StoreError::Corrupt`] when the write-ahead log does not continue the history.
     pub fn open(dir: &Path, options: RedbOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::backend(format!("cannot create data directory {}", dir.display()), e)
@@ -175,23 +219,45 @@ impl RedbStore {
                 StoreError::backend(context, e)
             })?;
         let last_seq = init_tables(&db)?;
+        let last_seq = replay_wal(&db, dir, last_seq)?;
+        let wal = if options.wal {
+            let wal = Wal::open(dir).map_err(|e| {
+                let path = dir.join(wal::FILE_NAME);
+                StoreError::backend(format!("cannot open write-ahead log {}", path.display()), e)
+            })?;
+            Some(wal)
+        } else {
+            None
+        };
+        // Only for the writer's idle checkpoint timer.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::backend("cannot start history writer timer", e))?;
         let db = Arc::new(db);
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
         let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
         let writable = Arc::new(AtomicBool::new(true));
         let commits = Arc::new(AtomicU64::new(0));
+        let checkpoints = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             db: Arc::clone(&db),
             live: live.clone(),
             writable: Arc::clone(&writable),
             commits: Arc::clone(&commits),
+            checkpoints: Arc::clone(&checkpoints),
             last_seq,
             max_batch: options.max_batch.max(1),
             max_batch_bytes: options.max_batch_bytes,
+            wal,
+            wal_bytes: options.wal_bytes,
+            checkpoint_interval: options.checkpoint_interval,
+            unsaved_since: None,
+            must_checkpoint: false,
         };
         let writer = thread::Builder::new()
             .name("ssehub-store-writer".into())
-            .spawn(move || writer.run(queue))
+            .spawn(move || writer.run(queue, &timer))
             .map_err(|e| StoreError::backend("cannot start history writer thread", e))?;
         Ok(RedbStore {
             db,
@@ -199,16 +265,25 @@ impl RedbStore {
             live,
             writable,
             commits,
+            checkpoints,
             writer: Some(writer),
             path,
         })
     }
 
-    /// Durable write transactions committed since open (append batches and prune chunks): the
-    /// number of appends divided by this is the mean group-commit batch size, for `/metrics`.
+    /// Append batches made durable (in the log or by a durable commit) and prune chunks
+    /// committed since open, not counting checkpoints: the number of appends divided by this is
+    /// the mean group-commit batch size, for `/metrics`.
     #[must_use]
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Durable redb commits taken since open while the write-ahead log is on (see the module
+    /// docs): batches and prune chunks that were checkpoints, and checkpoints on their own.
+    #[must_use]
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// Path of the database file.
@@ -358,6 +433,76 @@ fn init_tables(db: &Database) -> Result<u64, StoreError> {
     Ok(last_seq)
 }
 
+/// Stores the write-ahead log's entries beyond `last_seq` (the last seq of redb's durable state)
+/// in one durable commit and returns the new last seq; see the module docs.
+fn replay_wal(db: &Database, dir: &Path, last_seq: u64) -> Result<u64, StoreError> {
+    let path = dir.join(wal::FILE_NAME);
+    let found = wal::recover(dir).map_err(|e| {
+        StoreError::backend(format!("cannot read write-ahead log {}", path.display()), e)
+    })?;
+    // Records up to `last_seq` are already in redb: the log outlived a checkpoint.
+    let pending: Vec<_> = found
+        .records
+        .iter()
+        .filter(|(seq, _)| *seq > last_seq)
+        .collect();
+    let Some(&&(first, _)) = pending.first() else {
+        if let Some(reason) = found.invalid {
+            tracing::debug!(
+                offset = found.end,
+                reason,
+                "write-ahead log holds nothing to replay"
+            );
+        }
+        return Ok(last_seq);
+    };
+    if first != last_seq + 1 {
+        return Err(StoreError::Corrupt {
+            seq: first,
+            reason: format!(
+                "the write-ahead log {} resumes at seq {first} but the history ends at seq \
+                 {last_seq}; remove the log only if the history file was replaced on purpose",
+                path.display()
+            ),
+        });
+    }
+    let mut last = last_seq;
+    let txn = db.begin_write().map_err(write_error)?;
+    {
+        let mut updates = txn.open_table(UPDATES).map_err(write_error)?;
+        let mut ids = txn.open_table(IDS).map_err(write_error)?;
+        for (seq, payload) in pending {
+            let (id, _) = codec::decode_head(payload).map_err(|reason| StoreError::Corrupt {
+                seq: *seq,
+                reason: format!("in the write-ahead log: {reason}"),
+            })?;
+            updates
+                .insert(*seq, payload.as_slice())
+                .map_err(write_error)?;
+            ids.insert(id, *seq).map_err(write_error)?;
+            last = *seq;
+        }
+        let mut meta = txn.open_table(META).map_err(write_error)?;
+        meta.insert(LAST_SEQ, last).map_err(write_error)?;
+    }
+    txn.commit().map_err(write_error)?;
+    tracing::info!(
+        first,
+        last,
+        "replayed history entries from the write-ahead log into {}",
+        FILE_NAME
+    );
+    if let Some(reason) = found.invalid {
+        tracing::info!(
+            offset = found.end,
+            reason,
+            "the write-ahead log ends in an incomplete record, as is normal after a crash (a batch \
+             cut short before it was acknowledged); ignoring it and the rest of the log"
+        );
+    }
+    Ok(last)
+}
+
 fn read_after(db: &Database, after: &Cursor, limit: usize) -> Result<Replay, StoreError> {
     let txn = db.begin_read().map_err(read_error)?;
     let updates = txn.open_table(UPDATES).map_err(read_error)?;
@@ -423,12 +568,26 @@ struct Writer {
     writable: Arc<AtomicBool>,
     /// Counts successful commits, see [`RedbStore::commits`].
     commits: Arc<AtomicU64>,
+    /// See [`RedbStore::checkpoints`].
+    checkpoints: Arc<AtomicU64>,
     /// Last seq committed; the next append gets `last_seq + 1`.
     last_seq: u64,
     /// See [`RedbOptions::max_batch`].
     max_batch: usize,
     /// See [`RedbOptions::max_batch_bytes`].
     max_batch_bytes: usize,
+    /// The write-ahead log; `None` when every batch is a durable commit.
+    wal: Option<Wal>,
+    /// See [`RedbOptions::wal_bytes`].
+    wal_bytes: u64,
+    /// See [`RedbOptions::checkpoint_interval`].
+    checkpoint_interval: Duration,
+    /// When the oldest batch that only the log holds durably was committed; `None` while redb's
+    /// durable state is complete.
+    unsaved_since: Option<Instant>,
+    /// A failed batch may have left records of the current generation in the log: the next
+    /// batch must be a checkpoint, which starts a new generation (see `wal`).
+    must_checkpoint: bool,
 }
 
 /// A prune request in progress, advanced one chunk at a time between append batches.
@@ -445,15 +604,16 @@ struct PruneJob {
 }
 
 impl Writer {
-    fn run(mut self, mut queue: mpsc::Receiver<Request>) {
+    fn run(mut self, mut queue: mpsc::Receiver<Request>, timer: &tokio::runtime::Runtime) {
         let mut batch: Vec<(Update, Reply<Stored>)> = Vec::new();
         let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
         let mut open = true;
+        let mut close = None;
         while open {
             // Block for work only when no prune is pending; otherwise keep pruning between
             // whatever appends arrive.
             let mut next = if prunes.is_empty() {
-                match queue.blocking_recv() {
+                match self.next_request(&mut queue, timer) {
                     Some(request) => Some(request),
                     None => break,
                 }
@@ -467,7 +627,6 @@ impl Writer {
                     }
                 }
             };
-            let mut close = None;
             let mut bytes = 0;
             while let Some(request) = next.take() {
                 match request {
@@ -515,9 +674,6 @@ impl Writer {
                 // Refuse further requests before answering, so that `close` returning means
                 // every later append gets `Closed`.
                 queue.close();
-                if let Some(reply) = close {
-                    let _ = reply.send(());
-                }
                 break;
             }
             if let Some(job) = prunes.front_mut() {
@@ -536,9 +692,42 @@ impl Writer {
                 }
             }
         }
+        if self.unsaved_since.is_some() || self.must_checkpoint {
+            if let Err(error) = self.checkpoint() {
+                tracing::error!(error = %error, "cannot checkpoint history on close; the write-ahead log keeps it for the next open");
+            }
+        }
+        if let Some(reply) = close {
+            let _ = reply.send(());
+        }
     }
 
-    /// Writes `batch` in one durable transaction, then broadcasts and answers in seq order.
+    /// Waits for the next request; `None` once the queue is closed and empty. While the log holds
+    /// batches redb has not made durable, a checkpoint is taken when the interval runs out first.
+    fn next_request(
+        &mut self,
+        queue: &mut mpsc::Receiver<Request>,
+        timer: &tokio::runtime::Runtime,
+    ) -> Option<Request> {
+        loop {
+            let Some(since) = self.unsaved_since else {
+                return queue.blocking_recv();
+            };
+            let left = self.checkpoint_interval.saturating_sub(since.elapsed());
+            // The timeout must be created inside the runtime, whose timer it registers with.
+            let waited = timer.block_on(async { tokio::time::timeout(left, queue.recv()).await });
+            if let Ok(request) = waited {
+                return request;
+            }
+            if let Err(error) = self.checkpoint() {
+                // The log still holds everything; try again after another interval.
+                tracing::error!(error = %error, "cannot checkpoint history");
+                self.unsaved_since = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Makes `batch` durable (see the module docs), then broadcasts and answers in seq order.
     fn commit_appends(&mut self, batch: &mut Vec<(Update, Reply<Stored>)>) {
         match self.write_batch(batch) {
             Ok(outcomes) => {
@@ -568,13 +757,22 @@ impl Writer {
     }
 
     /// Returns one outcome per update (its seq, or why it alone was refused); an `Err` means
-    /// the whole transaction failed and nothing was stored.
+    /// the whole batch failed and nothing was stored.
     fn write_batch(
         &mut self,
         batch: &[(Update, Reply<Stored>)],
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
-        let txn = self.begin_durable()?;
+        let checkpoint = self.checkpoint_due();
+        let mut txn = self.db.begin_write().map_err(write_error)?;
+        let durability = if checkpoint {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability).map_err(write_error)?;
         let mut outcomes = Vec::with_capacity(batch.len());
+        // What the log must hold for this batch: (seq, encoded update).
+        let mut records: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch.len());
         let mut seq = self.last_seq;
         {
             let mut updates = txn.open_table(UPDATES).map_err(commit_error)?;
@@ -605,6 +803,7 @@ impl Writer {
                 ids.insert(update.id.as_str(), next).map_err(commit_error)?;
                 seq = next;
                 outcomes.push(Ok(seq));
+                records.push((seq, bytes));
             }
             if seq != self.last_seq {
                 let mut meta = txn.open_table(META).map_err(commit_error)?;
@@ -614,12 +813,78 @@ impl Writer {
         if seq == self.last_seq {
             // Every update was refused: nothing to make durable, skip the fsync.
             txn.abort().map_err(commit_error)?;
-        } else {
-            txn.commit().map_err(commit_error)?;
-            self.commits.fetch_add(1, Ordering::Relaxed);
-            self.last_seq = seq;
+            return Ok(outcomes);
         }
+        let size = Wal::size_of(records.iter().map(|(_, bytes)| bytes.as_slice()));
+        let wal_bytes = self.wal_bytes;
+        match self.wal.as_mut() {
+            // A batch larger than the whole log still goes to an empty log.
+            Some(wal) if !checkpoint && (wal.used() == 0 || wal.used() + size <= wal_bytes) => {
+                let at = wal.used();
+                let logged =
+                    wal.append(records.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())));
+                if let Err(e) = logged {
+                    // Dropping `txn` aborts it. Part of the batch may be in the log.
+                    self.must_checkpoint = true;
+                    return Err(StoreError::backend(
+                        "cannot write history batch to the write-ahead log",
+                        e,
+                    ));
+                }
+                if let Err(e) = txn.commit() {
+                    // The batch is durable in the log but answered with an error: cut it off,
+                    // or a replay after a crash would store it after all.
+                    self.must_checkpoint = true;
+                    if let Err(cut) = wal.cut_at(at) {
+                        tracing::error!(error = %cut, "cannot cut a failed batch from the write-ahead log; a crash before the next checkpoint would replay it");
+                    }
+                    return Err(commit_error(e));
+                }
+                self.unsaved_since.get_or_insert_with(Instant::now);
+            }
+            // No log, a checkpoint is due, or the log is full: this commit is the checkpoint.
+            _ => {
+                txn.set_durability(Durability::Immediate)
+                    .map_err(commit_error)?;
+                txn.commit().map_err(commit_error)?;
+                self.checkpointed();
+            }
+        }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.last_seq = seq;
         Ok(outcomes)
+    }
+
+    /// Whether the next batch must be a durable redb commit rather than go to the log.
+    fn checkpoint_due(&self) -> bool {
+        self.wal.is_none()
+            || self.must_checkpoint
+            || self
+                .unsaved_since
+                .is_some_and(|since| since.elapsed() >= self.checkpoint_interval)
+    }
+
+    /// Records that a durable commit just made redb's state complete, so the log starts over.
+    fn checkpointed(&mut self) {
+        self.unsaved_since = None;
+        self.must_checkpoint = false;
+        if let Some(wal) = self.wal.as_mut() {
+            wal.reset();
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes everything committed so far durable in redb (rewriting the seq counter) and starts
+    /// the log over.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let txn = self.begin_durable()?;
+        txn.open_table(META)
+            .map_err(commit_error)?
+            .insert(LAST_SEQ, self.last_seq)
+            .map_err(commit_error)?;
+        txn.commit().map_err(commit_error)?;
+        self.checkpointed();
+        Ok(())
     }
 
     /// Removes up to [`PRUNE_CHUNK`] entries; returns whether the job is complete.
@@ -678,21 +943,25 @@ impl Writer {
         if removed == 0 {
             txn.abort().map_err(prune_error)?;
         } else {
+            // Durable, so a crash cannot undo a prune after which a removed id was reused.
             txn.commit().map_err(prune_error)?;
+            self.checkpointed();
             self.commits.fetch_add(1, Ordering::Relaxed);
             job.removed += removed;
         }
         Ok(done)
     }
 
-    /// Rewrites the seq counter durably and records whether that worked.
+    /// Takes a checkpoint and syncs the log, and records whether that worked.
     fn probe(&mut self) -> Result<(), StoreError> {
-        let result = self.begin_durable().and_then(|txn| {
-            txn.open_table(META)
-                .map_err(commit_error)?
-                .insert(LAST_SEQ, self.last_seq)
-                .map_err(commit_error)?;
-            txn.commit().map_err(commit_error)
+        let result = self.checkpoint().and_then(|()| match &self.wal {
+            Some(wal) => wal.sync().map_err(|e| {
+                StoreError::backend(
+                    format!("cannot sync write-ahead log {}", wal.path().display()),
+                    e,
+                )
+            }),
+            None => Ok(()),
         });
         self.writable.store(result.is_ok(), Ordering::Release);
         result
@@ -796,17 +1065,7 @@ mod tests {
     #[test]
     fn duplicates_inside_one_batch_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-        init_tables(&db).unwrap();
-        let mut writer = Writer {
-            db: Arc::new(db),
-            live: broadcast::channel(4).0,
-            writable: Arc::default(),
-            commits: Arc::default(),
-            last_seq: 0,
-            max_batch: 16,
-            max_batch_bytes: 1 << 20,
-        };
+        let mut writer = bare_writer(dir.path(), None);
         let batch: Vec<_> = ["twin", "other", "twin"]
             .iter()
             .map(|id| (update(id), oneshot::channel().0))
@@ -816,6 +1075,49 @@ mod tests {
         assert!(matches!(outcomes[1], Ok(2)));
         assert!(matches!(&outcomes[2], Err(StoreError::Duplicate { id }) if id == "twin"));
         assert_eq!(writer.last_seq, 2);
+    }
+
+    /// A writer on a new database in `dir`, driven directly by the test instead of a thread.
+    fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
+        let db = Database::create(dir.join(FILE_NAME)).unwrap();
+        init_tables(&db).unwrap();
+        Writer {
+            db: Arc::new(db),
+            live: broadcast::channel(4).0,
+            writable: Arc::default(),
+            commits: Arc::default(),
+            checkpoints: Arc::default(),
+            last_seq: 0,
+            max_batch: 16,
+            max_batch_bytes: 1 << 20,
+            wal,
+            wal_bytes: 1 << 20,
+            checkpoint_interval: Duration::from_secs(3600),
+            unsaved_since: None,
+            must_checkpoint: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_log_write_makes_the_next_batch_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = bare_writer(dir.path(), Some(Wal::open(dir.path()).unwrap()));
+        let one = |id: &str| vec![(update(id), oneshot::channel().0)];
+        writer.write_batch(&one("a")).unwrap();
+        assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 0);
+        let wal = writer.wal.as_mut().unwrap();
+        wal.break_writes();
+        assert!(writer.write_batch(&one("b")).is_err());
+        // Part of "b" may sit in the log after "a", in the current generation: only a new one
+        // (after a checkpoint) keeps a crash from replaying it.
+        writer.wal.as_mut().unwrap().mend_writes();
+        let outcomes = writer.write_batch(&one("c")).unwrap();
+        assert!(
+            matches!(outcomes[0], Ok(2)),
+            "the failed append took no seq"
+        );
+        assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 1);
+        assert!(!writer.must_checkpoint);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -972,6 +1274,218 @@ mod tests {
         assert_eq!(store.prune(&day).await.unwrap(), 1);
         let replay = store.read_after(Cursor::Earliest, 10).await.unwrap();
         assert_eq!(replay.updates[0].update.id, "good");
+    }
+
+    /// Options under which nothing but a full log or close checkpoints during a test.
+    fn log_only() -> RedbOptions {
+        RedbOptions {
+            checkpoint_interval: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        }
+    }
+
+    /// The files of a running store as a `kill -9` would leave them: what the process wrote is
+    /// in the page cache, what it only held in memory is gone. Leaves out the log unless `wal`.
+    fn crash_copy(dir: &Path, wal: bool) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
+        if wal {
+            std::fs::copy(dir.join(wal::FILE_NAME), copy.path().join(wal::FILE_NAME)).unwrap();
+        }
+        copy
+    }
+
+    async fn all_ids(store: &RedbStore) -> Vec<(u64, String)> {
+        let replay = store.read_after(Cursor::Earliest, 1000).await.unwrap();
+        assert!(!replay.more);
+        replay
+            .updates
+            .iter()
+            .map(|s| (s.seq, s.update.id.clone()))
+            .collect()
+    }
+
+    fn numbered(ids: &[&str]) -> Vec<(u64, String)> {
+        (1..).zip(ids.iter().map(|id| (*id).to_owned())).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_only_in_the_log_are_replayed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), log_only());
+        for id in ["a", "b", "c"] {
+            store.append(update(id)).await.unwrap();
+        }
+        // Without the log, the crashed files hold none of them: redb alone never made them
+        // durable, so the log is what keeps them.
+        let without = crash_copy(dir.path(), false);
+        let reopened = open_with(without.path(), log_only());
+        assert!(all_ids(&reopened).await.is_empty());
+
+        let with = crash_copy(dir.path(), true);
+        let reopened = open_with(with.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a", "b", "c"]));
+        // The id index was replayed too: cursors and duplicate detection work.
+        let replay = reopened
+            .read_after(Cursor::Id("b".into()), 10)
+            .await
+            .unwrap();
+        assert!(replay.found);
+        assert_eq!(replay.head_seq, 3);
+        assert!(matches!(
+            reopened.append(update("b")).await,
+            Err(StoreError::Duplicate { .. })
+        ));
+        assert_eq!(reopened.append(update("d")).await.unwrap().seq, 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn torn_or_corrupt_last_record_is_dropped_and_earlier_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), log_only());
+        for id in ["a", "b", "c"] {
+            store.append(update(id)).await.unwrap();
+        }
+        let end = usize::try_from(wal::recover(dir.path()).unwrap().end).unwrap();
+        // A write cut short (the tail of the last record never reached the disk), and a record
+        // damaged in place.
+        for damage in [
+            |bytes: &mut [u8], end: usize| bytes[end - 4..end].fill(0),
+            |bytes: &mut [u8], end: usize| bytes[end - 1] ^= 0x40,
+        ] {
+            let copy = crash_copy(dir.path(), true);
+            let path = copy.path().join(wal::FILE_NAME);
+            let mut bytes = std::fs::read(&path).unwrap();
+            damage(&mut bytes, end);
+            std::fs::write(&path, bytes).unwrap();
+            let reopened = open_with(copy.path(), log_only());
+            assert_eq!(all_ids(&reopened).await, numbered(&["a", "b"]));
+            assert_eq!(reopened.append(update("c2")).await.unwrap().seq, 3);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reopening_a_replayed_history_twice_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), log_only());
+        for id in ["a", "b", "c"] {
+            store.append(update(id)).await.unwrap();
+        }
+        let copy = crash_copy(dir.path(), true);
+        for _ in 0..2 {
+            let reopened = open_with(copy.path(), log_only());
+            assert_eq!(all_ids(&reopened).await, numbered(&["a", "b", "c"]));
+            let stats = reopened.stats().await.unwrap();
+            assert_eq!((stats.retained, stats.last_seq), (3, 3));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_that_outlived_its_checkpoint_is_not_replayed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), log_only());
+        for id in ["a", "b", "c"] {
+            store.append(update(id)).await.unwrap();
+        }
+        let log = std::fs::read(dir.path().join(wal::FILE_NAME)).unwrap();
+        // Closing checkpoints; putting the log back afterwards is a crash between a checkpoint
+        // and the log starting over.
+        drop(store);
+        std::fs::write(dir.path().join(wal::FILE_NAME), log).unwrap();
+        let reopened = open_with(dir.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a", "b", "c"]));
+        assert_eq!(reopened.append(update("d")).await.unwrap().seq, 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_that_does_not_continue_the_history_is_refused() {
+        // An empty history and a log starting at seq 2: storing it would leave a gap at 1.
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path()).unwrap();
+        let bytes = codec::encode(&update("x")).unwrap();
+        wal.append([(2, bytes.as_slice())]).unwrap();
+        let err = RedbStore::open(dir.path(), log_only()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { seq: 2, reason } if reason.contains("resumes at seq 2")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_log_makes_the_next_batch_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RedbOptions {
+            wal_bytes: 1,
+            ..log_only()
+        };
+        let store = open_with(dir.path(), options);
+        // The first batch goes to the empty log whatever its size; the second does not fit and
+        // is committed durably together with the first; the third starts the log over.
+        for id in ["a", "b", "c"] {
+            store.append(update(id)).await.unwrap();
+        }
+        let without = crash_copy(dir.path(), false);
+        let reopened = open_with(without.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a", "b"]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_the_log_every_batch_is_a_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RedbOptions {
+            wal: false,
+            ..log_only()
+        };
+        let store = open_with(dir.path(), options);
+        for id in ["a", "b"] {
+            store.append(update(id)).await.unwrap();
+        }
+        assert!(!dir.path().join(wal::FILE_NAME).exists());
+        let without = crash_copy(dir.path(), false);
+        let reopened = open_with(without.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a", "b"]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_writer_checkpoints_once_the_interval_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RedbOptions {
+            checkpoint_interval: Duration::ZERO,
+            ..RedbOptions::default()
+        };
+        let store = open_with(dir.path(), options);
+        store.append(update("a")).await.unwrap();
+        // No further request comes: only the writer's timer can take the checkpoint. The
+        // timeout only keeps a broken timer from hanging the test run.
+        let taken = async {
+            while store.checkpoints() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), taken)
+            .await
+            .expect("no checkpoint while idle");
+        let without = crash_copy(dir.path(), false);
+        let reopened = open_with(without.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a"]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_prune_is_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_with(dir.path(), log_only());
+        for id in ["a", "b", "c"] {
+            store.append(update(id)).await.unwrap();
+        }
+        let keep = Retention {
+            max_events: Some(2),
+            max_age: None,
+        };
+        assert_eq!(store.prune(&keep).await.unwrap(), 1);
+        // The prune is durable in redb, and with it everything before it.
+        let without = crash_copy(dir.path(), false);
+        let reopened = open_with(without.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a", "b", "c"])[1..]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
