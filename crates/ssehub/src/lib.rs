@@ -7,10 +7,11 @@
 //! - [`auth`]: JWS verification, both Mercure claim formats, where tokens come from.
 //! - [`hub`]: publish, subscribe, replay-then-live, fan-out with bounded queues, selectors.
 //! - [`relay`]: OpenAI-compatible completions recorded as hub topics: resumable, watchable, cancellable.
-//! - [`http`]: the only layer that speaks HTTP: routes, errors, connections, TLS, shutdown.
+//! - [`http`]: the only layer that speaks HTTP: routes, errors, connections, TLS, shutdown, and
+//!   its own HTTP/1.1 writer for event streams (an idle stream holds no hyper buffers).
 //!
 //! ```text
-//!  POST /.well-known/mercure ─> auth ─> hub::publish ─> Store::append (fsync, group commit) ─> 200 id
+//!  POST /.well-known/mercure ─> auth ─> hub::publish ─> Store::append (log fsync, group commit) ─> 200 id
 //!                                                             │ feed
 //!                                                             ▼
 //!  GET /.well-known/mercure ─> auth ─> hub::subscribe ─> replay ─> join fan-out ─> SSE bytes
@@ -21,6 +22,8 @@
 //!   feed, so what subscribers see is always what history holds: replay and live cannot
 //!   disagree, and a shared store (several nodes) needs no second delivery path.
 //! - Each update is encoded once; its `Bytes` are shared by every subscriber.
+//! - What every idle connection holds is kept small (about 3.5 KiB): the HTTP/1.1 stream path
+//!   keeps no read or write buffer, the per-subscriber queue allocates nothing while empty.
 //! - A slow subscriber is never waited for: past its queue bound it is cut off and resumes
 //!   from history with `Last-Event-ID`, so memory stays bounded and nothing is lost.
 //! - [`run`] takes a bound listener and a cancellation token, so tests run real servers on

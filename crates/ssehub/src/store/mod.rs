@@ -1,8 +1,8 @@
 //! The hub's durable history: every acknowledged publish, in one hub-wide order.
 //!
 //! ```text
-//! publish ──append──▶ [writer: batch ─▶ one write txn ─▶ fsync] ──▶ ack (200)
-//!                                                  └──▶ broadcast ──▶ hub fan-out (live)
+//! publish ──append──▶ [writer: batch ─▶ write-ahead log + fdatasync ─▶ redb txn] ──▶ ack (200)
+//!                                                              └──▶ broadcast ──▶ hub fan-out (live)
 //! subscribe with Last-Event-ID ──read_after──▶ replay, then live from the broadcast
 //! ```
 //!
