@@ -22,6 +22,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -128,10 +129,15 @@ pub async fn serve(
     let tls = options.tls.clone().map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    // Every connection task, so that those still running when the grace period ends can be
+    // closed rather than left to whoever owns the runtime.
+    let mut connections = JoinSet::new();
 
     loop {
         let (socket, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
+            // Reaps finished connections as they end, so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -151,7 +157,7 @@ pub async fn serve(
         let max = options.max_connections;
         let watcher = graceful.watcher();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             metrics.connections.fetch_add(1, Ordering::Relaxed);
             let _guard = ConnectionGauge(metrics.clone());
             if permit.is_none() {
@@ -208,7 +214,12 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(options.grace) => {
-            tracing::warn!(grace = ?options.grace, "grace period over; closing remaining connections");
+            tracing::warn!(
+                grace = ?options.grace,
+                connections = connections.len(),
+                "grace period over; closing remaining connections"
+            );
+            connections.shutdown().await;
         }
     }
     Ok(())

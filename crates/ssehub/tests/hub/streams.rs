@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sse_wire::Frame;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::support::{PATIENCE, Sse, TestServer, admin_token};
 
@@ -55,6 +55,43 @@ async fn shutdown_ends_open_streams_well_within_the_grace_period() {
     for mut s in subs {
         s.until_end().await;
     }
+}
+
+#[tokio::test]
+async fn connections_still_busy_when_the_grace_period_ends_are_closed() {
+    let hub = TestServer::start_with(|c| c.shutdown_grace = Duration::from_secs(1)).await;
+    // A publish whose body never finishes arriving: the handler waits for it, so graceful
+    // shutdown alone would wait for this connection forever.
+    let mut stalled = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ntopic=%2Fslow",
+                admin_token()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // A full round trip on another connection, so the stalled request is in its handler before
+    // shutdown begins.
+    assert!(
+        hub.client
+            .get(hub.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    hub.stop().await.unwrap();
+    // The hub has returned: the stalled connection must be closed, not left open.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection was left open after the grace period"
+    );
 }
 
 #[tokio::test]
