@@ -213,6 +213,47 @@ async fn tls_negotiates_http2_and_carries_many_streams_on_one_connection() {
 }
 
 #[tokio::test]
+async fn tls_with_only_http11_offered_streams_chunked_events() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, pem) = self_signed(certs.path());
+    let hub =
+        TestServer::start_with(|c| c.tls = Some(ssehub::config::TlsFiles { cert, key })).await;
+    // A client that offers only HTTP/1.1 by ALPN, as many proxies and older clients do.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .resolve("localhost", hub.addr)
+        .http1_only()
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", hub.addr.port());
+    let res = client
+        .get(format!("{base}/.well-known/mercure?topic=/tls1"))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.version(), reqwest::Version::HTTP_11);
+    assert_eq!(
+        res.headers()["transfer-encoding"],
+        "chunked",
+        "an HTTP/1.1 stream is chunked"
+    );
+    // Live-only subscribers join the fan-out before the response head is sent.
+    let mut sub = Sse::new(res);
+    let res = client
+        .post(format!("{base}/.well-known/mercure"))
+        .bearer_auth(admin_token())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("topic=/tls1&data=over+tls")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(sub.next_event().await.data, "over tls");
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_get_a_503_naming_the_limit() {
     let hub = TestServer::start_with(|c| c.max_connections = 2).await;
     let a = reqwest::Client::new();
