@@ -21,7 +21,7 @@
 //! same choice. While a stream is open the socket is still read (into a stack buffer), so a
 //! client that goes away is noticed at once and bytes it pipelined are kept for later.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -75,6 +75,8 @@ where
     let mut pending = Vec::new();
     loop {
         let head = tokio::select! {
+            // Checked first: a request already buffered is not served once shutdown began.
+            biased;
             _ = shutdown.cancelled() => return Outcome::Closed,
             head = tokio::time::timeout(header_timeout, read_head(&mut io, &mut pending)) => head,
         };
@@ -95,7 +97,11 @@ where
         };
         match respond(&mut io, res, &mut pending).await {
             Ok(Reuse::Yes) => {}
-            Ok(Reuse::No) => return Outcome::Closed,
+            Ok(Reuse::No) => {
+                // A clean end (TLS close_notify); an error here only means the client is gone.
+                let _ = unless_stalled(io.shutdown()).await;
+                return Outcome::Closed;
+            }
             Err(err) => {
                 tracing::debug!(error = %err, "stream connection ended");
                 return Outcome::Closed;
@@ -258,13 +264,12 @@ where
             Framing::Length(bytes.len()),
             no_body,
         );
-        write_all(io, &[&head, &bytes]).await?;
-        io.flush().await?;
+        send(io, &[&head, &bytes]).await?;
         return Ok(if close { Reuse::No } else { Reuse::Yes });
     }
     let head = encode_head(parts.status, &parts.headers, Framing::Chunked, false);
     drop(parts);
-    write_all(io, &[&head]).await?;
+    send(io, &[&head]).await?;
     drop(head);
     let mut reading = true;
     loop {
@@ -292,7 +297,7 @@ where
                 }
                 let mut size = [0u8; 18];
                 let size = chunk_size_line(data.len(), &mut size);
-                write_all(io, &[size, &data, b"\r\n"]).await?;
+                send(io, &[size, &data, b"\r\n"]).await?;
             }
             Some(Err(err)) => {
                 // Without the last chunk the client sees the response as cut off, which it is.
@@ -301,8 +306,7 @@ where
             }
         }
     }
-    write_all(io, &[b"0\r\n\r\n"]).await?;
-    io.flush().await?;
+    send(io, &[b"0\r\n\r\n"]).await?;
     Ok(if close { Reuse::No } else { Reuse::Yes })
 }
 
@@ -386,8 +390,10 @@ fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
     &buf[..digits + 2]
 }
 
-/// Writes every part (at most 3), in one `writev` when the socket takes it all.
-async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
+/// Writes every part (at most 3), in one `writev` when the socket takes it all, then flushes:
+/// TLS keeps what the socket did not take in its own buffer, and a stream must not leave an
+/// event there until the next one comes (TCP's flush is a no-op).
+async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
     let mut storage = [IoSlice::new(&[]); 3];
     let mut count = 0;
     for part in parts.iter().filter(|p| !p.is_empty()) {
@@ -396,25 +402,29 @@ async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::
     }
     let mut slices = &mut storage[..count];
     while !slices.is_empty() {
-        // The timer is armed only when the socket is full, so a delivery to a reading client
-        // never touches the timer wheel.
-        let n = match futures_util::FutureExt::now_or_never(io.write_vectored(slices)) {
-            Some(written) => written?,
-            None => tokio::time::timeout(WRITE_STALL, io.write_vectored(slices))
-                .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client stopped reading; closing its connection",
-                    )
-                })??,
-        };
+        let n = unless_stalled(io.write_vectored(slices)).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
         IoSlice::advance_slices(&mut slices, n);
     }
-    Ok(())
+    unless_stalled(io.flush()).await
+}
+
+/// Runs one socket operation, failing it if the client takes nothing for [`WRITE_STALL`]. The
+/// timer is armed only when the operation cannot complete at once, so a delivery to a client
+/// that reads never touches the timer wheel.
+async fn unless_stalled<T>(op: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let mut op = std::pin::pin!(op);
+    if let Poll::Ready(done) = futures_util::poll!(op.as_mut()) {
+        return done;
+    }
+    tokio::time::timeout(WRITE_STALL, op).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading; closing its connection",
+        )
+    })?
 }
 
 /// A connection whose first bytes were already read: they are read again first.

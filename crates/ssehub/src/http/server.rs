@@ -2,8 +2,8 @@
 //! TLS), the connection cap, and graceful shutdown bounded by a grace period.
 //!
 //! Backpressure: at most `max_connections` connections are served; one beyond that gets a
-//! single `503` naming the limit and is closed, so the process never runs out of file
-//! descriptors in the middle of serving existing clients.
+//! `503` naming the limit and is closed within [`REFUSED_LINGER`] whatever it does, so the
+//! process never runs out of file descriptors in the middle of serving existing clients.
 
 use std::convert::Infallible;
 use std::io;
@@ -31,6 +31,9 @@ use crate::hub::metrics::Metrics;
 
 /// How a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection beyond the cap is kept, to read its request and answer the 503.
+const REFUSED_LINGER: Duration = Duration::from_secs(2);
 
 /// How long a client may take to send a request head (hyper's default, applied on both paths).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -177,7 +180,8 @@ pub async fn serve(
             });
             // A refused connection goes straight to hyper, whose every answer is the 503.
             let fast_path = (!refuse).then_some(&fast_app);
-            let result = match tls {
+            let served = async {
+                match tls {
                 // Boxed: the TLS state is large, and inline it would size every task.
                 Some(acceptor) => Box::pin(async {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
@@ -203,6 +207,18 @@ pub async fn serve(
                 None => {
                     serve_connection(socket, fast_path, &builder, service, watcher, &shutdown).await
                 }
+                }
+            };
+            let result = if refuse {
+                // hyper closes an HTTP/1.1 connection after the 503 (`Connection: close`), but an
+                // HTTP/2 one would stay open, asking and being refused, without holding a slot;
+                // and a client that sends nothing would hold a descriptor for the whole header
+                // timeout. A refused connection gets this long, whatever it does.
+                Box::pin(tokio::time::timeout(REFUSED_LINGER, served))
+                    .await
+                    .unwrap_or(Ok(()))
+            } else {
+                served.await
             };
             if let Err(err) = result {
                 tracing::debug!(client.addr = %peer, error = %err, "connection ended with an error");

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::hub::filter::Filter;
 use crate::hub::metrics::Metrics;
-use crate::hub::queue::Queue;
+use crate::hub::queue::{Push, Queue};
 use crate::update::Update;
 use bytes::Bytes;
 
@@ -248,10 +248,11 @@ impl Fanout {
                         continue;
                     }
                     for (id, m) in &group.members {
-                        if self.offer(m, *seq, bytes) {
-                            delivered += 1;
-                        } else {
-                            cut.push((key.clone(), *id));
+                        match self.offer(m, *seq, bytes) {
+                            Push::Queued => delivered += 1,
+                            // Counted and removed once, however many updates follow in the batch.
+                            Push::Overflowed => cut.push((key.clone(), *id)),
+                            Push::Closed => {}
                         }
                     }
                 }
@@ -280,8 +281,9 @@ impl Fanout {
         }
     }
 
-    /// Queues one delivery; false when the member is over its bounds (and must be cut off).
-    fn offer(&self, m: &Member, seq: u64, bytes: &Bytes) -> bool {
+    /// Queues one delivery; [`Push::Overflowed`] when the member just went over its bounds (and
+    /// must be cut off).
+    fn offer(&self, m: &Member, seq: u64, bytes: &Bytes) -> Push {
         m.queue.push(
             Delivery {
                 seq,
@@ -289,5 +291,52 @@ impl Fanout {
             },
             &self.limits,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::selector::Selector;
+
+    fn update(n: u64) -> Update {
+        Update {
+            id: format!("u{n}"),
+            topics: vec!["/t".into()],
+            data: "x".into(),
+            private: false,
+            event_type: None,
+            retry: None,
+            published_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_laggard_is_cut_off_and_counted_once_however_long_the_batch() {
+        let metrics = Arc::new(Metrics::default());
+        let limits = FanoutLimits {
+            queue_bytes: usize::MAX,
+            queue_events: 2,
+        };
+        let fanout = Fanout::new(limits, metrics.clone());
+        let topic = Arc::new(Selector::Exact("/t".into()));
+        let member = fanout.join(Arc::new(Filter::new(
+            vec![("/t".into(), topic)],
+            Vec::new(),
+        )));
+        let updates: Vec<Update> = (1..=10).map(update).collect();
+        let batch: Vec<(u64, &Update, Bytes)> = updates
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (i as u64 + 1, u, Bytes::from_static(b"data: x\n\n")))
+            .collect();
+        fanout.dispatch(&batch);
+        assert_eq!(metrics.laggards_cut.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.deliveries.load(Ordering::Relaxed), 2);
+        assert_eq!(fanout.group_count(), 0, "the laggard left the registry");
+        // It still gets what was queued before the cut, then the end.
+        assert_eq!(member.queue.try_pop().map(|d| d.seq), Some(1));
+        assert_eq!(member.queue.try_pop().map(|d| d.seq), Some(2));
+        assert!(member.queue.try_pop().is_none());
     }
 }

@@ -17,6 +17,18 @@ use crate::hub::fanout::{Delivery, FanoutLimits};
 /// Capacity kept when the queue drains; a bigger buffer (left by a burst) is released.
 const KEEP_CAPACITY: usize = 16;
 
+/// What [`Queue::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// The delivery is queued.
+    Queued,
+    /// The delivery would exceed the bounds: the queue is now closed, and the subscriber must
+    /// be cut off.
+    Overflowed,
+    /// The queue was already closed; nothing was queued.
+    Closed,
+}
+
 /// A bounded single-consumer queue of deliveries.
 #[derive(Debug, Default)]
 pub struct Queue {
@@ -34,20 +46,31 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    fn pop(&mut self) -> Option<Delivery> {
+        let d = self.items.pop_front()?;
+        self.bytes -= d.bytes.len();
+        if self.items.is_empty() && self.items.capacity() > KEEP_CAPACITY {
+            self.items = VecDeque::new();
+        }
+        Some(d)
+    }
+}
+
 impl Queue {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Nothing here can panic while holding the lock, but a poisoned queue is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `delivery` and wakes the stream. Returns false, and closes the queue, when it
-    /// would exceed `limits` (the subscriber fell behind) or is already closed. One update is
-    /// always accepted into an empty queue, however large, so a big update cannot starve a
-    /// subscriber that keeps up.
-    pub fn push(&self, delivery: Delivery, limits: &FanoutLimits) -> bool {
+    /// Queues `delivery` and wakes the stream. When it would exceed `limits` (the subscriber
+    /// fell behind) the queue closes instead and this says [`Push::Overflowed`], once; later
+    /// pushes say [`Push::Closed`]. One update is always accepted into an empty queue, however
+    /// large, so a big update cannot starve a subscriber that keeps up.
+    pub fn push(&self, delivery: Delivery, limits: &FanoutLimits) -> Push {
         let mut s = self.state();
         if s.closed {
-            return false;
+            return Push::Closed;
         }
         let len = delivery.bytes.len();
         let over = s.items.len() >= limits.queue_events.max(1)
@@ -63,7 +86,7 @@ impl Queue {
         if let Some(w) = waker {
             w.wake();
         }
-        !over
+        if over { Push::Overflowed } else { Push::Queued }
     }
 
     /// Ends the queue: the stream receives what is queued, then `None`.
@@ -79,13 +102,7 @@ impl Queue {
 
     /// The next delivery if one is queued.
     pub fn try_pop(&self) -> Option<Delivery> {
-        let mut s = self.state();
-        let d = s.items.pop_front()?;
-        s.bytes -= d.bytes.len();
-        if s.items.is_empty() && s.items.capacity() > KEEP_CAPACITY {
-            s.items = VecDeque::new();
-        }
-        Some(d)
+        self.state().pop()
     }
 
     /// Waits for the next delivery; `None` once the queue is closed and drained.
@@ -94,13 +111,9 @@ impl Queue {
     }
 
     fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        if let Some(d) = self.try_pop() {
-            return Poll::Ready(Some(d));
-        }
+        // One lock for the check and the waker registration, so a push cannot fall between.
         let mut s = self.state();
-        // Checked again under the lock: a push between the two locks must not be missed.
-        if let Some(d) = s.items.pop_front() {
-            s.bytes -= d.bytes.len();
+        if let Some(d) = s.pop() {
             return Poll::Ready(Some(d));
         }
         if s.closed {
@@ -144,12 +157,12 @@ mod tests {
     fn over_the_update_bound_the_queue_closes_and_keeps_what_it_had() {
         let q = Queue::default();
         for seq in 1..=3 {
-            assert!(q.push(d(seq, 1), &LIMITS));
+            assert_eq!(q.push(d(seq, 1), &LIMITS), Push::Queued);
         }
-        assert!(!q.push(d(4, 1), &LIMITS));
-        // Closed: nothing more gets in, even with room.
+        assert_eq!(q.push(d(4, 1), &LIMITS), Push::Overflowed);
+        // Closed: nothing more gets in, even with room, and the overflow is reported once.
         assert_eq!(q.try_pop().map(|d| d.seq), Some(1));
-        assert!(!q.push(d(5, 1), &LIMITS));
+        assert_eq!(q.push(d(5, 1), &LIMITS), Push::Closed);
         assert_eq!(q.try_pop().map(|d| d.seq), Some(2));
         assert_eq!(q.try_pop().map(|d| d.seq), Some(3));
         assert!(q.try_pop().is_none());
@@ -159,13 +172,17 @@ mod tests {
     fn the_byte_bound_counts_what_is_waiting_but_always_admits_one() {
         let q = Queue::default();
         // Larger than the bound, into an empty queue: accepted.
-        assert!(q.push(d(1, 150), &LIMITS));
+        assert_eq!(q.push(d(1, 150), &LIMITS), Push::Queued);
         assert_eq!(q.waiting(), (1, 150));
         assert_eq!(q.try_pop().map(|d| d.seq), Some(1));
         assert_eq!(q.waiting(), (0, 0));
-        assert!(q.push(d(2, 60), &LIMITS));
-        assert!(q.push(d(3, 40), &LIMITS));
-        assert!(!q.push(d(4, 1), &LIMITS), "101 bytes would be waiting");
+        assert_eq!(q.push(d(2, 60), &LIMITS), Push::Queued);
+        assert_eq!(q.push(d(3, 40), &LIMITS), Push::Queued);
+        assert_eq!(
+            q.push(d(4, 1), &LIMITS),
+            Push::Overflowed,
+            "101 bytes would be waiting"
+        );
     }
 
     #[test]
@@ -176,9 +193,17 @@ mod tests {
             queue_events: 1000,
         };
         for seq in 0..500 {
-            assert!(q.push(d(seq, 1), &roomy));
+            assert_eq!(q.push(d(seq, 1), &roomy), Push::Queued);
         }
         while q.try_pop().is_some() {}
+        assert!(q.state().items.capacity() <= KEEP_CAPACITY);
+        // Drained through the waiting path too.
+        for seq in 0..500 {
+            assert_eq!(q.push(d(seq, 1), &roomy), Push::Queued);
+        }
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        while let Poll::Ready(Some(_)) = q.poll_pop(&mut cx) {}
         assert!(q.state().items.capacity() <= KEEP_CAPACITY);
     }
 
@@ -196,9 +221,9 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        assert!(q.push(d(1, 1), &LIMITS));
+        assert_eq!(q.push(d(1, 1), &LIMITS), Push::Queued);
         tokio::task::yield_now().await;
-        assert!(q.push(d(2, 1), &LIMITS));
+        assert_eq!(q.push(d(2, 1), &LIMITS), Push::Queued);
         q.close();
         assert_eq!(reader.await.unwrap(), vec![1, 2]);
     }

@@ -254,6 +254,43 @@ async fn tls_with_only_http11_offered_streams_chunked_events() {
 }
 
 #[tokio::test]
+async fn a_refused_connection_is_closed_soon_even_if_it_sends_nothing() {
+    let hub = TestServer::start_with(|c| c.max_connections = 1).await;
+    // Hold the only slot with a stream; the health check's connection may still hold it for a
+    // moment, so retry until the stream gets in.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let _holder = loop {
+        let mut holder = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        holder
+            .write_all(
+                format!(
+                    "GET /.well-known/mercure?topic=/cap HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+                    admin_token()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut status = [0u8; 12];
+        holder.read_exact(&mut status).await.unwrap();
+        if &status == b"HTTP/1.1 200" {
+            break holder;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Beyond the cap and silent: without a bound it would hold a descriptor for the whole
+    // header timeout (30 s), and an HTTP/2 one for as long as it liked.
+    let mut silent = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, silent.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a refused connection was kept open");
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_get_a_503_naming_the_limit() {
     let hub = TestServer::start_with(|c| c.max_connections = 2).await;
     let a = reqwest::Client::new();
