@@ -419,12 +419,15 @@ async fn unless_stalled<T>(op: impl Future<Output = io::Result<T>>) -> io::Resul
     if let Poll::Ready(done) = futures_util::poll!(op.as_mut()) {
         return done;
     }
-    tokio::time::timeout(WRITE_STALL, op).await.map_err(|_| {
-        io::Error::new(
+    // Boxed: the timer exists only while a client is slow, not in every idle connection.
+    let stall = Box::pin(tokio::time::sleep(WRITE_STALL));
+    tokio::select! {
+        done = op => done,
+        () = stall => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client stopped reading; closing its connection",
-        )
-    })?
+        )),
+    }
 }
 
 /// A connection whose first bytes were already read: they are read again first.
