@@ -145,28 +145,37 @@ async fn plain_sockets_accept_http2_with_prior_knowledge() {
     assert_eq!(sub.next_event().await.data, "over h2c");
 }
 
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+/// A hub serving TLS with a fresh self-signed certificate for `localhost`, a client builder
+/// that trusts it and resolves `localhost` to the hub, and the hub's `https://` base URL.
+async fn tls_hub() -> (
+    TestServer,
+    reqwest::ClientBuilder,
+    String,
+    tempfile::TempDir,
+) {
+    let certs = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert_pem = cert.cert.pem();
-    let cert_path = dir.join("cert.pem");
-    let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, &cert_pem).unwrap();
+    let pem = cert.cert.pem();
+    let cert_path = certs.path().join("cert.pem");
+    let key_path = certs.path().join("key.pem");
+    std::fs::write(&cert_path, &pem).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    (cert_path, key_path, cert_pem.into_bytes())
+    let files = ssehub::config::TlsFiles {
+        cert: cert_path,
+        key: key_path,
+    };
+    let hub = TestServer::start_with(|c| c.tls = Some(files)).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .resolve("localhost", hub.addr);
+    let base = format!("https://localhost:{}", hub.addr.port());
+    (hub, client, base, certs)
 }
 
 #[tokio::test]
 async fn tls_negotiates_http2_and_carries_many_streams_on_one_connection() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key, pem) = self_signed(certs.path());
-    let hub =
-        TestServer::start_with(|c| c.tls = Some(ssehub::config::TlsFiles { cert, key })).await;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .resolve("localhost", hub.addr)
-        .build()
-        .unwrap();
-    let base = format!("https://localhost:{}", hub.addr.port());
+    let (_hub, client, base, _certs) = tls_hub().await;
+    let client = client.build().unwrap();
     // Establish the connection first so every stream below shares it.
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.version(), reqwest::Version::HTTP_2);
@@ -214,18 +223,9 @@ async fn tls_negotiates_http2_and_carries_many_streams_on_one_connection() {
 
 #[tokio::test]
 async fn tls_with_only_http11_offered_streams_chunked_events() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key, pem) = self_signed(certs.path());
-    let hub =
-        TestServer::start_with(|c| c.tls = Some(ssehub::config::TlsFiles { cert, key })).await;
+    let (_hub, client, base, _certs) = tls_hub().await;
     // A client that offers only HTTP/1.1 by ALPN, as many proxies and older clients do.
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .resolve("localhost", hub.addr)
-        .http1_only()
-        .build()
-        .unwrap();
-    let base = format!("https://localhost:{}", hub.addr.port());
+    let client = client.http1_only().build().unwrap();
     let res = client
         .get(format!("{base}/.well-known/mercure?topic=/tls1"))
         .bearer_auth(admin_token())
