@@ -225,16 +225,7 @@ impl TestServer {
     pub(crate) async fn wait_for_metric(&self, line: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let url = self.url("/metrics");
-            let metrics = self
-                .client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = self.get("/metrics").await.text().await.unwrap();
             if metrics.lines().any(|l| l == line) {
                 return;
             }
