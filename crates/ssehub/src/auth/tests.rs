@@ -30,10 +30,48 @@ fn hs_key() -> Key {
     Key::secret(SECRET.as_bytes(), None).unwrap()
 }
 
+/// The default configuration of a hub verifying HS256 tokens signed with [`SECRET`].
+fn hs_config() -> AuthConfig {
+    AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap())
+}
+
 fn hs_hub() -> Authorizer {
-    Authorizer::new(AuthConfig::new(
-        VerifyingKey::secret(SECRET.as_bytes(), None).unwrap(),
-    ))
+    Authorizer::new(hs_config())
+}
+
+/// A hub with the default configuration verifying with this key.
+fn hub_with(key: VerifyingKey) -> Authorizer {
+    Authorizer::new(AuthConfig::new(key))
+}
+
+/// These claims minted with [`hs_key`].
+fn hs_token(claims: MintClaims) -> String {
+    mint(&hs_key(), claims).unwrap()
+}
+
+/// Verifies `token` for `role` against [`AUD`] at [`t0`].
+fn verify(hub: &Authorizer, token: &str, role: Role) -> Result<Grants, AuthError> {
+    hub.verify_at(token, role, AUD, t0())
+}
+
+/// Verifies `token` as a publisher on a fresh [`hs_hub`].
+fn hs_verify(token: &str) -> Result<Grants, AuthError> {
+    verify(&hs_hub(), token, Role::Publisher)
+}
+
+/// Signs any JSON as claims with [`SECRET`] under `header`, bypassing `mint`'s checks.
+fn sign_raw_with(header: &jsonwebtoken::Header, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// [`sign_raw_with`] under a plain HS256 header.
+fn sign_raw(claims: &serde_json::Value) -> String {
+    sign_raw_with(&jsonwebtoken::Header::new(Algorithm::HS256), claims)
 }
 
 fn mercure(publish: &[&str], subscribe: &[&str]) -> MintClaims {
@@ -64,12 +102,16 @@ fn replace_part(token: &str, index: usize, json: &serde_json::Value) -> String {
     parts.join(".")
 }
 
+/// Decodes a token's part as JSON.
+fn decode_part(token: &str, index: usize) -> serde_json::Value {
+    let parts: Vec<&str> = token.split('.').collect();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[index]).unwrap()).unwrap()
+}
+
 #[test]
 fn hs256_mercure_token_grants_its_selectors() {
-    let token = mint(&hs_key(), mercure(&["https://e.com/books/{id}"], &["*"])).unwrap();
-    let g = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap();
+    let token = hs_token(mercure(&["https://e.com/books/{id}"], &["*"]));
+    let g = hs_verify(&token).unwrap();
     assert_eq!(g.format, TokenFormat::Mercure);
     assert!(g.can_publish("https://e.com/books/1"));
     assert!(
@@ -86,11 +128,9 @@ fn rs256_and_es256_tokens_verify() {
     for (private, public) in [(RSA_PRIVATE, RSA_PUBLIC), (EC_PRIVATE, EC_PUBLIC)] {
         let key = Key::from_pem(private.as_bytes(), None).unwrap();
         let token = mint(&key, mercure(&["a"], &[])).unwrap();
-        let hub = Authorizer::new(AuthConfig::new(
-            VerifyingKey::from_pem(public.as_bytes(), None).unwrap(),
-        ));
+        let hub = hub_with(VerifyingKey::from_pem(public.as_bytes(), None).unwrap());
         assert!(
-            hub.verify_at(&token, Role::Publisher, AUD, t0())
+            verify(&hub, &token, Role::Publisher)
                 .unwrap()
                 .can_publish("a")
         );
@@ -99,9 +139,7 @@ fn rs256_and_es256_tokens_verify() {
 
 #[test]
 fn jwks_verifies_by_kid() {
-    let hub = Authorizer::new(AuthConfig::new(
-        VerifyingKey::from_jwks(JWKS.as_bytes(), None).unwrap(),
-    ));
+    let hub = hub_with(VerifyingKey::from_jwks(JWKS.as_bytes(), None).unwrap());
     let main = Key::from_pem(RSA_PRIVATE.as_bytes(), None)
         .unwrap()
         .with_kid("main");
@@ -110,7 +148,7 @@ fn jwks_verifies_by_kid() {
         .with_kid("other");
     for key in [main, other] {
         let token = mint(&key, mercure(&["a"], &[])).unwrap();
-        assert!(hub.verify_at(&token, Role::Publisher, AUD, t0()).is_ok());
+        assert!(verify(&hub, &token, Role::Publisher).is_ok());
     }
     // Signed by "other" but claiming to be "main": the kid picks the key, and it fails.
     let liar = Key::from_pem(RSA_OTHER_PRIVATE.as_bytes(), None)
@@ -118,16 +156,14 @@ fn jwks_verifies_by_kid() {
         .with_kid("main");
     let token = mint(&liar, mercure(&["a"], &[])).unwrap();
     assert!(matches!(
-        hub.verify_at(&token, Role::Publisher, AUD, t0()),
+        verify(&hub, &token, Role::Publisher),
         Err(AuthError::BadSignature { .. })
     ));
     let unknown = Key::from_pem(RSA_PRIVATE.as_bytes(), None)
         .unwrap()
         .with_kid("gone");
     let token = mint(&unknown, mercure(&["a"], &[])).unwrap();
-    let err = hub
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let err = verify(&hub, &token, Role::Publisher).unwrap_err();
     assert!(matches!(err, AuthError::UnknownKey { .. }));
     assert!(err.to_string().contains("\"gone\""), "{err}");
 }
@@ -136,9 +172,7 @@ fn jwks_verifies_by_kid() {
 fn bad_signature() {
     let other = Key::secret(b"another secret", None).unwrap();
     let token = mint(&other, mercure(&["a"], &[])).unwrap();
-    let err = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let err = hs_verify(&token).unwrap_err();
     assert_eq!(
         err,
         AuthError::BadSignature {
@@ -149,10 +183,10 @@ fn bad_signature() {
     assert!(err.www_authenticate().contains("error=\"invalid_token\""));
 
     // Claims tampered after signing.
-    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let good = hs_token(mercure(&["a"], &[]));
     let forged = replace_part(&good, 1, &json!({"mercure": {"publish": ["*"]}}));
     assert!(matches!(
-        hs_hub().verify_at(&forged, Role::Publisher, AUD, t0()),
+        hs_verify(&forged),
         Err(AuthError::BadSignature { .. })
     ));
 }
@@ -162,9 +196,7 @@ fn wrong_algorithm() {
     // An RSA-signed token against an HMAC hub.
     let rsa = Key::from_pem(RSA_PRIVATE.as_bytes(), None).unwrap();
     let token = mint(&rsa, mercure(&["a"], &[])).unwrap();
-    let err = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let err = hs_verify(&token).unwrap_err();
     assert!(matches!(err, AuthError::WrongAlgorithm { .. }), "{err:?}");
     assert!(
         err.to_string().contains("RS256") && err.to_string().contains("HS256"),
@@ -174,11 +206,9 @@ fn wrong_algorithm() {
     // Algorithm confusion: HS256 "signed" with the RSA public key must not pass.
     let confused = Key::secret(RSA_PUBLIC.as_bytes(), None).unwrap();
     let token = mint(&confused, mercure(&["*"], &[])).unwrap();
-    let rsa_hub = Authorizer::new(AuthConfig::new(
-        VerifyingKey::from_pem(RSA_PUBLIC.as_bytes(), None).unwrap(),
-    ));
+    let rsa_hub = hub_with(VerifyingKey::from_pem(RSA_PUBLIC.as_bytes(), None).unwrap());
     assert!(matches!(
-        rsa_hub.verify_at(&token, Role::Publisher, AUD, t0()),
+        verify(&rsa_hub, &token, Role::Publisher),
         Err(AuthError::WrongAlgorithm { .. })
     ));
 
@@ -186,16 +216,14 @@ fn wrong_algorithm() {
     let hs512 = Key::secret(SECRET.as_bytes(), Some(Algorithm::HS512)).unwrap();
     let token = mint(&hs512, mercure(&["a"], &[])).unwrap();
     assert!(matches!(
-        hs_hub().verify_at(&token, Role::Publisher, AUD, t0()),
+        hs_verify(&token),
         Err(AuthError::WrongAlgorithm { .. })
     ));
 
     // alg none.
-    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let good = hs_token(mercure(&["a"], &[]));
     let none = replace_part(&good, 0, &json!({"alg": "none", "typ": "JWT"}));
-    let err = hs_hub()
-        .verify_at(&none, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let err = hs_verify(&none).unwrap_err();
     assert!(matches!(err, AuthError::WrongAlgorithm { ref alg, .. } if alg == "none"));
 }
 
@@ -210,9 +238,7 @@ fn malformed_tokens() {
         "e30.e30.sig",
         "bm90IGpzb24.e30.sig",
     ] {
-        let err = hs_hub()
-            .verify_at(bad, Role::Publisher, AUD, t0())
-            .unwrap_err();
+        let err = hs_verify(bad).unwrap_err();
         assert!(
             matches!(err, AuthError::MalformedToken { .. }),
             "{bad}: {err:?}"
@@ -220,14 +246,9 @@ fn malformed_tokens() {
         assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
     }
     // Claims that are not an object, correctly signed.
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &json!(["not", "an", "object"]),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = sign_raw(&json!(["not", "an", "object"]));
     assert!(matches!(
-        hs_hub().verify_at(&token, Role::Publisher, AUD, t0()),
+        hs_verify(&token),
         Err(AuthError::MalformedToken { .. })
     ));
 }
@@ -236,9 +257,9 @@ fn malformed_tokens() {
 fn expiry_is_enforced_when_present() {
     let mut claims = mercure(&["a"], &[]);
     claims.expires_in = Some(Duration::from_secs(60));
-    let token = mint(&hs_key(), claims).unwrap();
+    let token = hs_token(claims);
     let hub = hs_hub();
-    let g = hub.verify_at(&token, Role::Publisher, AUD, t0()).unwrap();
+    let g = verify(&hub, &token, Role::Publisher).unwrap();
     assert_eq!(g.expires_at, Some(t0() + Duration::from_secs(60)));
     // Within the 5 s leeway.
     assert!(
@@ -268,16 +289,9 @@ fn expiry_is_enforced_when_present() {
 
 #[test]
 fn not_yet_valid() {
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &json!({"nbf": 1_800_000_100u64, "mercure": {"publish": ["a"]}}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = sign_raw(&json!({"nbf": 1_800_000_100u64, "mercure": {"publish": ["a"]}}));
     assert_eq!(
-        hs_hub()
-            .verify_at(&token, Role::Publisher, AUD, t0())
-            .unwrap_err(),
+        hs_verify(&token).unwrap_err(),
         AuthError::NotYetValid {
             nbf: 1_800_000_100,
             in_secs: 100
@@ -301,9 +315,9 @@ fn v1_token_grants_and_checks_audience() {
         &[MintTopic::url_pattern("https://e.com/books/:id")],
         &[MintTopic::exact("https://e.com/private")],
     );
-    let token = mint(&hs_key(), claims).unwrap();
+    let token = hs_token(claims);
     let hub = hs_hub();
-    let g = hub.verify_at(&token, Role::Publisher, AUD, t0()).unwrap();
+    let g = verify(&hub, &token, Role::Publisher).unwrap();
     assert_eq!(g.format, TokenFormat::AuthorizationDetails);
     assert!(g.can_publish("https://e.com/books/3"));
     assert!(!g.can_publish("https://e.com/private"));
@@ -324,37 +338,23 @@ fn v1_token_grants_and_checks_audience() {
     // aud as an array containing the identifier is fine.
     let mut arr = v1(&[MintTopic::exact("*")], &[]);
     arr.audience = None;
-    let token = mint(&hs_key(), arr).unwrap();
-    let parts: Vec<&str> = token.split('.').collect();
-    let mut body: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let token = hs_token(arr);
+    let mut body = decode_part(&token, 1);
     body["aud"] = json!(["https://x.example", AUD]);
     let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    let resigned = jsonwebtoken::encode(
-        &header,
-        &body,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
-    assert!(hub.verify_at(&resigned, Role::Publisher, AUD, t0()).is_ok());
+    let resigned = sign_raw_with(&header, &body);
+    assert!(verify(&hub, &resigned, Role::Publisher).is_ok());
     // Missing aud.
     body.as_object_mut().unwrap().remove("aud");
-    let no_aud = jsonwebtoken::encode(
-        &header,
-        &body,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
-    let err = hub
-        .verify_at(&no_aud, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let no_aud = sign_raw_with(&header, &body);
+    let err = verify(&hub, &no_aud, Role::Publisher).unwrap_err();
     assert!(err.to_string().contains("aud is missing"), "{err}");
 }
 
 #[test]
 fn configured_resource_identifier_overrides_derived() {
-    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    let mut config = hs_config();
     config.resource_identifier = Some(AUD.to_owned());
     let hub = Authorizer::new(config);
     assert_eq!(
@@ -368,10 +368,8 @@ fn configured_resource_identifier_overrides_derived() {
 fn v1_token_requires_exp() {
     let mut claims = v1(&[MintTopic::exact("*")], &[]);
     claims.expires_in = None;
-    let token = mint(&hs_key(), claims).unwrap();
-    let err = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let token = hs_token(claims);
+    let err = hs_verify(&token).unwrap_err();
     assert_eq!(err, AuthError::MissingExp);
     assert!(err.to_string().contains("at+jwt"));
 }
@@ -380,22 +378,16 @@ fn v1_token_requires_exp() {
 fn v1_issuer_checked_only_when_configured() {
     let mut claims = v1(&[MintTopic::exact("*")], &[]);
     claims.issuer = Some("https://evil.example".into());
-    let token = mint(&hs_key(), claims).unwrap();
-    assert!(
-        hs_hub()
-            .verify_at(&token, Role::Publisher, AUD, t0())
-            .is_ok()
-    );
+    let token = hs_token(claims);
+    assert!(hs_verify(&token).is_ok());
 
-    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    let mut config = hs_config();
     config.issuers = vec![
         "https://auth.example.com".into(),
         "https://sso.example.com".into(),
     ];
     let hub = Authorizer::new(config);
-    let err = hub
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let err = verify(&hub, &token, Role::Publisher).unwrap_err();
     assert!(matches!(err, AuthError::UntrustedIssuer { .. }));
     assert!(
         err.to_string().contains("evil.example") && err.to_string().contains("sso.example.com")
@@ -403,43 +395,25 @@ fn v1_issuer_checked_only_when_configured() {
 
     let mut good = v1(&[MintTopic::exact("*")], &[]);
     good.issuer = Some("https://sso.example.com".into());
-    assert!(
-        hub.verify_at(&mint(&hs_key(), good).unwrap(), Role::Publisher, AUD, t0())
-            .is_ok()
-    );
-    let none = mint(&hs_key(), v1(&[MintTopic::exact("*")], &[])).unwrap();
-    let err = hub
-        .verify_at(&none, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    assert!(verify(&hub, &hs_token(good), Role::Publisher).is_ok());
+    let none = hs_token(v1(&[MintTopic::exact("*")], &[]));
+    let err = verify(&hub, &none, Role::Publisher).unwrap_err();
     assert!(err.to_string().contains("iss is missing"), "{err}");
 }
 
 #[test]
 fn v1_claims_in_a_plain_jwt_are_refused_with_reason() {
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &json!({"aud": AUD, "exp": 1_900_000_000u64, "authorization_details": []}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
-    let err = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let token =
+        sign_raw(&json!({"aud": AUD, "exp": 1_900_000_000u64, "authorization_details": []}));
+    let err = hs_verify(&token).unwrap_err();
     assert!(matches!(err, AuthError::WrongTokenType { .. }));
     assert!(err.to_string().contains("typ at+jwt"), "{err}");
 }
 
 #[test]
 fn invalid_claims_reject_the_token() {
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &json!({"mercure": {"publish": ["https://e.com/{broken"]}}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
-    let err = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let token = sign_raw(&json!({"mercure": {"publish": ["https://e.com/{broken"]}}));
+    let err = hs_verify(&token).unwrap_err();
     assert!(matches!(err, AuthError::InvalidClaims { .. }));
     assert!(err.to_string().contains("unclosed"), "{err}");
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
@@ -447,10 +421,8 @@ fn invalid_claims_reject_the_token() {
 
 #[test]
 fn topic_not_granted_is_403_and_names_the_topic() {
-    let token = mint(&hs_key(), mercure(&["https://e.com/a"], &[])).unwrap();
-    let g = hs_hub()
-        .verify_at(&token, Role::Publisher, AUD, t0())
-        .unwrap();
+    let token = hs_token(mercure(&["https://e.com/a"], &[]));
+    let g = hs_verify(&token).unwrap();
     let err = g
         .check_publish(&["https://e.com/a", "https://e.com/secret"])
         .unwrap_err();
@@ -467,21 +439,17 @@ fn topic_not_granted_is_403_and_names_the_topic() {
 
 #[test]
 fn subscriber_key_defaults_to_publisher_key_and_can_differ() {
-    let token = mint(&hs_key(), mercure(&[], &["*"])).unwrap();
-    assert!(
-        hs_hub()
-            .verify_at(&token, Role::Subscriber, AUD, t0())
-            .is_ok()
-    );
+    let token = hs_token(mercure(&[], &["*"]));
+    assert!(verify(&hs_hub(), &token, Role::Subscriber).is_ok());
 
-    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    let mut config = hs_config();
     config.subscriber_key = Some(Arc::new(
         VerifyingKey::from_pem(EC_PUBLIC.as_bytes(), None).unwrap(),
     ));
     let hub = Authorizer::new(config);
-    assert!(hub.verify_at(&token, Role::Publisher, AUD, t0()).is_ok());
+    assert!(verify(&hub, &token, Role::Publisher).is_ok());
     assert!(matches!(
-        hub.verify_at(&token, Role::Subscriber, AUD, t0()),
+        verify(&hub, &token, Role::Subscriber),
         Err(AuthError::WrongAlgorithm {
             role: Role::Subscriber,
             ..
@@ -489,10 +457,7 @@ fn subscriber_key_defaults_to_publisher_key_and_can_differ() {
     ));
     let ec = Key::from_pem(EC_PRIVATE.as_bytes(), None).unwrap();
     let sub_token = mint(&ec, mercure(&[], &["*"])).unwrap();
-    assert!(
-        hub.verify_at(&sub_token, Role::Subscriber, AUD, t0())
-            .is_ok()
-    );
+    assert!(verify(&hub, &sub_token, Role::Subscriber).is_ok());
 }
 
 #[test]
@@ -512,7 +477,7 @@ fn anonymous_and_missing_tokens() {
     ));
     assert!(err.to_string().contains("mercureAuthorization"));
 
-    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    let mut config = hs_config();
     config.anonymous = true;
     let open = Authorizer::new(config);
     let g = open.authorize(None, Role::Subscriber, AUD).unwrap();
@@ -529,11 +494,11 @@ fn anonymous_and_missing_tokens() {
 
 #[test]
 fn token_sources_through_the_authorizer() {
-    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    let mut config = hs_config();
     config.cookie_name = "hubAuth".into();
     config.publish_origins = vec!["https://app.example.com".into()];
     let hub = Authorizer::new(config);
-    let token = mint(&hs_key(), mercure(&["*"], &[])).unwrap();
+    let token = hs_token(mercure(&["*"], &[]));
 
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -567,12 +532,12 @@ fn token_sources_through_the_authorizer() {
 #[test]
 fn grants_share_the_hub_selector_cache() {
     let cache = Arc::new(SelectorCache::default());
-    let mut config = AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap());
+    let mut config = hs_config();
     config.selector_cache = cache.clone();
     let hub = Authorizer::new(config);
-    let token = mint(&hs_key(), mercure(&[], &["https://e.com/{id}"])).unwrap();
-    let a = hub.verify_at(&token, Role::Subscriber, AUD, t0()).unwrap();
-    let b = hub.verify_at(&token, Role::Subscriber, AUD, t0()).unwrap();
+    let token = hs_token(mercure(&[], &["https://e.com/{id}"]));
+    let a = verify(&hub, &token, Role::Subscriber).unwrap();
+    let b = verify(&hub, &token, Role::Subscriber).unwrap();
     assert!(Arc::ptr_eq(&a.subscribe[0], &b.subscribe[0]));
     assert!(Arc::ptr_eq(
         &a.subscribe[0],
@@ -598,13 +563,10 @@ fn minted_v1_token_shape() {
     );
     claims.payload = Some(json!({"user": 1}));
     claims.subject = Some("alice".into());
-    let token = mint(&hs_key(), claims).unwrap();
-    let parts: Vec<&str> = token.split('.').collect();
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let token = hs_token(claims);
+    let header = decode_part(&token, 0);
     assert_eq!(header["typ"], "at+jwt");
-    let body: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let body = decode_part(&token, 1);
     assert_eq!(body["aud"], AUD);
     assert_eq!(body["exp"], 1_800_003_600u64);
     let details = body["authorization_details"].as_array().unwrap();
@@ -612,9 +574,7 @@ fn minted_v1_token_shape() {
     assert_eq!(details[0]["actions"], json!(["publish"]));
     assert_eq!(details[1]["topics"][0]["match_type"], "urlpattern");
     assert_eq!(details[1]["payload"], json!({"user": 1}));
-    let g = hs_hub()
-        .verify_at(&token, Role::Subscriber, AUD, t0())
-        .unwrap();
+    let g = verify(&hs_hub(), &token, Role::Subscriber).unwrap();
     assert_eq!(g.subject.as_deref(), Some("alice"));
     assert_eq!(
         g.payload_for("https://e.com/:id"),
@@ -632,15 +592,13 @@ fn auth_types_are_shareable() {
 
 #[test]
 fn critical_header_extensions_are_refused() {
-    let good = mint(&hs_key(), mercure(&["a"], &[])).unwrap();
+    let good = hs_token(mercure(&["a"], &[]));
     let crit = replace_part(
         &good,
         0,
         &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
     );
-    let err = hs_hub()
-        .verify_at(&crit, Role::Publisher, AUD, t0())
-        .unwrap_err();
+    let err = hs_verify(&crit).unwrap_err();
     assert!(err.to_string().contains("crit"), "{err}");
 }
 
@@ -648,19 +606,9 @@ fn critical_header_extensions_are_refused() {
 fn media_type_form_of_at_jwt_is_a_v1_token() {
     let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
     header.typ = Some("application/AT+JWT".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &json!({"aud": AUD, "authorization_details": []}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = sign_raw_with(&header, &json!({"aud": AUD, "authorization_details": []}));
     // Recognised as 1.0: exp becomes mandatory.
-    assert_eq!(
-        hs_hub()
-            .verify_at(&token, Role::Publisher, AUD, t0())
-            .unwrap_err(),
-        AuthError::MissingExp
-    );
+    assert_eq!(hs_verify(&token).unwrap_err(), AuthError::MissingExp);
 }
 
 #[test]
@@ -670,30 +618,14 @@ fn non_numeric_dates_are_malformed() {
         json!({"exp": -5}),
         json!({"nbf": true}),
     ] {
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
-        let err = hs_hub()
-            .verify_at(&token, Role::Publisher, AUD, t0())
-            .unwrap_err();
+        let token = sign_raw(&claims);
+        let err = hs_verify(&token).unwrap_err();
         assert!(
             matches!(err, AuthError::MalformedToken { .. }),
             "{claims}: {err:?}"
         );
     }
     // Fractional seconds are fine.
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &json!({"exp": 1_800_000_060.5, "mercure": {"publish": ["a"]}}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
-    assert!(
-        hs_hub()
-            .verify_at(&token, Role::Publisher, AUD, t0())
-            .is_ok()
-    );
+    let token = sign_raw(&json!({"exp": 1_800_000_060.5, "mercure": {"publish": ["a"]}}));
+    assert!(hs_verify(&token).is_ok());
 }

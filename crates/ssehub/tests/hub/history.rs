@@ -16,24 +16,10 @@ async fn publish_n(hub: &TestServer, topic: &str, n: usize) -> Vec<String> {
 async fn last_event_id_header_replays_what_followed() {
     let hub = TestServer::start().await;
     let ids = publish_n(&hub, "/h", 5).await;
-    let token = super::support::admin_token();
-    let mut sub = hub
-        .subscribe_with(
-            "topic=/h",
-            &[
-                ("authorization", &format!("Bearer {token}")),
-                ("last-event-id", &ids[1]),
-            ],
-        )
-        .await;
+    let mut sub = hub.subscribe_after("topic=/h", &ids[1]).await;
     assert_eq!(sub.header("last-event-id"), Some(ids[1].as_str()));
     assert_eq!(sub.header("mercure-last-event-id"), Some(ids[1].as_str()));
-    let got: Vec<_> = sub
-        .events(3)
-        .await
-        .into_iter()
-        .map(|e| e.id.unwrap())
-        .collect();
+    let got = sub.event_ids(3).await;
     assert_eq!(got, ids[2..]);
     // Then live.
     let live = hub.publish_ok("/h", "live").await;
@@ -52,15 +38,8 @@ async fn query_parameters_of_both_generations_work_and_the_header_wins() {
         .subscribe(&format!("topic=/q&last_event_id={}", ids[1]))
         .await;
     assert_eq!(v1.next_event().await.id.unwrap(), ids[2]);
-    let token = super::support::admin_token();
     let mut both = hub
-        .subscribe_with(
-            &format!("topic=/q&lastEventID={}", ids[0]),
-            &[
-                ("authorization", &format!("Bearer {token}")),
-                ("last-event-id", &ids[2]),
-            ],
-        )
+        .subscribe_after(&format!("topic=/q&lastEventID={}", ids[0]), &ids[2])
         .await;
     assert_eq!(both.next_event().await.id.unwrap(), ids[3]);
 }
@@ -71,12 +50,7 @@ async fn earliest_replays_all_retained_history_and_says_so() {
     let ids = publish_n(&hub, "/e", 3).await;
     let mut sub = hub.subscribe("topic=/e&lastEventID=earliest").await;
     assert_eq!(sub.header("last-event-id"), Some("earliest"));
-    let got: Vec<_> = sub
-        .events(3)
-        .await
-        .into_iter()
-        .map(|e| e.id.unwrap())
-        .collect();
+    let got = sub.event_ids(3).await;
     assert_eq!(got, ids);
 }
 
@@ -87,12 +61,7 @@ async fn an_unknown_id_is_reported_and_replays_everything_retained() {
     let mut sub = hub.subscribe("topic=/u&lastEventID=no-such-id").await;
     assert_eq!(sub.header("last-event-id"), Some("earliest"));
     assert_eq!(sub.header("mercure-last-event-id"), Some("earliest"));
-    let got: Vec<_> = sub
-        .events(2)
-        .await
-        .into_iter()
-        .map(|e| e.id.unwrap())
-        .collect();
+    let got = sub.event_ids(2).await;
     assert_eq!(got, ids);
 }
 
@@ -132,12 +101,7 @@ async fn replay_seam_has_no_gap_and_no_duplicate_under_a_concurrent_burst() {
     let all: Vec<String> = first.iter().chain(rest.iter()).cloned().collect();
     for (from, mut sub) in subs {
         let expected = &all[from + 1..];
-        let got: Vec<String> = sub
-            .events(expected.len())
-            .await
-            .into_iter()
-            .map(|e| e.id.unwrap())
-            .collect();
+        let got = sub.event_ids(expected.len()).await;
         let unique: HashSet<_> = got.iter().collect();
         assert_eq!(
             unique.len(),
@@ -162,12 +126,7 @@ async fn history_is_pruned_to_the_configured_count() {
         let mut sub = hub.subscribe("topic=/p&lastEventID=earliest").await;
         let first = sub.next_event().await.id.unwrap();
         if first == ids[3] {
-            let rest: Vec<_> = sub
-                .events(2)
-                .await
-                .into_iter()
-                .map(|e| e.id.unwrap())
-                .collect();
+            let rest = sub.event_ids(2).await;
             assert_eq!(rest, ids[4..]);
             break;
         }

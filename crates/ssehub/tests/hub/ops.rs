@@ -2,10 +2,21 @@
 
 use super::support::{TestServer, token};
 
+/// The subscriptions API's JSON answer at `path` to a bearer of `token`.
+async fn subscriptions(hub: &TestServer, path: &str, token: &str) -> serde_json::Value {
+    hub.get_as(path, token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn healthz_is_200_while_the_store_accepts_writes() {
     let hub = TestServer::start().await;
-    let res = hub.client.get(hub.url("/healthz")).send().await.unwrap();
+    let res = hub.get("/healthz").await;
     assert_eq!(res.status(), 200);
 }
 
@@ -16,7 +27,7 @@ async fn metrics_count_what_happened() {
     hub.publish_ok("/m", "1").await;
     hub.publish_ok("/m", "2").await;
     sub.events(2).await;
-    let res = hub.client.get(hub.url("/metrics")).send().await.unwrap();
+    let res = hub.get("/metrics").await;
     assert!(
         res.headers()["content-type"]
             .to_str()
@@ -42,11 +53,10 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
         &[],
         &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"],
     );
-    let watcher_auth = format!("Bearer {watcher_token}");
     let mut watcher = hub
-        .subscribe_with(
+        .subscribe_as(
             "topic=/.well-known/mercure/subscriptions%7B/topic%7D%7B/subscriber%7D",
-            &[("authorization", &watcher_auth)],
+            &watcher_token,
         )
         .await;
     // The watcher's own subscription is announced first.
@@ -59,12 +69,7 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
         claims.payload = Some(serde_json::json!({"user": "ada"}));
         ssehub::auth::mint(&super::support::key(), claims).unwrap()
     };
-    let member = hub
-        .subscribe_with(
-            "topic=/room",
-            &[("authorization", &format!("Bearer {with_payload}"))],
-        )
-        .await;
+    let member = hub.subscribe_as("topic=/room", &with_payload).await;
     let joined: serde_json::Value = serde_json::from_str(&watcher.next_event().await.data).unwrap();
     assert_eq!(joined["@context"], "https://mercure.rocks/");
     assert_eq!(joined["topic"], "/room");
@@ -72,16 +77,12 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
     assert_eq!(joined["payload"]["user"], "ada");
     let subscriber = joined["subscriber"].as_str().unwrap().to_owned();
 
-    let list: serde_json::Value = hub
-        .client
-        .get(hub.url("/.well-known/mercure/subscriptions/%2Froom"))
-        .header("authorization", &watcher_auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = subscriptions(
+        &hub,
+        "/.well-known/mercure/subscriptions/%2Froom",
+        &watcher_token,
+    )
+    .await;
     assert_eq!(list["type"], "Subscriptions");
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
     assert_eq!(list["subscriptions"][0]["subscriber"], subscriber.as_str());
@@ -94,9 +95,10 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
 
     // Without a grant on the subscriptions topic, the API refuses.
     let res = hub
-        .client
-        .get(hub.url("/.well-known/mercure/subscriptions"))
-        .bearer_auth(token(&[], &["/room"]))
+        .get_as(
+            "/.well-known/mercure/subscriptions",
+            &token(&[], &["/room"]),
+        )
         .send()
         .await
         .unwrap();
@@ -107,9 +109,7 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
 async fn the_subscriptions_api_is_404_when_disabled() {
     let hub = TestServer::start().await;
     let res = hub
-        .client
-        .get(hub.url("/.well-known/mercure/subscriptions"))
-        .bearer_auth(token(&[], &["*"]))
+        .get_as("/.well-known/mercure/subscriptions", &token(&[], &["*"]))
         .send()
         .await
         .unwrap();
@@ -135,16 +135,7 @@ async fn clients_leaving_mid_subscribe_leave_no_phantom_subscriptions() {
     }
     let deadline = tokio::time::Instant::now() + super::support::PATIENCE;
     loop {
-        let list: serde_json::Value = hub
-            .client
-            .get(hub.url("/.well-known/mercure/subscriptions"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = subscriptions(&hub, "/.well-known/mercure/subscriptions", &admin).await;
         if list["subscriptions"].as_array().unwrap().is_empty() {
             break;
         }

@@ -91,12 +91,7 @@ async fn many_subscribers_on_one_topic_each_get_every_update_in_order() {
         ids.push(hub.publish_ok("/room", &format!("m{i}")).await);
     }
     for sub in &mut subs {
-        let got: Vec<String> = sub
-            .events(30)
-            .await
-            .into_iter()
-            .map(|e| e.id.unwrap())
-            .collect();
+        let got = sub.event_ids(30).await;
         assert_eq!(got, ids);
     }
 }
@@ -109,18 +104,12 @@ async fn private_updates_reach_only_subscribers_granted_one_of_their_topics() {
         .await;
     let other = token(&[], &["/secret/other"]);
     let mut unauthorized = hub
-        .subscribe_with(
-            "topic=/secret/1&topic=/public",
-            &[("authorization", &format!("Bearer {other}"))],
-        )
+        .subscribe_as("topic=/secret/1&topic=/public", &other)
         .await;
     // Granted through the update's alternate topic, not its canonical one.
     let granted = token(&[], &["/alias/{x}"]);
     let mut authorized = hub
-        .subscribe_with(
-            "topic=/secret/1&topic=/public",
-            &[("authorization", &format!("Bearer {granted}"))],
-        )
+        .subscribe_as("topic=/secret/1&topic=/public", &granted)
         .await;
 
     let r = hub

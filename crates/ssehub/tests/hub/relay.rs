@@ -137,11 +137,41 @@ async fn relay_hub(upstream: &str) -> TestServer {
     .await
 }
 
+/// A fake upstream and a relay hub in front of it.
+async fn relay_with_fake_upstream() -> (TestServer, Shared) {
+    let (upstream, seen) = fake_upstream().await;
+    (relay_hub(&upstream).await, seen)
+}
+
+/// A POST to the chat completions endpoint, with no key yet.
+fn chat_request(hub: &TestServer) -> reqwest::RequestBuilder {
+    hub.client.post(hub.url("/v1/chat/completions"))
+}
+
 async fn post_chat(hub: &TestServer, body: Value) -> reqwest::Response {
-    hub.client
-        .post(hub.url("/v1/chat/completions"))
+    chat_request(hub)
         .bearer_auth("relay-key")
         .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The stream id the hub gave a relayed completion.
+fn stream_id(res: &reqwest::Response) -> String {
+    res.headers()["x-stream-id"].to_str().unwrap().to_owned()
+}
+
+/// A GET of a relay stream with the relay key, to send or extend.
+fn watch(hub: &TestServer, id: &str) -> reqwest::RequestBuilder {
+    hub.get_as(&format!("/v1/streams/{id}"), "relay-key")
+}
+
+/// Asks the hub, with the relay key, to cancel a relay stream.
+async fn cancel(hub: &TestServer, id: &str) -> reqwest::Response {
+    hub.client
+        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
+        .bearer_auth("relay-key")
         .send()
         .await
         .unwrap()
@@ -162,12 +192,11 @@ async fn drain(sse: &mut Sse) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_streamed_completion_passes_each_chunk_unchanged_with_an_id_and_ends_with_done() {
-    let (upstream, seen) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, seen) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-stream")).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
-    let stream_id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let stream_id = stream_id(&res);
     let mut sse = Sse::new(res);
     let events = drain(&mut sse).await;
     assert_eq!(events.len(), 9, "{events:?}");
@@ -187,11 +216,8 @@ async fn a_streamed_completion_passes_each_chunk_unchanged_with_an_id_and_ends_w
 
 #[tokio::test]
 async fn callers_need_a_relay_key_and_never_see_the_upstream_key() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
-    let res = hub
-        .client
-        .post(hub.url("/v1/chat/completions"))
+    let (hub, _) = relay_with_fake_upstream().await;
+    let res = chat_request(&hub)
         .json(&streaming("fake-stream"))
         .send()
         .await
@@ -199,9 +225,7 @@ async fn callers_need_a_relay_key_and_never_see_the_upstream_key() {
     assert_eq!(res.status(), 401);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "invalid_api_key");
-    let wrong = hub
-        .client
-        .post(hub.url("/v1/chat/completions"))
+    let wrong = chat_request(&hub)
         .bearer_auth("nope")
         .json(&streaming("fake-stream"))
         .send()
@@ -216,8 +240,7 @@ async fn callers_need_a_relay_key_and_never_see_the_upstream_key() {
 
 #[tokio::test]
 async fn non_streaming_requests_and_models_pass_through() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, _) = relay_with_fake_upstream().await;
     let mut body = streaming("fake-stream");
     body["stream"] = json!(false);
     let res = post_chat(&hub, body).await;
@@ -225,9 +248,7 @@ async fn non_streaming_requests_and_models_pass_through() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "whole answer");
     let models: Value = hub
-        .client
-        .get(hub.url("/v1/models"))
-        .bearer_auth("relay-key")
+        .get_as("/v1/models", "relay-key")
         .send()
         .await
         .unwrap()
@@ -239,8 +260,7 @@ async fn non_streaming_requests_and_models_pass_through() {
 
 #[tokio::test]
 async fn upstream_errors_keep_their_status_and_body() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, _) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-error")).await;
     assert_eq!(res.status(), 429);
     let v: Value = res.json().await.unwrap();
@@ -264,8 +284,7 @@ async fn an_unreachable_upstream_is_a_502_in_openai_format() {
 
 #[tokio::test]
 async fn a_mid_stream_failure_becomes_an_error_chunk_then_the_end() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, _) = relay_with_fake_upstream().await;
     let mut sse = Sse::new(post_chat(&hub, streaming("fake-broken")).await);
     let events = drain(&mut sse).await;
     // How many chunks arrive before the crash depends on reads; the shape does not.
@@ -279,10 +298,9 @@ async fn a_mid_stream_failure_becomes_an_error_chunk_then_the_end() {
 
 #[tokio::test]
 async fn resuming_at_every_seam_gives_exactly_the_rest() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, _) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-stream")).await;
-    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let id = stream_id(&res);
     let all = drain(&mut Sse::new(res)).await;
     // From the start (no Last-Event-ID), then after every event but the last.
     let mut positions: Vec<Option<String>> = vec![None];
@@ -292,10 +310,7 @@ async fn resuming_at_every_seam_gives_exactly_the_rest() {
             .map(|(eid, _)| Some(eid.clone())),
     );
     for (k, last) in positions.iter().enumerate() {
-        let mut req = hub
-            .client
-            .get(hub.url(&format!("/v1/streams/{id}")))
-            .bearer_auth("relay-key");
+        let mut req = watch(&hub, &id);
         if let Some(l) = last {
             req = req.header("last-event-id", l);
         }
@@ -306,9 +321,10 @@ async fn resuming_at_every_seam_gives_exactly_the_rest() {
     }
     // After the end: nothing more, and 204 so an EventSource stops reconnecting.
     let res = hub
-        .client
-        .get(hub.url(&format!("/v1/streams/{id}?last_event_id={id}-done")))
-        .bearer_auth("relay-key")
+        .get_as(
+            &format!("/v1/streams/{id}?last_event_id={id}-done"),
+            "relay-key",
+        )
         .send()
         .await
         .unwrap();
@@ -317,20 +333,13 @@ async fn resuming_at_every_seam_gives_exactly_the_rest() {
 
 #[tokio::test]
 async fn a_caller_that_disconnects_does_not_stop_the_generation_and_others_watch_live() {
-    let (upstream, seen) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, seen) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-stream")).await;
-    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let id = stream_id(&res);
     let mut caller = Sse::new(res);
     let first = caller.next_event().await;
-    let watch = |hub: &TestServer, id: &str| {
-        hub.client
-            .get(hub.url(&format!("/v1/streams/{id}")))
-            .bearer_auth("relay-key")
-            .send()
-    };
-    let mut tab2 = Sse::new(watch(&hub, &id).await.unwrap());
-    let mut tab3 = Sse::new(watch(&hub, &id).await.unwrap());
+    let mut tab2 = Sse::new(watch(&hub, &id).send().await.unwrap());
+    let mut tab3 = Sse::new(watch(&hub, &id).send().await.unwrap());
     drop(caller);
     let a = drain(&mut tab2).await;
     let b = drain(&mut tab3).await;
@@ -346,28 +355,14 @@ async fn a_caller_that_disconnects_does_not_stop_the_generation_and_others_watch
 
 #[tokio::test]
 async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watcher() {
-    let (upstream, seen) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, seen) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-slow")).await;
-    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let id = stream_id(&res);
     let mut caller = Sse::new(res);
     caller.events(2).await;
-    let mut other = Sse::new(
-        hub.client
-            .get(hub.url(&format!("/v1/streams/{id}")))
-            .bearer_auth("relay-key")
-            .send()
-            .await
-            .unwrap(),
-    );
+    let mut other = Sse::new(watch(&hub, &id).send().await.unwrap());
     let asked = Instant::now();
-    let res = hub
-        .client
-        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
-        .bearer_auth("relay-key")
-        .send()
-        .await
-        .unwrap();
+    let res = cancel(&hub, &id).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["cancelled"], true);
     for sse in [&mut caller, &mut other] {
@@ -391,16 +386,7 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
         "upstream saw the cancel too late"
     );
     // Cancelling again is harmless and says why nothing happened.
-    let again: Value = hub
-        .client
-        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
-        .bearer_auth("relay-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = cancel(&hub, &id).await.json().await.unwrap();
     assert_eq!(again["cancelled"], false);
 }
 
@@ -408,7 +394,7 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
 async fn unknown_streams_are_404_in_openai_format() {
     let hub = TestServer::start().await;
     for path in ["/v1/streams/strm_0000", "/v1/streams/not-a-stream"] {
-        let res = hub.client.get(hub.url(path)).send().await.unwrap();
+        let res = hub.get(path).await;
         assert_eq!(res.status(), 404, "{path}");
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["error"]["code"], "stream_not_found");
@@ -429,9 +415,7 @@ async fn the_default_simulator_streams_a_markdown_answer() {
         c.simulator.first_token_delay = Duration::from_millis(1);
     })
     .await;
-    let res = hub
-        .client
-        .post(hub.url("/v1/chat/completions"))
+    let res = chat_request(&hub)
         .json(&json!({"model": "ssehub-simulator", "stream": true, "messages": [{"role": "user", "content": "hello"}]}))
         .send()
         .await
@@ -453,19 +437,15 @@ async fn the_default_simulator_streams_a_markdown_answer() {
 
 #[tokio::test]
 async fn relay_streams_are_hub_topics_that_a_mercure_subscriber_can_watch() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, _) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-stream")).await;
-    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let id = stream_id(&res);
     drain(&mut Sse::new(res)).await;
     // The topic is private: a token granting it is needed.
     let topic = format!("/v1/streams/{id}");
     let token = super::support::token(&[], &[&topic]);
     let mut sub = hub
-        .subscribe_with(
-            &format!("topic={topic}&lastEventID=earliest"),
-            &[("authorization", &format!("Bearer {token}"))],
-        )
+        .subscribe_as(&format!("topic={topic}&lastEventID=earliest"), &token)
         .await;
     let first = sub.next_event().await;
     assert_eq!(first.id.as_deref(), Some(format!("{id}-1").as_str()));
@@ -475,18 +455,14 @@ async fn relay_streams_are_hub_topics_that_a_mercure_subscriber_can_watch() {
 /// replayed the answer from its start.
 #[tokio::test]
 async fn resuming_mid_generation_from_the_newest_chunk_repeats_nothing() {
-    let (upstream, _) = fake_upstream().await;
-    let hub = relay_hub(&upstream).await;
+    let (hub, _) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-slow")).await;
-    let id = res.headers()["x-stream-id"].to_str().unwrap().to_owned();
+    let id = stream_id(&res);
     let mut caller = Sse::new(res);
     let seen = caller.events(2).await;
     drop(caller);
     let last = seen[1].id.clone().unwrap();
-    let res = hub
-        .client
-        .get(hub.url(&format!("/v1/streams/{id}")))
-        .bearer_auth("relay-key")
+    let res = watch(&hub, &id)
         .header("last-event-id", &last)
         .send()
         .await
@@ -495,10 +471,5 @@ async fn resuming_mid_generation_from_the_newest_chunk_repeats_nothing() {
     let next = resumed.next_event().await;
     // Whatever arrived meanwhile, it starts right after what the caller had.
     assert_eq!(next.id.unwrap(), format!("{id}-3"));
-    hub.client
-        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
-        .bearer_auth("relay-key")
-        .send()
-        .await
-        .unwrap();
+    cancel(&hub, &id).await;
 }

@@ -29,11 +29,16 @@ pub(crate) fn key() -> Key {
     Key::secret(SECRET.as_bytes(), None).unwrap()
 }
 
+/// These selectors as exact-match token topics.
+fn exact(selectors: &[&str]) -> Vec<MintTopic> {
+    selectors.iter().map(|s| MintTopic::exact(*s)).collect()
+}
+
 /// A 0.x token granting these publish and subscribe selectors.
 pub(crate) fn token(publish: &[&str], subscribe: &[&str]) -> String {
     let mut claims = MintClaims::default();
-    claims.publish = publish.iter().map(|s| MintTopic::exact(*s)).collect();
-    claims.subscribe = subscribe.iter().map(|s| MintTopic::exact(*s)).collect();
+    claims.publish = exact(publish);
+    claims.subscribe = exact(subscribe);
     mint(&key(), claims).unwrap()
 }
 
@@ -45,7 +50,7 @@ pub(crate) fn admin_token() -> String {
 /// A token expiring after `secs`.
 pub(crate) fn expiring_token(subscribe: &[&str], lifetime: Duration) -> String {
     let mut claims = MintClaims::default();
-    claims.subscribe = subscribe.iter().map(|s| MintTopic::exact(*s)).collect();
+    claims.subscribe = exact(subscribe);
     claims.expires_in = Some(lifetime);
     mint(&key(), claims).unwrap()
 }
@@ -54,8 +59,8 @@ pub(crate) fn expiring_token(subscribe: &[&str], lifetime: Duration) -> String {
 pub(crate) fn token_v1(publish: &[&str], subscribe: &[&str], audience: &str) -> String {
     let mut claims = MintClaims::default();
     claims.format = ClaimFormat::AuthorizationDetails;
-    claims.publish = publish.iter().map(|s| MintTopic::exact(*s)).collect();
-    claims.subscribe = subscribe.iter().map(|s| MintTopic::exact(*s)).collect();
+    claims.publish = exact(publish);
+    claims.subscribe = exact(subscribe);
     claims.audience = Some(audience.to_owned());
     claims.expires_in = Some(Duration::from_secs(3600));
     mint(&key(), claims).unwrap()
@@ -130,6 +135,16 @@ impl TestServer {
         self.url("/.well-known/mercure")
     }
 
+    /// Sends a GET of `path` with no credentials.
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A GET of `path` carrying this bearer token, to send or extend.
+    pub(crate) fn get_as(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
     /// Publishes a form with an all-powerful token.
     pub(crate) async fn publish(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.publish_with(&admin_token(), form).await
@@ -167,9 +182,23 @@ impl TestServer {
 
     /// Opens a subscription with an all-powerful token; fails the test unless it is a 200 stream.
     pub(crate) async fn subscribe(&self, query: &str) -> Sse {
+        self.subscribe_as(query, &admin_token()).await
+    }
+
+    /// Opens a subscription with this bearer token; fails the test unless it is a 200 stream.
+    pub(crate) async fn subscribe_as(&self, query: &str, token: &str) -> Sse {
+        self.subscribe_with(query, &[("authorization", &format!("Bearer {token}"))])
+            .await
+    }
+
+    /// Like [`Self::subscribe`], resuming after `last_event_id` sent as the header.
+    pub(crate) async fn subscribe_after(&self, query: &str, last_event_id: &str) -> Sse {
         self.subscribe_with(
             query,
-            &[("authorization", &format!("Bearer {}", admin_token()))],
+            &[
+                ("authorization", &format!("Bearer {}", admin_token())),
+                ("last-event-id", last_event_id),
+            ],
         )
         .await
     }
@@ -196,16 +225,7 @@ impl TestServer {
     pub(crate) async fn wait_for_metric(&self, line: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let url = self.url("/metrics");
-            let metrics = self
-                .client
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = self.get("/metrics").await.text().await.unwrap();
             if metrics.lines().any(|l| l == line) {
                 return;
             }
@@ -303,6 +323,15 @@ impl Sse {
             out.push(self.next_event().await);
         }
         out
+    }
+
+    /// The ids of the next `n` events; fails the test if one has no id.
+    pub(crate) async fn event_ids(&mut self, n: usize) -> Vec<String> {
+        self.events(n)
+            .await
+            .into_iter()
+            .map(|e| e.id.unwrap())
+            .collect()
     }
 
     /// Waits for the stream to end, returning any events that arrived before the end.
