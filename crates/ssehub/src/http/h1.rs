@@ -48,8 +48,9 @@ const MAX_PIPELINED: usize = 16 * 1024;
 /// client that stopped reading would hold its connection (and the last frame) forever, after
 /// the hub has already cut its subscription off for falling behind.
 const WRITE_STALL: Duration = Duration::from_secs(60);
-/// A non-stream answer (an error) is collected before it is written; bigger ones are cut.
-const MAX_PLAIN_BODY: usize = 1 << 20;
+/// A request body served here at most (a completion request); a larger one goes to hyper, and
+/// the handler's own limit answers it.
+const MAX_BODY: usize = 1 << 20;
 
 /// How a connection left this path.
 pub enum Outcome<IO> {
@@ -120,19 +121,25 @@ enum Head {
     Other,
 }
 
-/// Reads until `buf` holds a whole request head, then decides whether it is served here.
+/// Reads until `buf` holds a whole request head (and the body it announces, for a request
+/// served here), then decides whether it is served here.
 async fn read_head<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut Vec<u8>) -> io::Result<Head> {
     loop {
         if !buf.is_empty() {
             match parse_head(buf) {
-                Parsed::Stream(req, len) => {
-                    buf.drain(..len);
+                Parsed::Stream(mut req, head, body) if buf.len() >= head + body => {
+                    if body > 0 {
+                        *req.body_mut() = Body::from(buf[head..head + body].to_vec());
+                    }
+                    buf.drain(..head + body);
                     if buf.is_empty() {
                         // Release the head's buffer: an idle stream holds nothing here.
                         *buf = Vec::new();
                     }
                     return Ok(Head::Stream(req));
                 }
+                // The head is here, the body still coming.
+                Parsed::Stream(..) => {}
                 Parsed::Other => return Ok(Head::Other),
                 Parsed::Partial if buf.len() >= MAX_HEAD => return Ok(Head::Other),
                 Parsed::Partial => {}
@@ -153,7 +160,8 @@ async fn read_head<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut Vec<u8>) -> io:
 }
 
 enum Parsed {
-    Stream(Box<Request<Body>>, usize),
+    /// A request served here: the request, its head's length and its body's length.
+    Stream(Box<Request<Body>>, usize, usize),
     Partial,
     Other,
 }
@@ -166,13 +174,16 @@ fn parse_head(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
-    let (Some("GET"), Some(path), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+    let (Some(method), Some(path), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
         return Parsed::Other;
     };
-    if !is_stream_path(path) {
-        return Parsed::Other;
-    }
+    let method = match method {
+        "GET" if is_stream_path(path) => Method::GET,
+        "POST" if is_completions_path(path) => Method::POST,
+        _ => return Parsed::Other,
+    };
     let mut map = HeaderMap::with_capacity(parsed.headers.len());
+    let mut body = None;
     for h in parsed.headers.iter() {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
@@ -180,20 +191,40 @@ fn parse_head(buf: &[u8]) -> Parsed {
         ) else {
             return Parsed::Other;
         };
-        if !plain_request_header(&name, &value) {
+        if name == header::CONTENT_LENGTH {
+            // One plain decimal length, small enough to hold; anything else is hyper's.
+            let length = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n <= MAX_BODY);
+            match (body, length) {
+                (None, Some(n)) => body = Some(n),
+                _ => return Parsed::Other,
+            }
+        } else if !plain_request_header(&name, &value) {
             return Parsed::Other;
         }
         map.append(name, value);
+    }
+    let body = body.unwrap_or(0);
+    if method == Method::GET && body > 0 {
+        return Parsed::Other;
     }
     let Ok(uri) = path.parse::<http::Uri>() else {
         return Parsed::Other;
     };
     let mut req = Request::new(Body::empty());
-    *req.method_mut() = Method::GET;
+    *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = map;
-    Parsed::Stream(Box::new(req), len)
+    Parsed::Stream(Box::new(req), len, body)
+}
+
+/// The relay's endpoint: a `POST` whose answer is usually a long-lived event stream.
+fn is_completions_path(target: &str) -> bool {
+    target.split_once('?').map_or(target, |(p, _)| p) == "/v1/chat/completions"
 }
 
 /// The endpoints that answer with long-lived event streams.
@@ -205,11 +236,9 @@ fn is_stream_path(target: &str) -> bool {
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Whether this header leaves the request a plain bodiless GET that keeps the connection.
+/// Whether this header (other than `Content-Length`) leaves the request one this path serves:
+/// no chunked body, no upgrade, no `100-continue`, and a connection that stays open.
 fn plain_request_header(name: &HeaderName, value: &HeaderValue) -> bool {
-    if name == header::CONTENT_LENGTH {
-        return value.as_bytes() == b"0";
-    }
     if name == header::CONNECTION {
         let v = value.as_bytes();
         return !(contains_token(v, b"close") || contains_token(v, b"upgrade"));
@@ -228,7 +257,8 @@ enum Reuse {
     No,
 }
 
-/// Writes `res`: its head, then its body as it comes, watching the socket for a close.
+/// Writes `res`: its head, then its body as it comes (with a `Content-Length` when the body's
+/// size is known, chunked otherwise), watching the socket for a close.
 async fn respond<IO>(io: &mut IO, res: Response<Body>, pending: &mut Vec<u8>) -> io::Result<Reuse>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -241,73 +271,106 @@ where
     let no_body = parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
-    let streaming = !no_body && body.size_hint().exact().is_none();
-    if !streaming {
-        // Small, complete answers (errors, 204): collected so they go out with a length.
-        let bytes = if no_body {
-            Bytes::new()
-        } else {
-            match http_body_util::Limited::new(body, MAX_PLAIN_BODY)
-                .collect()
-                .await
-            {
-                Ok(collected) => collected.to_bytes(),
-                Err(err) => {
-                    tracing::warn!(error = %err, "response body failed; closing the connection");
-                    return Ok(Reuse::No);
-                }
-            }
-        };
-        let head = encode_head(
-            parts.status,
-            &parts.headers,
-            Framing::Length(bytes.len()),
-            no_body,
-        );
-        send(io, &[&head, &bytes]).await?;
+    let framing = match body.size_hint().exact() {
+        _ if no_body => Framing::None,
+        Some(n) => Framing::Length(n),
+        None => Framing::Chunked,
+    };
+    let head = encode_head(parts.status, &parts.headers, framing);
+    drop(parts);
+    if matches!(framing, Framing::None) {
+        send(io, &[&head]).await?;
         return Ok(if close { Reuse::No } else { Reuse::Yes });
     }
-    let head = encode_head(parts.status, &parts.headers, Framing::Chunked, false);
-    drop(parts);
-    send(io, &[&head]).await?;
-    drop(head);
+    let mut head = Some(head);
+    let mut remaining = match framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
     let mut reading = true;
     loop {
-        let frame = tokio::select! {
-            biased;
-            frame = body.frame() => frame,
-            gone = watch_client(io, pending), if reading => {
-                if gone {
-                    // The client left: dropping the body ends the subscription.
-                    return Ok(Reuse::No);
+        let frame = if head.is_some() {
+            // The head goes out with the first frame when one is ready at once (an error's
+            // whole body, a stream's opening comment): one write instead of two.
+            match futures_util::poll!(body.frame()) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    send(io, &[&head.take().unwrap_or_default()]).await?;
+                    continue;
                 }
-                // Too much pipelined: stop reading until the stream ends.
-                reading = false;
-                continue;
+            }
+        } else {
+            tokio::select! {
+                biased;
+                frame = body.frame() => frame,
+                gone = watch_client(io, pending), if reading => {
+                    if gone {
+                        // The client left: dropping the body ends the subscription.
+                        return Ok(Reuse::No);
+                    }
+                    // Too much pipelined: stop reading until the stream ends.
+                    reading = false;
+                    continue;
+                }
             }
         };
+        let head_now = head.take().unwrap_or_default();
         match frame {
-            None => break,
+            None => {
+                let end: &[u8] = match framing {
+                    Framing::Chunked => b"0\r\n\r\n",
+                    _ => b"",
+                };
+                send(io, &[&head_now, end]).await?;
+                if remaining > 0 {
+                    // Shorter than announced: the client cannot find the end, so close.
+                    tracing::debug!(missing = remaining, "response body ended early");
+                    return Ok(Reuse::No);
+                }
+                return Ok(if close { Reuse::No } else { Reuse::Yes });
+            }
             Some(Ok(frame)) => {
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
                 if data.is_empty() {
+                    send(io, &[&head_now]).await?;
                     continue;
                 }
-                let mut size = [0u8; 18];
-                let size = chunk_size_line(data.len(), &mut size);
-                send(io, &[size, &data, b"\r\n"]).await?;
+                if let Framing::Length(_) = framing {
+                    let Some(left) = remaining.checked_sub(data.len() as u64) else {
+                        tracing::warn!("response body longer than its length; closing");
+                        return Ok(Reuse::No);
+                    };
+                    remaining = left;
+                    send(io, &[&head_now, &data]).await?;
+                } else {
+                    let mut size = [0u8; 18];
+                    let size = chunk_size_line(data.len(), &mut size);
+                    send_chunk(io, &head_now, size, &data).await?;
+                }
             }
             Some(Err(err)) => {
-                // Without the last chunk the client sees the response as cut off, which it is.
-                tracing::debug!(error = %err, "stream body failed");
+                // Without its end the client sees the response as cut off, which it is.
+                tracing::debug!(error = %err, "response body failed");
                 return Ok(Reuse::No);
             }
         }
     }
-    send(io, &[b"0\r\n\r\n"]).await?;
-    Ok(if close { Reuse::No } else { Reuse::Yes })
+}
+
+/// One chunk, after the response head when it has not gone out yet.
+async fn send_chunk<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    head: &[u8],
+    size: &[u8],
+    data: &[u8],
+) -> io::Result<()> {
+    if head.is_empty() {
+        send(io, &[size, data, b"\r\n"]).await
+    } else {
+        send(io, &[head, size, data, b"\r\n"]).await
+    }
 }
 
 /// Reads whatever the client sends while a stream is open. Resolves `true` when the client
@@ -334,17 +397,17 @@ async fn watch_client<IO: AsyncRead + Unpin>(io: &mut IO, pending: &mut Vec<u8>)
 }
 
 /// How the body is delimited.
+#[derive(Clone, Copy)]
 enum Framing {
-    Length(usize),
+    /// No body at all (1xx, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding, for bodies whose size is not known up front.
     Chunked,
 }
 
-fn encode_head(
-    status: StatusCode,
-    headers: &HeaderMap,
-    framing: Framing,
-    no_body: bool,
-) -> Vec<u8> {
+fn encode_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -368,7 +431,7 @@ fn encode_head(
     }
     match framing {
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framing::Length(_) if no_body => {}
+        Framing::None => {}
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(n.to_string().as_bytes());
@@ -390,11 +453,11 @@ fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
     &buf[..digits + 2]
 }
 
-/// Writes every part (at most 3), in one `writev` when the socket takes it all, then flushes:
+/// Writes every part (at most 4), in one `writev` when the socket takes it all, then flushes:
 /// TLS keeps what the socket did not take in its own buffer, and a stream must not leave an
 /// event there until the next one comes (TCP's flush is a no-op).
 async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
-    let mut storage = [IoSlice::new(&[]); 3];
+    let mut storage = [IoSlice::new(&[]); 4];
     let mut count = 0;
     for part in parts.iter().filter(|p| !p.is_empty()) {
         storage[count] = IoSlice::new(part);
@@ -583,7 +646,7 @@ mod tests {
     #[test]
     fn a_parsed_head_keeps_its_headers_and_target() {
         let head = "GET /.well-known/mercure?topic=%2Fa HTTP/1.1\r\nHost: hub\r\nLast-Event-ID: 42\r\n\r\nGET /next";
-        let Parsed::Stream(req, len) = parse_head(head.as_bytes()) else {
+        let Parsed::Stream(req, len, 0) = parse_head(head.as_bytes()) else {
             panic!("not a stream request");
         };
         assert_eq!(&head[len..], "GET /next");

@@ -310,3 +310,31 @@ async fn a_relay_stream_watch_uses_the_same_writer() {
     assert!(body.contains("\"error\""), "{body}");
     raw.health_check(&hub).await;
 }
+
+#[tokio::test]
+async fn a_completion_request_whose_body_arrives_late_is_read_whole_and_answered() {
+    let hub = TestServer::start().await;
+    let mut raw = Raw::connect(&hub).await;
+    // Not valid JSON: the relay's 400 names it, so no upstream is needed for this test.
+    let body = "{\"model\": ";
+    raw.send(&format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        hub.addr,
+        body.len()
+    ))
+    .await;
+    // The body comes in a later packet, then a pipelined request right behind it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    raw.send(&format!(
+        "{body}GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
+        hub.addr
+    ))
+    .await;
+    let head = raw.head().await;
+    assert_eq!(head.status, 400);
+    let answer = raw.sized_body(&head).await;
+    assert!(answer.contains("invalid_json"), "{answer}");
+    // The pipelined request was not taken for part of the body.
+    let health = raw.head().await;
+    assert_eq!(health.status, 200);
+}
