@@ -1,5 +1,5 @@
 //! Fuzzes the hub's own HTTP/1.1 path (`ssehub::http::h1`): arbitrary bytes from a client,
-//! served by a router with a streaming and a non-streaming endpoint. Never a panic or a hang;
+//! served by a router with a streaming, a non-streaming and a body-echoing endpoint. Never a panic or a hang;
 //! when the connection is handed to hyper, what hyper reads is exactly a suffix of what the
 //! client sent (nothing lost, nothing invented).
 //!
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use ssehub::http::h1::{Outcome, serve};
@@ -32,6 +32,8 @@ fn router() -> Router {
     Router::new()
         .route("/.well-known/mercure", get(stream))
         .route("/v1/streams/{id}", get(|| async { (http::StatusCode::NOT_FOUND, "no such stream") }))
+        // Echoes the request body: what the path read must be exactly the announced body.
+        .route("/v1/chat/completions", post(|body: Bytes| async move { body }))
 }
 
 fuzz_target!(|input: &[u8]| {
