@@ -276,101 +276,65 @@ where
         Some(n) => Framing::Length(n),
         None => Framing::Chunked,
     };
-    let head = encode_head(parts.status, &parts.headers, framing);
-    drop(parts);
-    if matches!(framing, Framing::None) {
+    {
+        let head = encode_head(parts.status, &parts.headers, framing);
+        drop(parts);
         send(io, &[&head]).await?;
-        return Ok(if close { Reuse::No } else { Reuse::Yes });
     }
-    let mut head = Some(head);
     let mut remaining = match framing {
+        Framing::None => return Ok(if close { Reuse::No } else { Reuse::Yes }),
         Framing::Length(n) => n,
-        _ => 0,
+        Framing::Chunked => 0,
     };
     let mut reading = true;
     loop {
-        let frame = if head.is_some() {
-            // The head goes out with the first frame when one is ready at once (an error's
-            // whole body, a stream's opening comment): one write instead of two.
-            match futures_util::poll!(body.frame()) {
-                Poll::Ready(frame) => frame,
-                Poll::Pending => {
-                    send(io, &[&head.take().unwrap_or_default()]).await?;
-                    continue;
-                }
-            }
-        } else {
-            tokio::select! {
-                biased;
-                frame = body.frame() => frame,
-                gone = watch_client(io, pending), if reading => {
-                    if gone {
-                        // The client left: dropping the body ends the subscription.
-                        return Ok(Reuse::No);
-                    }
-                    // Too much pipelined: stop reading until the stream ends.
-                    reading = false;
-                    continue;
-                }
-            }
-        };
-        let head_now = head.take().unwrap_or_default();
-        match frame {
-            None => {
-                let end: &[u8] = match framing {
-                    Framing::Chunked => b"0\r\n\r\n",
-                    _ => b"",
-                };
-                send(io, &[&head_now, end]).await?;
-                if remaining > 0 {
-                    // Shorter than announced: the client cannot find the end, so close.
-                    tracing::debug!(missing = remaining, "response body ended early");
+        let frame = tokio::select! {
+            biased;
+            frame = body.frame() => frame,
+            gone = watch_client(io, pending), if reading => {
+                if gone {
+                    // The client left: dropping the body ends the subscription.
                     return Ok(Reuse::No);
                 }
-                return Ok(if close { Reuse::No } else { Reuse::Yes });
+                // Too much pipelined: stop reading until the stream ends.
+                reading = false;
+                continue;
             }
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if data.is_empty() {
-                    send(io, &[&head_now]).await?;
-                    continue;
-                }
-                if let Framing::Length(_) = framing {
-                    let Some(left) = remaining.checked_sub(data.len() as u64) else {
-                        tracing::warn!("response body longer than its length; closing");
-                        return Ok(Reuse::No);
-                    };
-                    remaining = left;
-                    send(io, &[&head_now, &data]).await?;
-                } else {
-                    let mut size = [0u8; 18];
-                    let size = chunk_size_line(data.len(), &mut size);
-                    send_chunk(io, &head_now, size, &data).await?;
-                }
-            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue,
+            },
             Some(Err(err)) => {
                 // Without its end the client sees the response as cut off, which it is.
                 tracing::debug!(error = %err, "response body failed");
                 return Ok(Reuse::No);
             }
+        };
+        if let Framing::Length(_) = framing {
+            let Some(left) = remaining.checked_sub(data.len() as u64) else {
+                tracing::warn!("response body longer than its length; closing");
+                return Ok(Reuse::No);
+            };
+            remaining = left;
+            send(io, &[&data]).await?;
+        } else {
+            let mut size = [0u8; 18];
+            let size = chunk_size_line(data.len(), &mut size);
+            send(io, &[size, &data, b"\r\n"]).await?;
         }
     }
-}
-
-/// One chunk, after the response head when it has not gone out yet.
-async fn send_chunk<IO: AsyncWrite + Unpin>(
-    io: &mut IO,
-    head: &[u8],
-    size: &[u8],
-    data: &[u8],
-) -> io::Result<()> {
-    if head.is_empty() {
-        send(io, &[size, data, b"\r\n"]).await
-    } else {
-        send(io, &[head, size, data, b"\r\n"]).await
+    if let Framing::Chunked = framing {
+        send(io, &[b"0\r\n\r\n"]).await?;
     }
+    if remaining > 0 {
+        // Shorter than announced: the client cannot find the end, so close.
+        tracing::debug!(missing = remaining, "response body ended early");
+        return Ok(Reuse::No);
+    }
+    Ok(if close { Reuse::No } else { Reuse::Yes })
 }
 
 /// Reads whatever the client sends while a stream is open. Resolves `true` when the client
@@ -453,11 +417,11 @@ fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
     &buf[..digits + 2]
 }
 
-/// Writes every part (at most 4), in one `writev` when the socket takes it all, then flushes:
+/// Writes every part (at most 3), in one `writev` when the socket takes it all, then flushes:
 /// TLS keeps what the socket did not take in its own buffer, and a stream must not leave an
 /// event there until the next one comes (TCP's flush is a no-op).
 async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
-    let mut storage = [IoSlice::new(&[]); 4];
+    let mut storage = [IoSlice::new(&[]); 3];
     let mut count = 0;
     for part in parts.iter().filter(|p| !p.is_empty()) {
         storage[count] = IoSlice::new(part);
