@@ -6,15 +6,18 @@
 //! connection starts here:
 //!
 //! ```text
-//! socket ──read head──> httparse ──a plain GET of a stream endpoint?──yes──> Router ──> response
-//!                                      │                                       written here: head,
-//!                                      no (anything else, or unparsable)       then chunked frames
-//!                                      v                                       straight from the body
-//!                         hyper (auto: HTTP/1.1 or h2c), fed the bytes already read
+//! socket ──read head──> httparse ──a stream request?──yes──> Router ──> response written here:
+//!                                      │                                head, then the body's
+//!                                      no (anything else, or unparsable)  frames straight to the
+//!                                      v                                  socket (chunked, or with
+//!                         hyper (auto: HTTP/1.1 or h2c),                  a length when known)
+//!                         fed the bytes already read
 //! ```
 //!
-//! Only requests whose whole handling is simple take this path: `GET`, HTTP/1.1, no body, no
-//! `Upgrade`/`Expect`/`Connection: close`, on `/.well-known/mercure` or `/v1/streams/...`.
+//! Only requests whose whole handling is simple take this path: HTTP/1.1 with no
+//! `Upgrade`/`Expect`/`Transfer-Encoding`/`Connection: close`, and either a bodiless `GET` on
+//! `/.well-known/mercure` or `/v1/streams/{id}`, or a `POST` on `/v1/chat/completions` with a
+//! plain `Content-Length` body of at most [`MAX_BODY`], read whole before the router is called.
 //! Everything else, including every malformed request, goes to hyper together with the
 //! bytes read so far, so hyper's behaviour (errors, keep-alive, h2c, upgrades) is unchanged.
 //! After a stream ends the connection is kept alive and the next request goes through the
