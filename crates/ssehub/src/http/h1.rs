@@ -267,10 +267,16 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let (parts, mut body) = res.into_parts();
-    let close = parts
+    // What a response that ends as announced leaves the connection for.
+    let done = if parts
         .headers
         .get(header::CONNECTION)
-        .is_some_and(|v| contains_token(v.as_bytes(), b"close"));
+        .is_some_and(|v| contains_token(v.as_bytes(), b"close"))
+    {
+        Reuse::No
+    } else {
+        Reuse::Yes
+    };
     let no_body = parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
@@ -285,7 +291,7 @@ where
         send(io, &[&head]).await?;
     }
     let mut remaining = match framing {
-        Framing::None => return Ok(if close { Reuse::No } else { Reuse::Yes }),
+        Framing::None => return Ok(done),
         Framing::Length(n) => n,
         Framing::Chunked => 0,
     };
@@ -337,7 +343,7 @@ where
         tracing::debug!(missing = remaining, "response body ended early");
         return Ok(Reuse::No);
     }
-    Ok(if close { Reuse::No } else { Reuse::Yes })
+    Ok(done)
 }
 
 /// Reads whatever the client sends while a stream is open. Resolves `true` when the client

@@ -126,8 +126,9 @@ impl Queue {
         Poll::Pending
     }
 
-    /// Updates and bytes waiting (for tests and metrics).
-    pub fn waiting(&self) -> (usize, usize) {
+    /// Updates and bytes waiting.
+    #[cfg(test)]
+    fn waiting(&self) -> (usize, usize) {
         let s = self.state();
         (s.items.len(), s.bytes)
     }
