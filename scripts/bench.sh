@@ -4,7 +4,7 @@
 # loopback only. Prints one JSON report per line to $OUT (default /tmp/ssehub-bench-<stamp>.jsonl) and a
 # table of medians (scripts/bench_table.py).
 #
-#   cargo build --release -p ssehub --bin ssehub --example axum_broadcast
+#   cargo build --release -p ssehub --bin ssehub --example axum_broadcast -p ssehub-bench
 #   apt-get install -y nginx libnginx-mod-nchan
 #   scripts/bench.sh            # or RUNS=1 SERVERS="ssehub" scripts/bench.sh
 set -euo pipefail
@@ -14,6 +14,7 @@ SERVERS=${SERVERS:-"ssehub nchan axum"}
 SCENARIOS=${SCENARIOS:-"idle fanout100 fanout1000 topics1000"}
 IDLE=${IDLE:-19000}
 BIN=${BIN:-target/release/ssehub}
+BENCH=${BENCH:-target/release/ssehub-bench}
 AXUM=target/release/examples/axum_broadcast
 NCHAN_CONF=${NCHAN_CONF:-/work/shared/bench/nchan/nginx.conf}
 OUT=${OUT:-${TMPDIR:-/tmp}/ssehub-bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
@@ -71,7 +72,7 @@ for run in $(seq "$RUNS"); do
       start "$server"
       load=$(cut -d' ' -f1 /proc/loadavg)
       # shellcheck disable=SC2046
-      json=$("$BIN" bench --target "$TARGET" --addr "$ADDR" "${PIDS[@]}" --json $(scenario_args "$sc") || true)
+      json=$("$BENCH" --target "$TARGET" --addr "$ADDR" "${PIDS[@]}" --json $(scenario_args "$sc") || true)
       echo "{\"run\":$run,\"server\":\"$server\",\"case\":\"$sc\",\"load\":$load,\"report\":${json:-null}}" | tee -a "$OUT"
       stop
     done

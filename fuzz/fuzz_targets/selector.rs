@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ssehub::hub::selector::Selector;
+use ssehub::topic::Selector;
 
 fuzz_target!(|input: &[u8]| {
     let Some((&kind, rest)) = input.split_first() else {

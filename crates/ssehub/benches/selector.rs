@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ssehub::auth::{AuthConfig, Authorizer, Key, MintClaims, MintTopic, Role, VerifyingKey, mint};
-use ssehub::hub::selector::{Selector, SelectorCache};
+use ssehub::topic::{Selector, SelectorCache};
 
 const TOPIC: &str = "https://example.com/books/1234";
 

@@ -2,10 +2,11 @@
 //! history, and relays OpenAI-compatible completions as resumable streams.
 //!
 //! Modules, from the bottom up (imports only point down):
-//! - [`update`]: the update record every layer passes around.
+//! - [`update`]: the update record every layer passes around, its id and clock.
+//! - [`topic`]: topic selectors (exact, URI templates, URL patterns) and their cache.
 //! - [`store`]: durable history behind the [`store::Store`] trait (embedded `redb` now).
 //! - [`auth`]: JWS verification, both Mercure claim formats, where tokens come from.
-//! - [`hub`]: publish, subscribe, replay-then-live, fan-out with bounded queues, selectors.
+//! - [`hub`]: publish, subscribe, replay-then-live, fan-out with bounded queues.
 //! - [`relay`]: OpenAI-compatible completions recorded as hub topics: resumable, watchable, cancellable.
 //! - [`http`]: the only layer that speaks HTTP: routes, errors, connections, TLS, shutdown, and
 //!   its own HTTP/1.1 writer for event streams (an idle stream holds no hyper buffers).
@@ -35,6 +36,7 @@ pub mod http;
 pub mod hub;
 pub mod relay;
 pub mod store;
+pub mod topic;
 pub mod update;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use super::AuthError;
-use crate::hub::selector::{Selector, SelectorCache, SelectorKind};
+use crate::topic::{Selector, SelectorCache, SelectorKind};
 
 /// Most selectors one token may carry (all lists together); each one may compile a
 /// pattern, so an unbounded list would be a cheap way to burn hub CPU.

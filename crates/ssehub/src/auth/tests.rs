@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::*;
-use crate::hub::selector::SelectorCache;
+use crate::topic::SelectorCache;
 
 const SECRET: &str = "!ChangeThisMercureHubJWTSecretKey!";
 const AUD: &str = "https://hub.example.com/.well-known/mercure";

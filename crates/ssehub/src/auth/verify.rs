@@ -13,7 +13,7 @@ use super::grants::{self, Grants};
 use super::keys::VerifyingKey;
 use super::source::{self, TokenSource};
 use super::{AuthError, Role};
-use crate::hub::selector::SelectorCache;
+use crate::topic::SelectorCache;
 
 /// Default cookie carrying the token for browsers.
 pub const DEFAULT_COOKIE_NAME: &str = "mercureAuthorization";

@@ -1,6 +1,5 @@
 //! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
 
-mod bench;
 mod listen;
 mod parse;
 mod publish;
@@ -31,8 +30,6 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Mint a JWT for publishers and subscribers.
     Token(token::TokenArgs),
-    /// Load-test an SSE server on loopback (ssehub, nginx+nchan or the axum example).
-    Bench(Box<bench::BenchArgs>),
 }
 
 /// Runs the chosen subcommand.
@@ -45,7 +42,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
         Command::Publish(args) => runtime()?.block_on(publish::run(args)),
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Bench(args) => bench::run(*args),
     }
 }
 

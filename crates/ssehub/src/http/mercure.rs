@@ -16,7 +16,7 @@ use crate::http::sse::event_stream;
 use crate::hub::SubscribeRequest;
 use crate::hub::filter::Filter;
 use crate::hub::publish::NewUpdate;
-use crate::hub::selector::Selector;
+use crate::topic::Selector;
 
 /// The `Cache-Control` the Mercure spec asks for on event streams.
 const STREAM_CACHE_CONTROL: &str = "private, no-cache, no-store, must-revalidate, max-age=0";

@@ -24,7 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::hub::selector::SelectorCache;
+use crate::topic::SelectorCache;
 use crate::relay::Relay;
 
 /// What every handler can reach.

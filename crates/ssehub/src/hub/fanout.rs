@@ -297,7 +297,7 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::selector::Selector;
+    use crate::topic::Selector;
 
     fn update(n: u64) -> Update {
         Update {

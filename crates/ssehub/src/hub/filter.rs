@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::hub::selector::Selector;
+use crate::topic::Selector;
 use crate::update::Update;
 
 /// A subscriber's filter. Two subscribers with equal [`Filter::key`]s receive exactly the

@@ -21,7 +21,6 @@ pub mod metrics;
 pub mod presence;
 pub mod publish;
 pub mod queue;
-pub mod selector;
 pub mod stream;
 
 use std::sync::Arc;

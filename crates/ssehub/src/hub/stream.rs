@@ -293,7 +293,7 @@ mod tests {
 
     use crate::hub::filter::Filter;
     use crate::hub::metrics::Metrics;
-    use crate::hub::selector::Selector;
+    use crate::topic::Selector;
     use crate::hub::{Hub, HubOptions, SubscribeRequest};
     use crate::store::Store;
     use crate::store::redb::RedbStore;

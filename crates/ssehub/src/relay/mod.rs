@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::hub::filter::Filter;
 use crate::hub::publish::now_ms;
-use crate::hub::selector::Selector;
+use crate::topic::Selector;
 use crate::hub::stream::SubscriberStream;
 use crate::hub::{Hub, PublishError, SubscribeRequest};
 use crate::store::{Cursor, StoreError};

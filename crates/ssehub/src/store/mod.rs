@@ -23,7 +23,7 @@ pub mod redb;
 mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
-mod wal;
+
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The write-ahead log that makes a [`RedbStore`](super::redb::RedbStore) append durable with one
+//! The write-ahead log that makes a [`RedbStore`](super::RedbStore) append durable with one
 //! `write` and one `fdatasync`.
 //!
 //! The file (`wal` in the data directory) holds the entries committed since the last checkpoint,

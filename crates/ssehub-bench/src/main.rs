@@ -1,4 +1,4 @@
-//! `ssehub bench`: a bounded load run against an SSE server on loopback, reporting
+//! `ssehub-bench`: a bounded load run against an SSE server on loopback, reporting
 //! deliveries/s, loss, publish-to-delivery latency percentiles and the server's memory
 //! and CPU, so users can size a deployment on their own hardware.
 //!
@@ -12,6 +12,9 @@
 //! most that many cores on a shared box; its own CPU is reported beside the server's.
 //! Every run is bounded in time (`--duration`, `--drain`) and count (`--updates`), and
 //! targets loopback only.
+//!
+//! Its own binary, not a subcommand of `ssehub`: a load generator has no place in the
+//! product a team deploys, and it needs nothing of the hub beyond minting a token.
 
 mod client;
 mod http;
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,9 +35,10 @@ use tokio_util::sync::CancellationToken;
 use client::{Endpoint, Progress, PublishPlan};
 use stats::{Histogram, ProcSample};
 
-/// Arguments of `ssehub bench`.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct BenchArgs {
+/// Load-test an SSE server on loopback (ssehub, nginx+nchan or the axum example).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "ssehub-bench", version, about)]
+struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value = "fanout")]
     scenario: Scenario,
@@ -106,7 +110,7 @@ enum Scenario {
 
 /// The protocol shape of the server under test.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub(crate) enum Target {
+enum Target {
     /// ssehub (Mercure): `GET /.well-known/mercure?topic=`, form `POST` with a JWT.
     Ssehub,
     /// nginx + nchan: `GET /sub?id=` (text/event-stream), `POST /pub?id=` with the raw data.
@@ -173,8 +177,18 @@ impl From<&Histogram> for Percentiles {
     }
 }
 
+fn main() -> ExitCode {
+    match run(BenchArgs::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ssehub-bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the benchmark and prints its report.
-pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.addr.ip().is_loopback(),
         "the load generator only targets loopback addresses, not {}",
@@ -479,7 +493,6 @@ fn print_text(r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
     /// Serves a hub on an ephemeral loopback port; cancel the token to stop it.
     async fn hub(dir: &std::path::Path) -> (SocketAddr, CancellationToken) {
@@ -495,13 +508,8 @@ mod tests {
     }
 
     fn args(extra: &[&str]) -> BenchArgs {
-        #[derive(clap::Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            args: BenchArgs,
-        }
-        let base = ["bench", "--jwt-key", "bench-secret", "--source-addrs", "0"];
-        Wrap::parse_from(base.iter().chain(extra)).args
+        let base = ["ssehub-bench", "--jwt-key", "bench-secret", "--source-addrs", "0"];
+        BenchArgs::parse_from(base.iter().chain(extra))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,475 @@
+//! The embedded backend: one redb file (`history.redb`) in the data directory.
+//!
+//! Writes go through a single writer thread that practises group commit: it takes every append
+//! waiting in its queue (up to [`RedbOptions::max_batch`]) and makes them durable together, then
+//! answers each waiter and broadcasts the new entries. Under load, batches grow by themselves, so
+//! the sync cost is shared by every concurrent publisher while a lone publisher still waits for
+//! only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
+//! large backlog never stalls publishers for long and both tables always change together.
+//!
+//! Here: the handle and the read path. `recover` opens the tables and replays the log, `writer`
+//! is the writer thread, `wal` the write-ahead log.
+//!
+//! # Durability: a write-ahead log in front of redb
+//!
+//! A durable redb commit costs noticeably more than a bare `fdatasync` of the same bytes, so a
+//! batch is made durable in the write-ahead log instead (see `wal`):
+//!
+//! 1. the batch is inserted into an open write transaction (duplicate ids are refused here, so
+//!    the log holds only entries that will be stored),
+//! 2. its entries are appended to the log with one `write` and one `fdatasync`,
+//! 3. the transaction is committed with [`Durability::None`] (no sync: redb keeps the previous
+//!    durable state intact on disk and falls back to it after a crash),
+//! 4. only then are the appends acknowledged and broadcast, so a read from redb includes every
+//!    entry that was ever broadcast, and every entry read or broadcast is durable in the log.
+//!
+//! Every so often ([`RedbOptions::checkpoint_interval`], a full log, a prune, close) a commit is
+//! made with [`Durability::Immediate`] instead: the *checkpoint*, after which everything so far is
+//! durable in redb itself and the log starts over. On open, the log's records with a seq beyond
+//! redb's last durable one are replayed and checkpointed before anything else happens.
+//!
+//! Why an acknowledged append survives `kill -9` and power loss: it was acknowledged after the
+//! `fdatasync` of its log record returned, so the record is on stable storage; the log is only
+//! reused after a durable redb commit that contains it; and after a crash redb reopens at its last
+//! durable commit, from which the log's records continue without a gap. A record torn by the
+//! crash belongs to a batch that was never acknowledged and ends the replay (`wal` explains why
+//! nothing acknowledged can follow it). With [`RedbOptions::wal`] off, every batch is a durable
+//! redb commit instead, the behaviour before the log existed, kept as the benchmark baseline.
+//!
+//! Reads run on tokio's blocking pool in their own read transactions; redb's MVCC lets them
+//! proceed concurrently with the writer and gives each read one consistent snapshot.
+//!
+//! Tables: `updates` (seq -> encoded update, see `codec`), `ids` (id -> seq, for
+//! `Last-Event-ID` lookups and duplicate detection) and `meta` (`last_seq`, so seqs are never
+//! reused even when pruning empties the history).
+
+mod recover;
+#[cfg(test)]
+mod tests;
+mod wal;
+mod writer;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{Cursor, Replay, Retention, Store, StoreError, StoreStats, Stored, codec};
+use recover::{init_tables, replay_wal};
+use wal::Wal;
+use writer::Writer;
+use crate::update::Update;
+
+const UPDATES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("updates");
+const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const LAST_SEQ: &str = "last_seq";
+
+/// Name of the database file inside the data directory.
+pub const FILE_NAME: &str = "history.redb";
+
+/// Tuning for [`RedbStore`]. `Default` suits the hub; tests and benchmarks change fields.
+#[derive(Clone, Debug)]
+pub struct RedbOptions {
+    /// Most appends committed in one transaction. `1` disables group commit (one fsync per
+    /// append), which exists as the benchmark baseline.
+    pub max_batch: usize,
+    /// A batch is closed early once its payloads reach this many bytes, bounding the memory and
+    /// latency of one transaction.
+    pub max_batch_bytes: usize,
+    /// Appends that may wait for the writer; beyond it `append` waits for room, which pushes
+    /// back on publishers instead of buffering without bound.
+    pub queue_capacity: usize,
+    /// Entries a live receiver may fall behind before it gets `Lagged`.
+    pub broadcast_capacity: usize,
+    /// redb's page cache size in bytes.
+    pub cache_bytes: usize,
+    /// Make batches durable in the write-ahead log (one `fdatasync`) and checkpoint redb now and
+    /// then, instead of a durable redb commit per batch. `false` exists as the benchmark
+    /// baseline; a log left by an earlier run is replayed on open either way.
+    pub wal: bool,
+    /// Checkpoint once the log holds this many bytes since the last one; this also bounds the
+    /// log file's size (a single larger batch still fits) and the replay after a crash.
+    pub wal_bytes: u64,
+    /// Checkpoint at most this long after the first batch that only the log holds, also when
+    /// idle. Longer means fewer (and longer) checkpoint stalls for the batches behind them.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            max_batch: 1024,
+            max_batch_bytes: 8 << 20,
+            queue_capacity: 8192,
+            broadcast_capacity: 4096,
+            cache_bytes: 64 << 20,
+            wal: true,
+            wal_bytes: 16 << 20,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The embedded, durable [`Store`].
+///
+/// Dropping it flushes every append already submitted and releases the file; the drop blocks
+/// until the writer thread has finished, so in async code prefer [`Store::close`] first.
+///
+/// # Examples
+/// ```no_run
+/// use ssehub::store::redb::{RedbOptions, RedbStore};
+/// use ssehub::store::{Cursor, Store};
+/// use ssehub::update::Update;
+///
+/// # async fn demo() -> Result<(), ssehub::store::StoreError> {
+/// let store = RedbStore::open("./ssehub-data".as_ref(), RedbOptions::default())?;
+/// let stored = store
+///     .append(Update {
+///         id: Update::generate_id(),
+///         topics: vec!["https://example.com/books/1".into()],
+///         data: "{\"title\": \"Dune\"}".into(),
+///         private: false,
+///         event_type: None,
+///         retry: None,
+///         published_at_ms: Update::now_ms(),
+///     })
+///     .await?; // durable here: safe to answer the publisher
+/// let replay = store.read_after(Cursor::Earliest, 100).await?;
+/// assert_eq!(replay.updates.last().map(|s| s.seq), Some(stored.seq));
+/// store.close().await
+/// # }
+/// ```
+pub struct RedbStore {
+    /// Shared with read tasks; the file stays locked until the last clone is gone.
+    db: Arc<Database>,
+    /// Queue to the writer thread; `None` once dropped so the writer sees the end of input.
+    requests: Option<mpsc::Sender<Request>>,
+    /// Committed entries for live subscribers; only the writer thread sends, in seq order.
+    live: broadcast::Sender<Stored>,
+    /// Whether the last commit succeeded, for `/healthz`.
+    writable: Arc<AtomicBool>,
+    /// Durable transactions committed so far; appends divided by this is the mean batch size.
+    commits: Arc<AtomicU64>,
+    /// Checkpoints taken so far, see [`RedbStore::checkpoints`].
+    checkpoints: Arc<AtomicU64>,
+    /// Joined on drop so the file is closed when the drop returns (a reopen can follow at once).
+    writer: Option<thread::JoinHandle<()>>,
+    /// Database file, for error messages.
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Request {
+    Append {
+        update: Update,
+        reply: Reply<Stored>,
+    },
+    Prune {
+        retention: Retention,
+        reply: Reply<u64>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
+    /// Tries a checkpoint and a sync of the log, to learn whether a store marked unwritable
+    /// recovered.
+    Probe {
+        reply: Reply<()>,
+    },
+}
+
+impl RedbStore {
+    /// Opens (or creates) the history in `dir`, creating the directory if needed, and starts the
+    /// writer thread. After a crash, redb recovers the last durable commit here, which may take
+    /// a while for a large file, and the write-ahead log's newer entries are replayed. This does
+    /// blocking file I/O: call it before serving, or from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the directory or files cannot be created, opened or read,
+    /// when another process holds the database, or when the writer thread cannot be started;
+    /// [`StoreError::Corrupt`] when the write-ahead log does not continue the history.
+    pub fn open(dir: &Path, options: RedbOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::backend(format!("cannot create data directory {}", dir.display()), e)
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .map_err(|e| {
+                let context = if matches!(e, DatabaseError::DatabaseAlreadyOpen) {
+                    format!(
+                        "history database {} is already open (is another ssehub using this data directory?)",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot open history database {}", path.display())
+                };
+                StoreError::backend(context, e)
+            })?;
+        let last_seq = init_tables(&db)?;
+        let last_seq = replay_wal(&db, dir, last_seq)?;
+        let wal = if options.wal {
+            let wal = Wal::open(dir).map_err(|e| {
+                let path = dir.join(wal::FILE_NAME);
+                StoreError::backend(format!("cannot open write-ahead log {}", path.display()), e)
+            })?;
+            Some(wal)
+        } else {
+            None
+        };
+        // Only for the writer's idle checkpoint timer.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::backend("cannot start history writer timer", e))?;
+        let db = Arc::new(db);
+        let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
+        let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
+        let writable = Arc::new(AtomicBool::new(true));
+        let commits = Arc::new(AtomicU64::new(0));
+        let checkpoints = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            db: Arc::clone(&db),
+            live: live.clone(),
+            writable: Arc::clone(&writable),
+            commits: Arc::clone(&commits),
+            checkpoints: Arc::clone(&checkpoints),
+            last_seq,
+            max_batch: options.max_batch.max(1),
+            max_batch_bytes: options.max_batch_bytes,
+            wal,
+            wal_bytes: options.wal_bytes,
+            checkpoint_interval: options.checkpoint_interval,
+            unsaved_since: None,
+            must_checkpoint: false,
+        };
+        let writer = thread::Builder::new()
+            .name("ssehub-store-writer".into())
+            .spawn(move || writer.run(queue, &timer))
+            .map_err(|e| StoreError::backend("cannot start history writer thread", e))?;
+        Ok(RedbStore {
+            db,
+            requests: Some(requests),
+            live,
+            writable,
+            commits,
+            checkpoints,
+            writer: Some(writer),
+            path,
+        })
+    }
+
+    /// Append batches made durable (in the log or by a durable commit) and prune chunks
+    /// committed since open, not counting checkpoints: the number of appends divided by this is
+    /// the mean group-commit batch size, for `/metrics`.
+    #[must_use]
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Durable redb commits taken since open while the write-ahead log is on (see the module
+    /// docs): batches and prune chunks that were checkpoints, and checkpoints on their own.
+    #[must_use]
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Path of the database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let requests = self.requests.as_ref().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        requests
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        // A dropped reply means the writer stopped (closed) before reaching this request.
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::backend(what, e))?
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // Ending the queue lets the writer drain what is queued, commit it and exit.
+        self.requests = None;
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "history writer thread panicked");
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedbStore {
+    async fn append(&self, update: Update) -> Result<Stored, StoreError> {
+        self.request(|reply| Request::Append { update, reply })
+            .await
+    }
+
+    async fn read_after(&self, after: Cursor, limit: usize) -> Result<Replay, StoreError> {
+        self.read("history read task failed", move |db| {
+            read_after(db, &after, limit)
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Stored> {
+        self.live.subscribe()
+    }
+
+    async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
+        if *retention == Retention::default() {
+            return Ok(0);
+        }
+        let retention = retention.clone();
+        self.request(|reply| Request::Prune { retention, reply })
+            .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let writer_alive = self.requests.as_ref().is_some_and(|r| !r.is_closed());
+        if writer_alive && !self.writable.load(Ordering::Acquire) {
+            // After a failed commit, only another commit tells whether writes work again; without
+            // this probe a node taken out of rotation by its 503 would never get the publish
+            // that could bring it back. The outcome lands in `writable`.
+            let _ = self.request(|reply| Request::Probe { reply }).await;
+        }
+        let writable = writer_alive && self.writable.load(Ordering::Acquire);
+        self.read("history stats task failed", move |db| {
+            let txn = db.begin_read().map_err(read_error)?;
+            let updates = txn.open_table(UPDATES).map_err(read_error)?;
+            let meta = txn.open_table(META).map_err(read_error)?;
+            Ok(StoreStats {
+                retained: updates.len().map_err(read_error)?,
+                first_seq: updates
+                    .first()
+                    .map_err(read_error)?
+                    .map(|(seq, _)| seq.value()),
+                last_seq: meta
+                    .get(LAST_SEQ)
+                    .map_err(read_error)?
+                    .map_or(0, |v| v.value()),
+                writable,
+            })
+        })
+        .await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let Some(requests) = self.requests.as_ref() else {
+            return Ok(());
+        };
+        let (reply, done) = oneshot::channel();
+        if requests.send(Request::Close { reply }).await.is_ok() {
+            // An error here means the writer already exited, which is what close wants.
+            let _ = done.await;
+        }
+        Ok(())
+    }
+}
+
+fn read_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend("cannot read history", e)
+}
+
+fn commit_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend("cannot commit history batch", e)
+}
+
+fn prune_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend("cannot prune history", e)
+}
+
+fn write_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend("cannot write history", e)
+}
+
+fn read_after(db: &Database, after: &Cursor, limit: usize) -> Result<Replay, StoreError> {
+    let txn = db.begin_read().map_err(read_error)?;
+    let updates = txn.open_table(UPDATES).map_err(read_error)?;
+    let meta = txn.open_table(META).map_err(read_error)?;
+    let head_seq = meta
+        .get(LAST_SEQ)
+        .map_err(read_error)?
+        .map_or(0, |v| v.value());
+    let (found, start_after) = match after {
+        Cursor::Earliest => (true, 0),
+        Cursor::Id(id) => {
+            let ids = txn.open_table(IDS).map_err(read_error)?;
+            match ids.get(id.as_str()).map_err(read_error)? {
+                Some(seq) => (true, seq.value()),
+                None => (false, 0),
+            }
+        }
+        Cursor::Seq(seq) => {
+            let first_seq = updates.first().map_err(read_error)?.map(|(s, _)| s.value());
+            // Pruning only removes from the front, so the cursor is in history exactly when
+            // nothing between it and the oldest retained entry has been removed.
+            let in_history = *seq <= head_seq
+                && (*seq == head_seq || first_seq.is_some_and(|f| seq.saturating_add(1) >= f));
+            if in_history { (true, *seq) } else { (false, 0) }
+        }
+    };
+    let mut out = Vec::with_capacity(limit.min(1024));
+    let mut more = false;
+    let range = updates
+        .range::<u64>((Bound::Excluded(start_after), Bound::Unbounded))
+        .map_err(read_error)?;
+    for entry in range {
+        let (seq, value) = entry.map_err(read_error)?;
+        if out.len() == limit {
+            more = true;
+            break;
+        }
+        let seq = seq.value();
+        let update = codec::decode(value.value()).map_err(|reason| StoreError::Corrupt {
+            seq,
+            reason: reason.into(),
+        })?;
+        out.push(Stored {
+            seq,
+            update: Arc::new(update),
+        });
+    }
+    Ok(Replay {
+        found,
+        updates: out,
+        more,
+        head_seq,
+    })
+}

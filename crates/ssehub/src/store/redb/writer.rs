@@ -1,0 +1,445 @@
+//! The writer thread: the only place that writes to the database. It batches appends (group
+//! commit), makes each batch durable in the write-ahead log, checkpoints redb, and prunes in
+//! chunks between batches (see the parent module's docs).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, Durability, ReadableTable, ReadableTableMetadata, StorageError, WriteTransaction,
+};
+use tokio::sync::{broadcast, mpsc};
+
+use super::wal::Wal;
+use super::{IDS, LAST_SEQ, META, Reply, Request, UPDATES, commit_error, prune_error, write_error};
+use crate::store::{StoreError, Stored, codec};
+use crate::update::Update;
+
+/// Entries removed per pruning transaction; appends waiting meanwhile are committed between
+/// chunks.
+pub(super) const PRUNE_CHUNK: u64 = 4096;
+
+/// The writer thread's state: the only place that writes to the database.
+pub(super) struct Writer {
+    /// The database; the thread's clone keeps the file open until the thread ends.
+    pub(super) db: Arc<Database>,
+    /// Where committed entries are announced.
+    pub(super) live: broadcast::Sender<Stored>,
+    /// Set after each commit attempt, read by `stats`.
+    pub(super) writable: Arc<AtomicBool>,
+    /// Counts successful commits, see [`RedbStore::commits`].
+    pub(super) commits: Arc<AtomicU64>,
+    /// See [`RedbStore::checkpoints`].
+    pub(super) checkpoints: Arc<AtomicU64>,
+    /// Last seq committed; the next append gets `last_seq + 1`.
+    pub(super) last_seq: u64,
+    /// See [`RedbOptions::max_batch`].
+    pub(super) max_batch: usize,
+    /// See [`RedbOptions::max_batch_bytes`].
+    pub(super) max_batch_bytes: usize,
+    /// The write-ahead log; `None` when every batch is a durable commit.
+    pub(super) wal: Option<Wal>,
+    /// See [`RedbOptions::wal_bytes`].
+    pub(super) wal_bytes: u64,
+    /// See [`RedbOptions::checkpoint_interval`].
+    pub(super) checkpoint_interval: Duration,
+    /// When the oldest batch that only the log holds durably was committed; `None` while redb's
+    /// durable state is complete.
+    pub(super) unsaved_since: Option<Instant>,
+    /// A failed batch may have left records of the current generation in the log: the next
+    /// batch must be a checkpoint, which starts a new generation (see `wal`).
+    pub(super) must_checkpoint: bool,
+}
+
+/// A prune request in progress, advanced one chunk at a time between append batches.
+struct PruneJob {
+    /// Count limit of the request.
+    max_events: Option<u64>,
+    /// Entries published before this unix millisecond are too old; fixed when the request
+    /// arrived so a long prune does not chase a moving cutoff.
+    cutoff_ms: Option<u64>,
+    /// Entries removed so far by earlier chunks.
+    removed: u64,
+    /// Who asked.
+    reply: Reply<u64>,
+}
+
+impl Writer {
+    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Request>, timer: &tokio::runtime::Runtime) {
+        let mut batch: Vec<(Update, Reply<Stored>)> = Vec::new();
+        let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
+        let mut open = true;
+        let mut close = None;
+        while open {
+            // Block for work only when no prune is pending; otherwise keep pruning between
+            // whatever appends arrive.
+            let mut next = if prunes.is_empty() {
+                match self.next_request(&mut queue, timer) {
+                    Some(request) => Some(request),
+                    None => break,
+                }
+            } else {
+                match queue.try_recv() {
+                    Ok(request) => Some(request),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        None
+                    }
+                }
+            };
+            let mut bytes = 0;
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Append { update, reply } => {
+                        bytes += update.data.len() + update.id.len();
+                        batch.push((update, reply));
+                    }
+                    Request::Prune { retention, reply } => prunes.push_back(PruneJob {
+                        max_events: retention.max_events,
+                        cutoff_ms: retention.max_age.map(|age| {
+                            let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+                            Update::now_ms().saturating_sub(age)
+                        }),
+                        removed: 0,
+                        reply,
+                    }),
+                    Request::Close { reply } => {
+                        close = Some(reply);
+                        break;
+                    }
+                    Request::Probe { reply } => {
+                        let _ = reply.send(self.probe());
+                    }
+                }
+                if batch.len() >= self.max_batch || bytes >= self.max_batch_bytes {
+                    break;
+                }
+                next = match queue.try_recv() {
+                    Ok(request) => Some(request),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        None
+                    }
+                };
+            }
+            if !batch.is_empty() {
+                self.commit_appends(&mut batch);
+            }
+            if close.is_some() || !open {
+                // Shutting down: report partial prunes rather than hold up the close.
+                for job in prunes.drain(..) {
+                    let _ = job.reply.send(Ok(job.removed));
+                }
+                // Refuse further requests before answering, so that `close` returning means
+                // every later append gets `Closed`.
+                queue.close();
+                break;
+            }
+            if let Some(job) = prunes.front_mut() {
+                match self.prune_chunk(job) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        if let Some(job) = prunes.pop_front() {
+                            let _ = job.reply.send(Ok(job.removed));
+                        }
+                    }
+                    Err(error) => {
+                        if let Some(job) = prunes.pop_front() {
+                            let _ = job.reply.send(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+        if self.unsaved_since.is_some() || self.must_checkpoint {
+            if let Err(error) = self.checkpoint() {
+                tracing::error!(error = %error, "cannot checkpoint history on close; the write-ahead log keeps it for the next open");
+            }
+        }
+        if let Some(reply) = close {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Waits for the next request; `None` once the queue is closed and empty. While the log holds
+    /// batches redb has not made durable, a checkpoint is taken when the interval runs out first.
+    fn next_request(
+        &mut self,
+        queue: &mut mpsc::Receiver<Request>,
+        timer: &tokio::runtime::Runtime,
+    ) -> Option<Request> {
+        loop {
+            let Some(since) = self.unsaved_since else {
+                return queue.blocking_recv();
+            };
+            let left = self.checkpoint_interval.saturating_sub(since.elapsed());
+            // The timeout must be created inside the runtime, whose timer it registers with.
+            let waited = timer.block_on(async { tokio::time::timeout(left, queue.recv()).await });
+            if let Ok(request) = waited {
+                return request;
+            }
+            if let Err(error) = self.checkpoint() {
+                // The log still holds everything; try again after another interval.
+                tracing::error!(error = %error, "cannot checkpoint history");
+                self.unsaved_since = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Makes `batch` durable (see the module docs), then broadcasts and answers in seq order.
+    fn commit_appends(&mut self, batch: &mut Vec<(Update, Reply<Stored>)>) {
+        match self.write_batch(batch) {
+            Ok(outcomes) => {
+                self.writable.store(true, Ordering::Release);
+                for ((update, reply), outcome) in batch.drain(..).zip(outcomes) {
+                    let answer = outcome.map(|seq| {
+                        let stored = Stored {
+                            seq,
+                            update: Arc::new(update),
+                        };
+                        // No receivers is not an error: nobody is subscribed yet.
+                        let _ = self.live.send(stored.clone());
+                        stored
+                    });
+                    // The publisher may have gone away; the update is stored regardless.
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "history commit failed");
+                self.writable.store(false, Ordering::Release);
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Returns one outcome per update (its seq, or why it alone was refused); an `Err` means
+    /// the whole batch failed and nothing was stored.
+    pub(super) fn write_batch(
+        &mut self,
+        batch: &[(Update, Reply<Stored>)],
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        let checkpoint = self.checkpoint_due();
+        let mut txn = self.db.begin_write().map_err(write_error)?;
+        let durability = if checkpoint {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability).map_err(write_error)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        // What the log must hold for this batch: (seq, encoded update).
+        let mut records: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch.len());
+        let mut seq = self.last_seq;
+        {
+            let mut updates = txn.open_table(UPDATES).map_err(commit_error)?;
+            let mut ids = txn.open_table(IDS).map_err(commit_error)?;
+            for (update, _) in batch {
+                // The index already holds ids inserted earlier in this batch, so duplicates
+                // inside one batch are caught too.
+                if ids.get(update.id.as_str()).map_err(commit_error)?.is_some() {
+                    outcomes.push(Err(StoreError::Duplicate {
+                        id: update.id.clone(),
+                    }));
+                    continue;
+                }
+                let Ok(bytes) = codec::encode(update) else {
+                    outcomes.push(Err(too_large(update, usize::MAX)));
+                    continue;
+                };
+                let next = seq + 1;
+                match updates.insert(next, bytes.as_slice()) {
+                    Ok(_) => {}
+                    // Refused before anything was written, so the transaction stays usable.
+                    Err(StorageError::ValueTooLarge(size)) => {
+                        outcomes.push(Err(too_large(update, size)));
+                        continue;
+                    }
+                    Err(e) => return Err(commit_error(e)),
+                }
+                ids.insert(update.id.as_str(), next).map_err(commit_error)?;
+                seq = next;
+                outcomes.push(Ok(seq));
+                records.push((seq, bytes));
+            }
+            if seq != self.last_seq {
+                let mut meta = txn.open_table(META).map_err(commit_error)?;
+                meta.insert(LAST_SEQ, seq).map_err(commit_error)?;
+            }
+        }
+        if seq == self.last_seq {
+            // Every update was refused: nothing to make durable, skip the fsync.
+            txn.abort().map_err(commit_error)?;
+            return Ok(outcomes);
+        }
+        let size = Wal::size_of(records.iter().map(|(_, bytes)| bytes.as_slice()));
+        let wal_bytes = self.wal_bytes;
+        match self.wal.as_mut() {
+            // A batch larger than the whole log still goes to an empty log.
+            Some(wal) if !checkpoint && (wal.used() == 0 || wal.used() + size <= wal_bytes) => {
+                let at = wal.used();
+                let logged =
+                    wal.append(records.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())));
+                if let Err(e) = logged {
+                    // Dropping `txn` aborts it. Part of the batch may be in the log.
+                    self.must_checkpoint = true;
+                    return Err(StoreError::backend(
+                        "cannot write history batch to the write-ahead log",
+                        e,
+                    ));
+                }
+                if let Err(e) = txn.commit() {
+                    // The batch is durable in the log but answered with an error: cut it off,
+                    // or a replay after a crash would store it after all.
+                    self.must_checkpoint = true;
+                    if let Err(cut) = wal.cut_at(at) {
+                        tracing::error!(error = %cut, "cannot cut a failed batch from the write-ahead log; a crash before the next checkpoint would replay it");
+                    }
+                    return Err(commit_error(e));
+                }
+                self.unsaved_since.get_or_insert_with(Instant::now);
+            }
+            // No log, a checkpoint is due, or the log is full: this commit is the checkpoint.
+            _ => {
+                txn.set_durability(Durability::Immediate)
+                    .map_err(commit_error)?;
+                txn.commit().map_err(commit_error)?;
+                self.checkpointed();
+            }
+        }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.last_seq = seq;
+        Ok(outcomes)
+    }
+
+    /// Whether the next batch must be a durable redb commit rather than go to the log.
+    fn checkpoint_due(&self) -> bool {
+        self.wal.is_none()
+            || self.must_checkpoint
+            || self
+                .unsaved_since
+                .is_some_and(|since| since.elapsed() >= self.checkpoint_interval)
+    }
+
+    /// Records that a durable commit just made redb's state complete, so the log starts over.
+    fn checkpointed(&mut self) {
+        self.unsaved_since = None;
+        self.must_checkpoint = false;
+        if let Some(wal) = self.wal.as_mut() {
+            wal.reset();
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes everything committed so far durable in redb (rewriting the seq counter) and starts
+    /// the log over.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let txn = self.begin_durable()?;
+        txn.open_table(META)
+            .map_err(commit_error)?
+            .insert(LAST_SEQ, self.last_seq)
+            .map_err(commit_error)?;
+        txn.commit().map_err(commit_error)?;
+        self.checkpointed();
+        Ok(())
+    }
+
+    /// Removes up to [`PRUNE_CHUNK`] entries; returns whether the job is complete.
+    fn prune_chunk(&mut self, job: &mut PruneJob) -> Result<bool, StoreError> {
+        let txn = self.begin_durable()?;
+        let mut removed = 0;
+        let done = {
+            let mut updates = txn.open_table(UPDATES).map_err(prune_error)?;
+            let mut ids = txn.open_table(IDS).map_err(prune_error)?;
+            let excess = match job.max_events {
+                Some(max) => updates.len().map_err(prune_error)?.saturating_sub(max),
+                None => 0,
+            };
+            loop {
+                if removed == PRUNE_CHUNK {
+                    break false;
+                }
+                let Some((seq, head)) = updates.first().map_err(prune_error)?.map(|(k, v)| {
+                    let head = codec::decode_head(v.value()).map(|(id, at)| (id.to_owned(), at));
+                    (k.value(), head)
+                }) else {
+                    break true;
+                };
+                // History is in publication order, so the oldest entries come first; a clock
+                // step backwards can leave an old entry behind a newer one until that one ages.
+                // An undecodable entry counts as too old: kept, it would stop age pruning and
+                // fail every replay that reaches it.
+                let too_old = match &head {
+                    Ok((_, at)) => job.cutoff_ms.is_some_and(|cutoff| *at < cutoff),
+                    Err(_) => true,
+                };
+                if removed >= excess && !too_old {
+                    break true;
+                }
+                updates.remove(seq).map_err(prune_error)?;
+                match head {
+                    Ok((id, _)) => {
+                        // Only drop the index entry if it still points here.
+                        let points_here = ids
+                            .get(id.as_str())
+                            .map_err(prune_error)?
+                            .is_some_and(|s| s.value() == seq);
+                        if points_here {
+                            ids.remove(id.as_str()).map_err(prune_error)?;
+                        }
+                    }
+                    Err(reason) => {
+                        // Its id is unreadable, so its index entry (if any) stays and points at
+                        // nothing; reads treat that id as a cursor just before the next entry.
+                        tracing::warn!(seq, reason, "pruned a corrupt history entry");
+                    }
+                }
+                removed += 1;
+            }
+        };
+        if removed == 0 {
+            txn.abort().map_err(prune_error)?;
+        } else {
+            // Durable, so a crash cannot undo a prune after which a removed id was reused.
+            txn.commit().map_err(prune_error)?;
+            self.checkpointed();
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            job.removed += removed;
+        }
+        Ok(done)
+    }
+
+    /// Takes a checkpoint and syncs the log, and records whether that worked.
+    fn probe(&mut self) -> Result<(), StoreError> {
+        let result = self.checkpoint().and_then(|()| match &self.wal {
+            Some(wal) => wal.sync().map_err(|e| {
+                StoreError::backend(
+                    format!("cannot sync write-ahead log {}", wal.path().display()),
+                    e,
+                )
+            }),
+            None => Ok(()),
+        });
+        self.writable.store(result.is_ok(), Ordering::Release);
+        result
+    }
+
+    fn begin_durable(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(write_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(write_error)?;
+        Ok(txn)
+    }
+}
+
+fn too_large(update: &Update, bytes: usize) -> StoreError {
+    StoreError::TooLarge {
+        id: update.id.clone(),
+        bytes,
+    }
+}
