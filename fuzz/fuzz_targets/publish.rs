@@ -7,8 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ssehub::hub::encode::encode_update;
-use ssehub::hub::publish::{NewUpdate, validate};
+use ssehub::hub::{NewUpdate, encode_update, validate};
 use sse_wire::{Frame, Parser};
 
 fuzz_target!(|body: &[u8]| {

@@ -508,7 +508,13 @@ mod tests {
     }
 
     fn args(extra: &[&str]) -> BenchArgs {
-        let base = ["ssehub-bench", "--jwt-key", "bench-secret", "--source-addrs", "0"];
+        let base = [
+            "ssehub-bench",
+            "--jwt-key",
+            "bench-secret",
+            "--source-addrs",
+            "0",
+        ];
         BenchArgs::parse_from(base.iter().chain(extra))
     }
 

@@ -92,10 +92,10 @@ pub async fn run(
         config.prune_interval,
         shutdown.clone(),
     );
-    let metrics = Arc::new(hub::metrics::Metrics::default());
+    let metrics = Arc::new(hub::Metrics::default());
     let options = hub::HubOptions {
         heartbeat: config.heartbeat,
-        limits: hub::fanout::FanoutLimits {
+        limits: hub::QueueLimits {
             queue_bytes: config.subscriber_queue_bytes,
             queue_events: hub::HubOptions::default().limits.queue_events,
         },

@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 
 /// The chat page: prompt box, streamed answer, stop, resume after reload, watch link.
-pub const CHAT_HTML: &str = include_str!("../../../../web/index.html");
+pub(super) const CHAT_HTML: &str = include_str!("../../../../web/index.html");
 
 /// The console: subscribe to Mercure topics, publish, watch events arrive.
-pub const CONSOLE_HTML: &str = include_str!("../../../../web/console.html");
+pub(super) const CONSOLE_HTML: &str = include_str!("../../../../web/console.html");
 
 /// The browser module: fetch-based SSE with reconnection, an EventSource-compatible class,
 /// safe Markdown rendering.
-pub const MODULE_JS: &str = include_str!("../../../../web/ssehub.js");
+pub(super) const MODULE_JS: &str = include_str!("../../../../web/ssehub.js");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";

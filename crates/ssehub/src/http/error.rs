@@ -11,7 +11,7 @@ use crate::store::StoreError;
 /// A refused or failed request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApiError {
+pub(super) enum ApiError {
     /// Malformed input (400).
     #[error("{0}")]
     BadRequest(String),
@@ -45,14 +45,11 @@ pub enum ApiError {
     /// The hub cannot serve this now (503).
     #[error("{0}")]
     Unavailable(String),
-    /// A failure on the hub's side (500); details are logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 impl ApiError {
     /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(e) => e.status(),
@@ -65,7 +62,6 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -86,7 +82,7 @@ impl From<StoreError> for ApiError {
 impl From<PublishError> for ApiError {
     fn from(err: PublishError) -> Self {
         match err {
-            PublishError::Invalid(e @ crate::hub::publish::InvalidUpdate::ReservedTopic(_)) => {
+            PublishError::Invalid(e @ crate::hub::InvalidUpdate::ReservedTopic(_)) => {
                 ApiError::Forbidden(e.to_string())
             }
             PublishError::Invalid(e) => ApiError::BadRequest(e.to_string()),

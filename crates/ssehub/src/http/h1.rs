@@ -40,6 +40,9 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
+use crate::http::CHAT_COMPLETIONS_PATH;
+use crate::topic::{MERCURE_PATH, RELAY_STREAMS};
+
 /// A request head larger than this goes to hyper, which has the limits and the error answers.
 const MAX_HEAD: usize = 16 * 1024;
 /// Header lines parsed here; more goes to hyper.
@@ -227,15 +230,15 @@ fn parse_head(buf: &[u8]) -> Parsed {
 
 /// The relay's endpoint: a `POST` whose answer is usually a long-lived event stream.
 fn is_completions_path(target: &str) -> bool {
-    target.split_once('?').map_or(target, |(p, _)| p) == "/v1/chat/completions"
+    target.split_once('?').map_or(target, |(p, _)| p) == CHAT_COMPLETIONS_PATH
 }
 
 /// The endpoints that answer with long-lived event streams.
 fn is_stream_path(target: &str) -> bool {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    path == "/.well-known/mercure"
+    path == MERCURE_PATH
         || path
-            .strip_prefix("/v1/streams/")
+            .strip_prefix(RELAY_STREAMS)
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 

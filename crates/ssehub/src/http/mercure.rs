@@ -12,10 +12,8 @@ use http::{HeaderMap, HeaderValue, Method, header};
 use crate::auth::{Grants, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::sse::event_stream;
-use crate::hub::SubscribeRequest;
-use crate::hub::filter::Filter;
-use crate::hub::publish::NewUpdate;
+use crate::http::sse::{LAST_EVENT_ID, event_stream, last_event_id};
+use crate::hub::{Filter, NewUpdate, SubscribeRequest};
 use crate::topic::Selector;
 
 /// The `Cache-Control` the Mercure spec asks for on event streams.
@@ -186,14 +184,7 @@ fn parse_subscribe_query(
                 .into(),
         ));
     }
-    let header_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
-    let last_event_id = header_id
-        .or(query_last_id.map(|(_, v)| v))
-        .filter(|v| !v.is_empty());
+    let last_event_id = last_event_id(headers, query_last_id.map(|(_, v)| v));
     Ok(SubscribeQuery {
         selectors,
         topics,
@@ -236,7 +227,7 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
     let mut res = event_stream(sub.stream.into_stream(), STREAM_CACHE_CONTROL);
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&sub.last_event_id) {
-        h.insert("last-event-id", v.clone());
+        h.insert(LAST_EVENT_ID, v.clone());
         h.insert("mercure-last-event-id", v);
     }
     Ok(res)

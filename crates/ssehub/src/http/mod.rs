@@ -2,17 +2,17 @@
 //! shared state (so tests can drive it without a socket); [`server::serve`] accepts
 //! connections and runs it.
 
-pub mod assets;
-pub mod error;
+mod assets;
+mod error;
 // Public only for the fuzz target (`fuzz/fuzz_targets/http1.rs`); not a stable interface.
 #[doc(hidden)]
 pub mod h1;
-pub mod mercure;
-pub mod openai;
-pub mod ops;
+mod mercure;
+mod openai;
+mod ops;
 pub mod server;
 mod sse;
-pub mod subscriptions;
+mod subscriptions;
 
 use std::sync::Arc;
 
@@ -23,9 +23,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authorizer;
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::topic::SelectorCache;
+use crate::hub::{Hub, SUBSCRIPTIONS_PATH};
 use crate::relay::Relay;
+use crate::topic::{MERCURE_PATH, RELAY_STREAMS, SelectorCache};
+
+/// The relay's OpenAI-compatible endpoint.
+pub(crate) const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -46,26 +49,26 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let router = Router::new()
-        .route("/.well-known/mercure", any(mercure::endpoint))
+        .route(MERCURE_PATH, any(mercure::endpoint))
+        .route(SUBSCRIPTIONS_PATH, get(subscriptions::all))
         .route(
-            "/.well-known/mercure/subscriptions",
-            get(subscriptions::all),
-        )
-        .route(
-            "/.well-known/mercure/subscriptions/{topic}",
+            &format!("{SUBSCRIPTIONS_PATH}/{{topic}}"),
             get(subscriptions::by_topic),
         )
         .route(
-            "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
+            &format!("{SUBSCRIPTIONS_PATH}/{{topic}}/{{subscriber}}"),
             get(subscriptions::one),
         )
         .route("/", get(assets::chat))
         .route("/console", get(assets::console))
         .route("/ssehub.js", get(assets::module))
-        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route(CHAT_COMPLETIONS_PATH, post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
-        .route("/v1/streams/{id}", get(openai::watch_stream))
-        .route("/v1/streams/{id}/cancel", post(openai::cancel_stream))
+        .route(&format!("{RELAY_STREAMS}{{id}}"), get(openai::watch_stream))
+        .route(
+            &format!("{RELAY_STREAMS}{{id}}/cancel"),
+            post(openai::cancel_stream),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .with_state(state);
@@ -85,10 +88,10 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         http::header::AUTHORIZATION,
         http::header::CACHE_CONTROL,
         http::header::CONTENT_TYPE,
-        HeaderName::from_static("last-event-id"),
+        sse::LAST_EVENT_ID,
     ];
     let expose = [
-        HeaderName::from_static("last-event-id"),
+        sse::LAST_EVENT_ID,
         HeaderName::from_static("mercure-last-event-id"),
         HeaderName::from_static("x-stream-id"),
     ];

@@ -8,14 +8,14 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::http::AppState;
-use crate::http::sse::event_stream;
+use crate::http::sse::{event_stream, last_event_id};
 use crate::relay::{RelayError, Started, Watch};
 
 /// Request bodies of the relay may carry long conversations.
 const MAX_CHAT_BODY: usize = 32 << 20;
 
 /// An error in OpenAI's format.
-struct OpenAiError {
+pub(crate) struct OpenAiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
@@ -116,36 +116,33 @@ fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
 }
 
 /// `POST /v1/chat/completions`
-pub(crate) async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
-    async {
-        check_key(&state, req.headers())?;
-        let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
-            .await
-            .map_err(|e| OpenAiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                message: format!(
-                    "could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"
-                ),
-                kind: "invalid_request_error",
-                code: "body_too_large",
-            })?;
-        let request: Value = serde_json::from_slice(&body).map_err(|e| OpenAiError {
-            status: StatusCode::BAD_REQUEST,
-            message: format!("the request body is not valid JSON: {e}"),
+pub(crate) async fn chat_completions(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
+    check_key(&state, req.headers())?;
+    let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
+        .await
+        .map_err(|e| OpenAiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"),
             kind: "invalid_request_error",
-            code: "invalid_json",
+            code: "body_too_large",
         })?;
-        Ok::<_, OpenAiError>(match state.relay.start(request).await? {
-            Started::Whole {
-                status,
-                content_type,
-                body,
-            } => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
-            Started::Stream { id, watch } => sse_response(*watch, Some(&id)),
-        })
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let request: Value = serde_json::from_slice(&body).map_err(|e| OpenAiError {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("the request body is not valid JSON: {e}"),
+        kind: "invalid_request_error",
+        code: "invalid_json",
+    })?;
+    Ok(match state.relay.start(request).await? {
+        Started::Whole {
+            status,
+            content_type,
+            body,
+        } => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Started::Stream { id, watch } => sse_response(*watch, Some(&id)),
+    })
 }
 
 /// Query of `GET /v1/streams/{id}`.
@@ -160,26 +157,15 @@ pub(crate) async fn watch_stream(
     Path(id): Path<String>,
     Query(query): Query<WatchQuery>,
     headers: HeaderMap,
-) -> Response {
-    async {
-        check_key(&state, &headers)?;
-        let header_id = headers
-            .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty());
-        let last = header_id
-            .map(str::to_owned)
-            .or(query.last_event_id)
-            .filter(|v| !v.is_empty());
-        match state.relay.watch(&id, last.as_deref()).await {
-            Ok(watch) => Ok(sse_response(watch, Some(&id))),
-            // 204 tells an EventSource to stop reconnecting: it already has everything.
-            Err(RelayError::Complete(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
-            Err(e) => Err(OpenAiError::from(e)),
-        }
+) -> Result<Response, OpenAiError> {
+    check_key(&state, &headers)?;
+    let last = last_event_id(&headers, query.last_event_id);
+    match state.relay.watch(&id, last.as_deref()).await {
+        Ok(watch) => Ok(sse_response(watch, Some(&id))),
+        // 204 tells an EventSource to stop reconnecting: it already has everything.
+        Err(RelayError::Complete(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => Err(OpenAiError::from(e)),
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /v1/streams/{id}/cancel`
@@ -187,41 +173,32 @@ pub(crate) async fn cancel_stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    async {
-        check_key(&state, &headers)?;
-        let was_running = state.relay.cancel(&id).await?;
-        let body = if was_running {
-            json!({"id": id, "cancelled": true})
-        } else {
-            json!({"id": id, "cancelled": false, "reason": "the stream had already finished"})
-        };
-        Ok::<_, OpenAiError>(
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response(),
-        )
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+) -> Result<Response, OpenAiError> {
+    check_key(&state, &headers)?;
+    let was_running = state.relay.cancel(&id).await?;
+    let body = if was_running {
+        json!({"id": id, "cancelled": true})
+    } else {
+        json!({"id": id, "cancelled": false, "reason": "the stream had already finished"})
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
 }
 
 /// `GET /v1/models`
-pub(crate) async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    async {
-        check_key(&state, &headers)?;
-        let (status, body) = state
-            .relay
-            .upstream()
-            .models()
-            .await
-            .map_err(RelayError::from)?;
-        Ok::<_, OpenAiError>(
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        )
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+pub(crate) async fn models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, OpenAiError> {
+    check_key(&state, &headers)?;
+    let (status, body) = state
+        .relay
+        .upstream()
+        .models()
+        .await
+        .map_err(RelayError::from)?;
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -3,7 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
-use http::{HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// A `200` event-stream response over `chunks`, with this `Cache-Control`.
 pub(crate) fn event_stream(
@@ -24,4 +24,21 @@ pub(crate) fn event_stream(
     // nginx buffers responses unless told otherwise.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     res
+}
+
+/// The `Last-Event-ID` request header an `EventSource` sends on reconnect, also the response
+/// header naming where a Mercure stream starts.
+pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// Where a reconnecting client resumes: the `Last-Event-ID` header, else the id it put in the
+/// query (`lastEventID` or `last_event_id`, for clients that cannot set headers); empty means
+/// none.
+pub(crate) fn last_event_id(headers: &HeaderMap, from_query: Option<String>) -> Option<String> {
+    headers
+        .get(LAST_EVENT_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .or(from_query)
+        .filter(|v| !v.is_empty())
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::mercure::{derived_audience, subscriber_grants};
-use crate::hub::presence::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
+use crate::hub::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
 
 /// `GET /.well-known/mercure/subscriptions`
 pub(crate) async fn all(State(state): State<AppState>, req: Request) -> Response {

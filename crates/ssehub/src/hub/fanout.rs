@@ -11,7 +11,7 @@
 //! browsers on one topic cost one match. Groups whose selectors are all exact topics are
 //! indexed by topic, so many-topic traffic looks up its candidates instead of scanning.
 //!
-//! Backpressure: each subscriber's queue is bounded by [`FanoutLimits`]. The dispatcher never
+//! Backpressure: each subscriber's queue is bounded by [`QueueLimits`]. The dispatcher never
 //! waits for a subscriber: one whose queue is full is cut off (its queue drains, then its
 //! stream ends) and the client resumes from history with `Last-Event-ID`, losing nothing.
 //! Empty groups and empty index entries are removed as soon as their last member leaves.
@@ -22,27 +22,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::hub::filter::Filter;
 use crate::hub::metrics::Metrics;
-use crate::hub::queue::{Push, Queue};
+use crate::hub::queue::{Delivery, Push, Queue, QueueLimits};
 use crate::update::Update;
 use bytes::Bytes;
-
-/// One encoded update on its way to a subscriber.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    /// The update's position in history: lets a stream skip what replay already sent.
-    pub seq: u64,
-    /// The update encoded once as an SSE frame, shared by every recipient.
-    pub bytes: Bytes,
-}
-
-/// Bounds on each subscriber's queue.
-#[derive(Clone, Copy, Debug)]
-pub struct FanoutLimits {
-    /// Encoded bytes a subscriber may have waiting before it is cut off.
-    pub queue_bytes: usize,
-    /// Updates a subscriber may have waiting before it is cut off.
-    pub queue_events: usize,
-}
 
 /// A subscriber as the registry holds it: the dispatcher's end of its queue.
 struct Member {
@@ -71,28 +53,28 @@ struct Registry {
 }
 
 /// The subscriber registry and the dispatch step.
-pub struct Fanout {
+pub(crate) struct Fanout {
     registry: RwLock<Registry>,
     /// The last update dispatched; read under the registry's write lock it tells a new
     /// subscriber exactly which update precedes the first one it will receive live.
     last_dispatched: Mutex<Option<(u64, Arc<str>)>>,
     next_member: AtomicU64,
-    limits: FanoutLimits,
+    limits: QueueLimits,
     metrics: Arc<Metrics>,
 }
 
 /// What a new member gets: its queue and where live delivery starts.
-pub struct Membership {
+pub(crate) struct Membership {
     /// The member's queue, closed when the member leaves the registry.
     pub queue: Arc<Queue>,
     /// Seq and id of the last update dispatched before this member joined.
     pub joined_after: Option<(u64, Arc<str>)>,
     /// Removes the member when dropped.
-    pub guard: MemberGuard,
+    pub _guard: MemberGuard,
 }
 
 /// Removes a member from the registry when its stream ends.
-pub struct MemberGuard {
+pub(crate) struct MemberGuard {
     fanout: Arc<Fanout>,
     key: Arc<str>,
     id: u64,
@@ -106,7 +88,7 @@ impl Drop for MemberGuard {
 
 impl Fanout {
     /// An empty registry.
-    pub fn new(limits: FanoutLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(limits: QueueLimits, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Fanout {
             registry: RwLock::new(Registry::default()),
             last_dispatched: Mutex::new(None),
@@ -117,7 +99,7 @@ impl Fanout {
     }
 
     /// Adds a subscriber with this filter.
-    pub fn join(self: &Arc<Self>, filter: Arc<Filter>) -> Membership {
+    pub(crate) fn join(self: &Arc<Self>, filter: Arc<Filter>) -> Membership {
         let key: Arc<str> = filter.key().into();
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::default());
@@ -157,7 +139,7 @@ impl Fanout {
         Membership {
             queue,
             joined_after,
-            guard: MemberGuard {
+            _guard: MemberGuard {
                 fanout: self.clone(),
                 key,
                 id,
@@ -194,7 +176,7 @@ impl Fanout {
     }
 
     /// Records where history stood before this process dispatched anything.
-    pub fn seed(&self, seq: u64, id: &str) {
+    pub(crate) fn seed(&self, seq: u64, id: &str) {
         let mut last = self
             .last_dispatched
             .lock()
@@ -205,7 +187,7 @@ impl Fanout {
     }
 
     /// Seq and id of the last update dispatched.
-    pub fn last_dispatched(&self) -> Option<(u64, Arc<str>)> {
+    pub(crate) fn last_dispatched(&self) -> Option<(u64, Arc<str>)> {
         self.last_dispatched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -213,7 +195,7 @@ impl Fanout {
     }
 
     /// Number of distinct filters currently subscribed (for metrics and tests).
-    pub fn group_count(&self) -> usize {
+    pub(crate) fn group_count(&self) -> usize {
         self.registry
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -224,7 +206,7 @@ impl Fanout {
     /// Delivers a batch of stored updates, each encoded once, to every matching member.
     ///
     /// Never blocks on a subscriber: a member whose queue is full is cut off.
-    pub fn dispatch(&self, batch: &[(u64, &Update, Bytes)]) {
+    pub(crate) fn dispatch(&self, batch: &[(u64, &Update, Bytes)]) {
         let mut cut: Vec<(Arc<str>, u64)> = Vec::new();
         let mut delivered = 0u64;
         {
@@ -314,7 +296,7 @@ mod tests {
     #[test]
     fn a_laggard_is_cut_off_and_counted_once_however_long_the_batch() {
         let metrics = Arc::new(Metrics::default());
-        let limits = FanoutLimits {
+        let limits = QueueLimits {
             queue_bytes: usize::MAX,
             queue_events: 2,
         };

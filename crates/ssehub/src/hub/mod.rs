@@ -14,14 +14,23 @@
 //! Live delivery is driven by the store's feed, not by the publish call, so the same path
 //! serves updates published on this node and (with a shared store) on any other node.
 
-pub mod encode;
-pub mod fanout;
-pub mod filter;
-pub mod metrics;
-pub mod presence;
-pub mod publish;
-pub mod queue;
-pub mod stream;
+mod encode;
+mod fanout;
+mod filter;
+mod metrics;
+mod presence;
+mod publish;
+mod queue;
+mod stream;
+
+// The hub's face: what the relay, HTTP and the fuzz targets use. Everything else is private.
+pub use encode::encode_update;
+pub use filter::Filter;
+pub use metrics::Metrics;
+pub use presence::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
+pub use publish::{InvalidUpdate, NewUpdate, validate};
+pub use queue::QueueLimits;
+pub use stream::SubscriberStream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +42,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::store::{Cursor, Store, StoreError, Stored};
 use crate::update::Update;
-use fanout::{Fanout, FanoutLimits};
-use filter::Filter;
-use metrics::Metrics;
-use publish::{InvalidUpdate, NewUpdate};
-use stream::SubscriberStream;
+use fanout::Fanout;
 
 /// Tuning of the hub core.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +50,7 @@ pub struct HubOptions {
     /// Comment after this much silence on a stream.
     pub heartbeat: Duration,
     /// Per-subscriber queue bounds.
-    pub limits: FanoutLimits,
+    pub limits: QueueLimits,
     /// Updates read from history per page during replay.
     pub replay_page: usize,
     /// Publish subscription events and keep the list of active subscriptions.
@@ -56,7 +61,7 @@ impl Default for HubOptions {
     fn default() -> Self {
         HubOptions {
             heartbeat: Duration::from_secs(40),
-            limits: FanoutLimits {
+            limits: QueueLimits {
                 queue_bytes: 4 << 20,
                 queue_events: 4096,
             },
@@ -257,7 +262,7 @@ impl Hub {
         };
         let (stream, subscriber_id) = match &inner.presence {
             Some(presence) => {
-                let id = format!("urn:uuid:{}", uuid::Uuid::now_v7());
+                let id = Update::generate_id();
                 let joined = presence.join(&id, &req.topics);
                 // The guard exists before the first await: a client that leaves while the
                 // join events are being stored still gets its leave recorded.

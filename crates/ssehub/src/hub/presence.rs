@@ -12,7 +12,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::hub::publish::{RESERVED_PREFIX, now_ms};
+use crate::topic::MERCURE_PATH;
 use crate::update::Update;
 
 /// Everything but RFC 3986's unreserved characters is escaped, so a topic or subscriber id
@@ -145,15 +145,15 @@ impl Presence {
 }
 
 fn event(doc: &SubscriptionDoc) -> Update {
-    debug_assert!(doc.id.starts_with(RESERVED_PREFIX));
+    debug_assert!(doc.id.starts_with(MERCURE_PATH));
     Update {
-        id: format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+        id: Update::generate_id(),
         topics: vec![doc.id.clone()],
         data: doc.to_json_ld(),
         private: true,
         event_type: None,
         retry: None,
-        published_at_ms: now_ms(),
+        published_at_ms: Update::now_ms(),
     }
 }
 

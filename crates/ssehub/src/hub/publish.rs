@@ -1,8 +1,8 @@
 //! Validating a publish before anything is stored: the checks that keep SSE injection
 //! impossible and history consistent.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use super::EARLIEST;
+use crate::topic::is_reserved;
 use crate::update::Update;
 
 /// A publish as the publisher sent it, before validation.
@@ -71,9 +71,6 @@ pub enum InvalidUpdate {
     ReservedTopic(String),
 }
 
-/// The path prefix reserved for the hub's own topics (subscription events).
-pub const RESERVED_PREFIX: &str = "/.well-known/mercure";
-
 /// Checks a publish and turns it into an [`Update`] ready to store.
 ///
 /// # Errors
@@ -96,7 +93,7 @@ pub fn validate(new: NewUpdate) -> Result<Update, InvalidUpdate> {
                 Some("it must not contain CR or LF")
             } else if id.contains('\0') {
                 Some("it must not contain NUL")
-            } else if id == "earliest" {
+            } else if id == EARLIEST {
                 Some("\"earliest\" is reserved for asking the whole history")
             } else {
                 None
@@ -106,7 +103,7 @@ pub fn validate(new: NewUpdate) -> Result<Update, InvalidUpdate> {
             }
             id
         }
-        None => format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+        None => Update::generate_id(),
     };
     let event_type = match new.event_type {
         Some(t) if t.contains(['\r', '\n']) => return Err(InvalidUpdate::Type(t)),
@@ -130,33 +127,8 @@ pub fn validate(new: NewUpdate) -> Result<Update, InvalidUpdate> {
         private: new.private,
         event_type,
         retry,
-        published_at_ms: now_ms(),
+        published_at_ms: Update::now_ms(),
     })
-}
-
-/// Whether a topic (a path or an absolute URL) lies under `/.well-known/mercure`.
-pub fn is_reserved(topic: &str) -> bool {
-    let path = match topic.find("://") {
-        Some(i) => {
-            let rest = &topic[i + 3..];
-            rest.find('/').map_or("", |p| &rest[p..])
-        }
-        None => topic,
-    };
-    path == RESERVED_PREFIX
-        || path.starts_with("/.well-known/mercure/")
-        || path.starts_with("/.well-known/mercure?")
-        || path.starts_with(RELAY_PREFIX)
-}
-
-/// Relay streams' topics: written only by the relay, so no publisher can end or forge an answer.
-pub const RELAY_PREFIX: &str = "/v1/streams/";
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -12,14 +12,32 @@ use std::future::poll_fn;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
-use crate::hub::fanout::{Delivery, FanoutLimits};
+use bytes::Bytes;
 
 /// Capacity kept when the queue drains; a bigger buffer (left by a burst) is released.
 const KEEP_CAPACITY: usize = 16;
 
+/// One encoded update on its way to a subscriber.
+#[derive(Clone, Debug)]
+pub(crate) struct Delivery {
+    /// The update's position in history: lets a stream skip what replay already sent.
+    pub seq: u64,
+    /// The update encoded once as an SSE frame, shared by every recipient.
+    pub bytes: Bytes,
+}
+
+/// Bounds on each subscriber's queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Encoded bytes a subscriber may have waiting before it is cut off.
+    pub queue_bytes: usize,
+    /// Updates a subscriber may have waiting before it is cut off.
+    pub queue_events: usize,
+}
+
 /// What [`Queue::push`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Push {
+pub(crate) enum Push {
     /// The delivery is queued.
     Queued,
     /// The delivery would exceed the bounds: the queue is now closed, and the subscriber must
@@ -31,7 +49,7 @@ pub enum Push {
 
 /// A bounded single-consumer queue of deliveries.
 #[derive(Debug, Default)]
-pub struct Queue {
+pub(crate) struct Queue {
     state: Mutex<State>,
 }
 
@@ -67,7 +85,7 @@ impl Queue {
     /// fell behind) the queue closes instead and this says [`Push::Overflowed`], once; later
     /// pushes say [`Push::Closed`]. One update is always accepted into an empty queue, however
     /// large, so a big update cannot starve a subscriber that keeps up.
-    pub fn push(&self, delivery: Delivery, limits: &FanoutLimits) -> Push {
+    pub(crate) fn push(&self, delivery: Delivery, limits: &QueueLimits) -> Push {
         let mut s = self.state();
         if s.closed {
             return Push::Closed;
@@ -90,7 +108,7 @@ impl Queue {
     }
 
     /// Ends the queue: the stream receives what is queued, then `None`.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut s = self.state();
         s.closed = true;
         let waker = s.waker.take();
@@ -101,12 +119,12 @@ impl Queue {
     }
 
     /// The next delivery if one is queued.
-    pub fn try_pop(&self) -> Option<Delivery> {
+    pub(crate) fn try_pop(&self) -> Option<Delivery> {
         self.state().pop()
     }
 
     /// Waits for the next delivery; `None` once the queue is closed and drained.
-    pub async fn pop(&self) -> Option<Delivery> {
+    pub(crate) async fn pop(&self) -> Option<Delivery> {
         poll_fn(|cx| self.poll_pop(cx)).await
     }
 
@@ -149,7 +167,7 @@ mod tests {
         }
     }
 
-    const LIMITS: FanoutLimits = FanoutLimits {
+    const LIMITS: QueueLimits = QueueLimits {
         queue_bytes: 100,
         queue_events: 3,
     };
@@ -189,7 +207,7 @@ mod tests {
     #[test]
     fn a_drained_queue_gives_back_a_burst_buffer() {
         let q = Queue::default();
-        let roomy = FanoutLimits {
+        let roomy = QueueLimits {
             queue_bytes: usize::MAX,
             queue_events: 1000,
         };

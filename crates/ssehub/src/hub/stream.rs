@@ -293,10 +293,10 @@ mod tests {
 
     use crate::hub::filter::Filter;
     use crate::hub::metrics::Metrics;
-    use crate::topic::Selector;
     use crate::hub::{Hub, HubOptions, SubscribeRequest};
     use crate::store::Store;
     use crate::store::redb::RedbStore;
+    use crate::topic::Selector;
 
     #[tokio::test]
     async fn a_write_postpones_the_heartbeat_by_a_whole_period() {

@@ -30,21 +30,11 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::filter::Filter;
-use crate::hub::publish::now_ms;
-use crate::topic::Selector;
-use crate::hub::stream::SubscriberStream;
-use crate::hub::{Hub, PublishError, SubscribeRequest};
+use crate::hub::{Filter, Hub, PublishError, SubscribeRequest, SubscriberStream};
 use crate::store::{Cursor, StoreError};
+use crate::topic::{RELAY_STREAMS, Selector};
 use crate::update::Update;
-use upstream::{Reply, Upstream, UpstreamError};
-
-/// A streaming upstream silent for this long is taken as hung: the stream ends with an
-/// error chunk instead of waiting forever.
-pub const UPSTREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Topic prefix of relay streams.
-pub const STREAM_TOPIC_PREFIX: &str = "/v1/streams/";
+use upstream::{Reply, UPSTREAM_IDLE_TIMEOUT, Upstream, UpstreamError};
 
 /// Why a relay call failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +127,7 @@ struct Active {
 }
 
 fn topic_of(id: &str) -> String {
-    format!("{STREAM_TOPIC_PREFIX}{id}")
+    format!("{RELAY_STREAMS}{id}")
 }
 
 fn done_id(id: &str) -> String {
@@ -214,12 +204,13 @@ impl Relay {
         let marker = Update {
             id: id.clone(),
             topics: vec![format!("{}/started", topic_of(&id))],
-            data: json!({"stream": id, "model": request.get("model"), "created_ms": now_ms()})
-                .to_string(),
+            data:
+                json!({"stream": id, "model": request.get("model"), "created_ms": Update::now_ms()})
+                    .to_string(),
             private: true,
             event_type: None,
             retry: None,
-            published_at_ms: now_ms(),
+            published_at_ms: Update::now_ms(),
         };
         // The caller's own watch joins the live fan-out before anything is recorded, so it
         // needs no history read: replaying "everything after the marker" scans every stream's
@@ -430,7 +421,7 @@ impl Relay {
     /// client knows, with ssehub's own `{"ssehub": {"cancelled": true}}` saying why.
     fn cancelled_chunk(&self, meta: Option<&Value>) -> String {
         let field = |k: &str| meta.and_then(|m| m.get(k)).cloned();
-        let created = field("created").unwrap_or_else(|| json!(now_ms() / 1000));
+        let created = field("created").unwrap_or_else(|| json!(Update::now_ms() / 1000));
         json!({
             "id": field("id").unwrap_or_else(|| json!("chatcmpl-cancelled")),
             "object": "chat.completion.chunk",
@@ -451,7 +442,7 @@ fn chunk_update(id: String, topic: &str, data: String) -> Update {
         private: true,
         event_type: None,
         retry: None,
-        published_at_ms: now_ms(),
+        published_at_ms: Update::now_ms(),
     }
 }
 

@@ -14,6 +14,10 @@ use sse_wire::{Frame, Parser};
 
 use crate::relay::simulator::{self, SimulatedStream, SimulatorOptions};
 
+/// A streaming upstream silent for this long is taken as hung: the stream ends with an
+/// error chunk instead of waiting forever (and the HTTP client's read times out).
+pub const UPSTREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Largest chunk accepted from an upstream: a hostile or broken upstream cannot grow the
 /// hub's memory without bound.
 const MAX_UPSTREAM_EVENT: usize = 4 << 20;
@@ -75,7 +79,7 @@ impl Upstream {
                 api_key,
                 client: reqwest::Client::builder()
                     .connect_timeout(std::time::Duration::from_secs(10))
-                    .read_timeout(super::UPSTREAM_IDLE_TIMEOUT)
+                    .read_timeout(UPSTREAM_IDLE_TIMEOUT)
                     .build()
                     .expect("a default reqwest client builds"),
             },

@@ -24,7 +24,6 @@ mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

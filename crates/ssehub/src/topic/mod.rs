@@ -1,5 +1,6 @@
 //! Topic selectors: which topics a subscription (or a token's grant) covers. A leaf: it
-//! imports neither the hub nor auth, which both use it (as do the relay and HTTP).
+//! imports neither the hub nor auth, which both use it (as do the relay and HTTP). It also
+//! names the parts of the topic space that only the hub writes ([`is_reserved`]).
 //!
 //! Three generations of syntax meet here:
 //! - 0.x `topic=` selectors and 0.x `mercure.publish`/`mercure.subscribe` claims:
@@ -22,6 +23,7 @@
 
 mod cache;
 mod error;
+mod reserved;
 mod selector;
 mod template;
 #[cfg(test)]
@@ -29,4 +31,5 @@ mod tests;
 
 pub use cache::{CacheLimits, PreparedTopic, SelectorCache};
 pub use error::SelectorError;
+pub use reserved::{MERCURE_PATH, RELAY_STREAMS, is_reserved};
 pub use selector::{MAX_SELECTOR_LEN, Selector, SelectorKind, Template, UrlPatternSelector};

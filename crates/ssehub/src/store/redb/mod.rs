@@ -63,10 +63,10 @@ use redb::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Cursor, Replay, Retention, Store, StoreError, StoreStats, Stored, codec};
+use crate::update::Update;
 use recover::{init_tables, replay_wal};
 use wal::Wal;
 use writer::Writer;
-use crate::update::Update;
 
 const UPDATES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("updates");
 const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");

@@ -66,7 +66,11 @@ struct PruneJob {
 }
 
 impl Writer {
-    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Request>, timer: &tokio::runtime::Runtime) {
+    pub(super) fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Request>,
+        timer: &tokio::runtime::Runtime,
+    ) {
         let mut batch: Vec<(Update, Reply<Stored>)> = Vec::new();
         let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
         let mut open = true;
