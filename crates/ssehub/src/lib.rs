@@ -3,13 +3,18 @@
 //!
 //! Modules, from the bottom up (imports only point down):
 //! - [`update`]: the update record every layer passes around, its id and clock.
-//! - [`topic`]: topic selectors (exact, URI templates, URL patterns) and their cache.
+//! - [`topic`]: topic selectors (exact, URI templates, URL patterns), their cache, and the
+//!   topic space only the hub writes. A leaf: auth, hub, relay and http all use it.
 //! - [`store`]: durable history behind the [`store::Store`] trait (embedded `redb` now).
-//! - [`auth`]: JWS verification, both Mercure claim formats, where tokens come from.
-//! - [`hub`]: publish, subscribe, replay-then-live, fan-out with bounded queues.
-//! - [`relay`]: OpenAI-compatible completions recorded as hub topics: resumable, watchable, cancellable.
-//! - [`http`]: the only layer that speaks HTTP: routes, errors, connections, TLS, shutdown, and
-//!   its own HTTP/1.1 writer for event streams (an idle stream holds no hyper buffers).
+//! - [`auth`] (-> topic): JWS verification, both Mercure claim formats, where tokens come from.
+//! - [`hub`] (-> topic, store): publish, subscribe, replay-then-live, fan-out with bounded
+//!   queues; private parts behind a few re-exported names.
+//! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
+//!   watchable, cancellable.
+//! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
+//!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
+//!   holds no hyper buffers).
+//! - [`config`] and [`run`]: the glue that configures and starts all of the above.
 //!
 //! ```text
 //!  POST /.well-known/mercure ─> auth ─> hub::publish ─> Store::append (log fsync, group commit) ─> 200 id
