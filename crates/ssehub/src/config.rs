@@ -25,6 +25,8 @@ pub struct Config {
     pub history_max_events: Option<u64>,
     /// History retention by age.
     pub history_max_age: Option<Duration>,
+    /// Most updates one replay page reads from history (the store also bounds a page in bytes).
+    pub replay_page: usize,
     /// Publish subscription events and serve the subscriptions API.
     pub subscriptions: bool,
     /// TLS certificate chain and key (PEM); HTTPS with HTTP/2 by ALPN when set.
@@ -73,6 +75,7 @@ impl Config {
             heartbeat: Duration::from_secs(40),
             history_max_events: None,
             history_max_age: None,
+            replay_page: 512,
             subscriptions: false,
             tls: None,
             max_connections: 19_000,

@@ -93,7 +93,7 @@ pub async fn run(
     };
     let pruner = store::spawn_pruner(
         store.clone(),
-        retention,
+        retention.clone(),
         config.prune_interval,
         shutdown.clone(),
     );
@@ -105,7 +105,8 @@ pub async fn run(
             queue_events: hub::HubOptions::default().limits.queue_events,
         },
         subscriptions: config.subscriptions,
-        ..Default::default()
+        replay_page: config.replay_page,
+        retention,
     };
     let hub = hub::Hub::start(
         store.clone(),

@@ -69,6 +69,9 @@ pub(crate) struct ServeArgs {
     /// Drop updates older than this from history.
     #[arg(long, env = "SSEHUB_HISTORY_MAX_AGE", value_parser = parse_duration)]
     history_max_age: Option<Duration>,
+    /// Most updates read from history per replay page (pages are also bounded to 1 MiB).
+    #[arg(long, env = "SSEHUB_REPLAY_PAGE", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    replay_page: u64,
     /// Publish subscription events and serve the subscriptions API.
     #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
     subscriptions: bool,
@@ -186,6 +189,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.heartbeat = args.heartbeat;
     config.history_max_events = args.history_max_events;
     config.history_max_age = args.history_max_age;
+    config.replay_page = usize::try_from(args.replay_page).unwrap_or(usize::MAX);
     config.subscriptions = args.subscriptions;
     config.tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {

@@ -41,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::CHAT_COMPLETIONS_PATH;
+use crate::hub::CutOff;
 use crate::topic::{MERCURE_PATH, RELAY_STREAMS};
 
 /// A request head larger than this goes to hyper, which has the limits and the error answers.
@@ -54,6 +55,11 @@ const MAX_PIPELINED: usize = 16 * 1024;
 /// client that stopped reading would hold its connection (and the last frame) forever, after
 /// the hub has already cut its subscription off for falling behind.
 const WRITE_STALL: Duration = Duration::from_secs(60);
+
+/// How long the last write of a body that has ended may still take. A subscriber cut off for
+/// falling behind ends its stream while its socket is full; without this it would hold the
+/// connection (and the chunk) for the whole [`WRITE_STALL`].
+const END_GRACE: Duration = Duration::from_secs(2);
 /// A request body served here at most (a completion request); a larger one goes to hyper, and
 /// the handler's own limit answers it.
 const MAX_BODY: usize = 1 << 20;
@@ -269,7 +275,8 @@ async fn respond<IO>(io: &mut IO, res: Response<Body>, pending: &mut Vec<u8>) ->
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let (parts, mut body) = res.into_parts();
+    let (mut parts, mut body) = res.into_parts();
+    let cut_off = parts.extensions.remove::<CutOff>();
     // What a response that ends as announced leaves the connection for.
     let done = if parts
         .headers
@@ -331,15 +338,18 @@ where
                 return Ok(Reuse::No);
             };
             remaining = left;
-            send(io, &[&data]).await?;
+            send_unless_cut_off(io, &[&data], cut_off.as_ref()).await?;
         } else {
             let mut size = [0u8; 18];
             let size = chunk_size_line(data.len(), &mut size);
-            send(io, &[size, &data, b"\r\n"]).await?;
+            send_unless_cut_off(io, &[size, &data, b"\r\n"], cut_off.as_ref()).await?;
         }
     }
     if let Framing::Chunked = framing {
-        send(io, &[b"0\r\n\r\n"]).await?;
+        // The body is over: a client that takes nothing more gets END_GRACE, not WRITE_STALL.
+        tokio::time::timeout(END_GRACE, send(io, &[b"0\r\n\r\n"]))
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))?;
     }
     if remaining > 0 {
         // Shorter than announced: the client cannot find the end, so close.
@@ -427,6 +437,28 @@ fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
     }
     buf[digits..digits + 2].copy_from_slice(b"\r\n");
     &buf[..digits + 2]
+}
+
+/// [`send`], for a subscriber's stream: once the hub cuts the subscriber off for falling
+/// behind (its client stopped reading), a write still stuck gets only [`END_GRACE`] more
+/// instead of the whole write-stall timeout, so the connection and what it holds go soon.
+async fn send_unless_cut_off<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    parts: &[&[u8]],
+    cut_off: Option<&CutOff>,
+) -> io::Result<()> {
+    let mut write = std::pin::pin!(send(io, parts));
+    let Some(cut_off) = cut_off else {
+        return write.await;
+    };
+    tokio::select! {
+        biased;
+        done = write.as_mut() => return done,
+        () = cut_off.wait() => {}
+    }
+    tokio::time::timeout(END_GRACE, write)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// Writes every part (at most 3), in one `writev` when the socket takes it all, then flushes:

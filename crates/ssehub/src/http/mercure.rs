@@ -224,7 +224,10 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
             .collect(),
     };
     let sub = state.hub.subscribe(request).await?;
+    let cut_off = sub.stream.cut_off();
     let mut res = event_stream(sub.stream.into_stream(), STREAM_CACHE_CONTROL);
+    // For the HTTP/1.1 writer: a cut-off subscriber's connection closes within seconds.
+    res.extensions_mut().insert(cut_off);
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&sub.last_event_id) {
         h.insert(LAST_EVENT_ID, v.clone());

@@ -30,7 +30,7 @@ pub use metrics::Metrics;
 pub use presence::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
 pub use publish::{InvalidUpdate, NewUpdate, validate};
 pub use queue::QueueLimits;
-pub use stream::SubscriberStream;
+pub use stream::{CutOff, SubscriberStream};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,12 +40,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::store::{Cursor, Store, StoreError, Stored};
+use crate::store::{Cursor, Retention, Store, StoreError, Stored};
 use crate::update::Update;
 use fanout::Fanout;
 
 /// Tuning of the hub core.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct HubOptions {
     /// Comment after this much silence on a stream.
     pub heartbeat: Duration,
@@ -55,6 +55,8 @@ pub struct HubOptions {
     pub replay_page: usize,
     /// Publish subscription events and keep the list of active subscriptions.
     pub subscriptions: bool,
+    /// What history keeps: replay skips what the pruner has yet to remove.
+    pub retention: Retention,
 }
 
 impl Default for HubOptions {
@@ -67,6 +69,7 @@ impl Default for HubOptions {
             },
             replay_page: 512,
             subscriptions: false,
+            retention: Retention::default(),
         }
     }
 }
@@ -119,6 +122,8 @@ pub(crate) struct HubInner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) heartbeat: Duration,
     pub(crate) replay_page: usize,
+    /// See [`HubOptions::retention`].
+    pub(crate) retention: Retention,
     pub(crate) shutdown: CancellationToken,
     pub(crate) presence: Option<Arc<presence::Presence>>,
     /// Background work the hub starts (subscription-end events), waited for at shutdown
@@ -153,6 +158,7 @@ impl Hub {
             metrics,
             heartbeat: options.heartbeat,
             replay_page: options.replay_page.max(1),
+            retention: options.retention,
             shutdown,
             presence: options.subscriptions.then(Default::default),
             tracker: tracker.clone(),
@@ -213,7 +219,7 @@ impl Hub {
         let filter = Arc::new(req.filter);
         let (header, unknown, stream) = match req.last_event_id {
             None => {
-                let membership = inner.fanout.join(filter.clone());
+                let membership = inner.fanout.join(filter.clone(), Arc::default());
                 let header = membership
                     .joined_after
                     .as_ref()
@@ -236,7 +242,12 @@ impl Hub {
                     Cursor::Id(requested.to_owned())
                 };
                 let page = inner.store.read_after(cursor, inner.replay_page).await?;
-                let unknown = requested != EARLIEST && !page.found;
+                // A cursor that retention no longer keeps is as unknown as a pruned one: the
+                // first update after it is past retention too.
+                let expired = page.updates.first().is_some_and(|first| {
+                    !inner.retention.keeps(page.head_seq, Update::now_ms())(first)
+                });
+                let unknown = requested != EARLIEST && (!page.found || expired);
                 if unknown {
                     tracing::debug!(
                         last_event_id = requested,

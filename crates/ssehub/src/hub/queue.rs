@@ -40,8 +40,8 @@ pub struct QueueLimits {
 pub(crate) enum Push {
     /// The delivery is queued.
     Queued,
-    /// The delivery would exceed the bounds: the queue is now closed, and the subscriber must
-    /// be cut off.
+    /// The delivery would exceed the bounds: the queue is now closed and emptied, and the
+    /// subscriber must be cut off.
     Overflowed,
     /// The queue was already closed; nothing was queued.
     Closed,
@@ -62,6 +62,10 @@ struct State {
     waker: Option<Waker>,
     /// No more deliveries will come: the subscriber was cut off or left the fan-out.
     closed: bool,
+    /// Closed because the subscriber fell behind (see [`Queue::poll_cut_off`]).
+    cut_off: bool,
+    /// The connection's writer, waiting to hear of a cut-off while a write is stuck.
+    cut_waker: Option<Waker>,
 }
 
 impl State {
@@ -94,14 +98,21 @@ impl Queue {
         let over = s.items.len() >= limits.queue_events.max(1)
             || (!s.items.is_empty() && s.bytes + len > limits.queue_bytes);
         if over {
+            // What is queued is dropped too: the subscriber resumes from history after its
+            // last complete event anyway, and its stream can end at once instead of first
+            // waiting for a socket that stopped taking data.
             s.closed = true;
+            s.cut_off = true;
+            s.items = VecDeque::new();
+            s.bytes = 0;
         } else {
             s.bytes += len;
             s.items.push_back(delivery);
         }
         let waker = s.waker.take();
+        let cut_waker = if over { s.cut_waker.take() } else { None };
         drop(s);
-        if let Some(w) = waker {
+        for w in [waker, cut_waker].into_iter().flatten() {
             w.wake();
         }
         if over { Push::Overflowed } else { Push::Queued }
@@ -144,6 +155,22 @@ impl Queue {
         Poll::Pending
     }
 
+    /// Ready once the subscriber has been cut off for falling behind. Its stream then ends at
+    /// once, but the connection's writer may be stuck writing an earlier chunk to a socket the
+    /// client stopped reading; this tells it to give up soon instead of after the write-stall
+    /// timeout.
+    pub(crate) fn poll_cut_off(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state();
+        if s.cut_off {
+            return Poll::Ready(());
+        }
+        match &s.cut_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.cut_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// Updates and bytes waiting.
     #[cfg(test)]
     fn waiting(&self) -> (usize, usize) {
@@ -173,17 +200,17 @@ mod tests {
     };
 
     #[test]
-    fn over_the_update_bound_the_queue_closes_and_keeps_what_it_had() {
+    fn over_the_update_bound_the_queue_closes_and_drops_its_backlog() {
         let q = Queue::default();
         for seq in 1..=3 {
             assert_eq!(q.push(d(seq, 1), &LIMITS), Push::Queued);
         }
         assert_eq!(q.push(d(4, 1), &LIMITS), Push::Overflowed);
-        // Closed: nothing more gets in, even with room, and the overflow is reported once.
-        assert_eq!(q.try_pop().map(|d| d.seq), Some(1));
+        // Closed and empty: the stream ends at once (the client resumes from history), nothing
+        // more gets in even with room, and the overflow is reported once.
+        assert_eq!(q.waiting(), (0, 0));
+        assert!(q.try_pop().is_none());
         assert_eq!(q.push(d(5, 1), &LIMITS), Push::Closed);
-        assert_eq!(q.try_pop().map(|d| d.seq), Some(2));
-        assert_eq!(q.try_pop().map(|d| d.seq), Some(3));
         assert!(q.try_pop().is_none());
     }
 

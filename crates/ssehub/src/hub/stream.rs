@@ -5,6 +5,15 @@
 //! replay cannot overflow the live queue), then the stream joins and reads history once
 //! more from the last replayed seq. Anything published between the two reads arrives both
 //! from that read and from the queue; the queue's copy is skipped by seq.
+//!
+//! Memory: the stream is pulled by the socket's writer, so the next page is read only once
+//! the previous chunk was taken. A page is bounded by the store's read size in bytes as well
+//! as by count, and the seam read is paged the same way, so a reader that stops holds at most
+//! one page and one encoded chunk, whatever the history holds (issue: 8 stuck `earliest`
+//! readers over 40 MB of history once took the hub from 76 to 444 MiB).
+//!
+//! Retention holds at replay time: entries beyond `--history-max-events` or older than
+//! `--history-max-age` are skipped even if the pruner has not removed them yet.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +28,9 @@ use crate::hub::HubInner;
 use crate::hub::encode::encode_update;
 use crate::hub::fanout::Membership;
 use crate::hub::filter::Filter;
+use crate::hub::queue::Queue;
 use crate::store::{Cursor, Stored};
+use crate::update::Update;
 
 /// Above this many pending bytes, coalescing stops and the chunk is written.
 const COALESCE_BYTES: usize = 64 * 1024;
@@ -31,6 +42,9 @@ enum Phase {
     Opening(Vec<Stored>, bool, u64),
     /// Replaying history after this seq, not yet joined.
     Replay { after: u64 },
+    /// Joined; sending what history holds after this seq (published while the replay ran),
+    /// one page at a time, before the first live delivery.
+    Seam { membership: Membership, after: u64 },
     /// Joined: live deliveries, skipping seqs the replay already sent.
     Live {
         membership: Membership,
@@ -40,9 +54,25 @@ enum Phase {
     Done,
 }
 
+/// Resolves once a subscriber is cut off for falling behind: what a connection's writer
+/// watches while a write to a client that stopped reading is stuck, so it can close the
+/// connection soon rather than after its write-stall timeout.
+#[derive(Clone)]
+pub struct CutOff(Arc<Queue>);
+
+impl CutOff {
+    /// Waits for the cut-off; pending forever for a subscriber that keeps up.
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| self.0.poll_cut_off(cx)).await;
+    }
+}
+
 /// A subscriber's stream of SSE bytes.
 pub struct SubscriberStream {
     hub: Arc<HubInner>,
+    /// Where live deliveries arrive once joined; made up front so a [`CutOff`] can be handed
+    /// out before the replay ends.
+    queue: Arc<Queue>,
     filter: Arc<Filter>,
     phase: Phase,
     heartbeat: Duration,
@@ -56,8 +86,6 @@ pub struct SubscriberStream {
     heartbeat_timer: Pin<Box<Sleep>>,
     /// Resolves when the hub shuts down; one registration for the stream's life.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// History read at the seam, written before the first live delivery.
-    pending_seam: Option<Bytes>,
     /// Announces the end of the subscription when the stream ends (`--subscriptions`).
     _presence: Option<crate::hub::presence::PresenceGuard>,
     /// Keeps the subscriber gauge right however the stream ends.
@@ -83,6 +111,9 @@ impl SubscriberStream {
         expires_at: Option<Instant>,
     ) -> Self {
         hub.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        let queue = membership
+            .as_ref()
+            .map_or_else(Arc::default, |m| m.queue.clone());
         let phase = match membership {
             Some(membership) => Phase::Live {
                 membership,
@@ -97,11 +128,11 @@ impl SubscriberStream {
             shutdown: Box::pin(hub.shutdown.clone().cancelled_owned()),
             _gauge: SubscriberGauge(hub.clone()),
             hub,
+            queue,
             filter,
             phase,
             last_write: now,
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            pending_seam: None,
             _presence: None,
         }
     }
@@ -109,6 +140,11 @@ impl SubscriberStream {
     pub(crate) fn with_presence(mut self, guard: crate::hub::presence::PresenceGuard) -> Self {
         self._presence = Some(guard);
         self
+    }
+
+    /// A handle that resolves when this subscriber is cut off for falling behind.
+    pub fn cut_off(&self) -> CutOff {
+        CutOff(self.queue.clone())
     }
 
     /// Turns the stream into a `futures` stream of byte chunks, opening with a comment.
@@ -128,12 +164,13 @@ impl SubscriberStream {
                 Phase::Done => return None,
                 Phase::Opening(page, more, head_seq) => {
                     let after = page.last().map(|s| s.seq);
-                    let chunk = self.encode_page(&page);
+                    let chunk = self.encode_page(&page, head_seq);
+                    drop(page);
                     self.phase = match (more, after) {
                         (true, Some(after)) => Phase::Replay { after },
                         // An empty first page means the client is already at the head:
                         // join there, not at the start of history.
-                        _ => self.join(after.unwrap_or(head_seq)).await?,
+                        _ => self.join(after.unwrap_or(head_seq)),
                     };
                     if !chunk.is_empty() {
                         return Some(self.wrote(chunk));
@@ -142,10 +179,29 @@ impl SubscriberStream {
                 Phase::Replay { after } => {
                     let page = self.read_page(after).await?;
                     let last = page.updates.last().map(|s| s.seq);
-                    let chunk = self.encode_page(&page.updates);
+                    let chunk = self.encode_page(&page.updates, page.head_seq);
                     self.phase = match (page.more, last) {
                         (true, Some(after)) => Phase::Replay { after },
-                        _ => self.join(last.unwrap_or(after)).await?,
+                        _ => self.join(last.unwrap_or(after)),
+                    };
+                    if !chunk.is_empty() {
+                        return Some(self.wrote(chunk));
+                    }
+                }
+                Phase::Seam { membership, after } => {
+                    let page = self.read_page(after).await?;
+                    let last = page.updates.last().map_or(after, |s| s.seq);
+                    let chunk = self.encode_page(&page.updates, page.head_seq);
+                    self.phase = if page.more {
+                        Phase::Seam {
+                            membership,
+                            after: last,
+                        }
+                    } else {
+                        Phase::Live {
+                            membership,
+                            skip_through: last,
+                        }
                     };
                     if !chunk.is_empty() {
                         return Some(self.wrote(chunk));
@@ -168,30 +224,16 @@ impl SubscriberStream {
         }
     }
 
-    /// Joins the fan-out after replaying through `after`, and closes the seam: one more
-    /// history read picks up whatever was published while the replay ran.
-    async fn join(&mut self, after: u64) -> Option<Phase> {
-        let membership = self.hub.fanout.join(self.filter.clone());
-        let mut last = after;
-        let mut pending = BytesMut::new();
-        loop {
-            let page = self.read_page(last).await?;
-            if let Some(s) = page.updates.last() {
-                last = s.seq;
-            }
-            pending.extend_from_slice(&self.encode_page(&page.updates));
-            if !page.more {
-                break;
-            }
+    /// Joins the fan-out after replaying through `after`; the seam phase then reads history
+    /// once more to pick up whatever was published while the replay ran.
+    fn join(&mut self, after: u64) -> Phase {
+        Phase::Seam {
+            membership: self
+                .hub
+                .fanout
+                .join(self.filter.clone(), self.queue.clone()),
+            after,
         }
-        if !pending.is_empty() {
-            // Written before any live delivery, so order is kept across the seam.
-            self.pending_seam = Some(pending.freeze());
-        }
-        Some(Phase::Live {
-            membership,
-            skip_through: last,
-        })
     }
 
     async fn read_page(&mut self, after: u64) -> Option<crate::store::Replay> {
@@ -210,9 +252,14 @@ impl SubscriberStream {
         }
     }
 
-    fn encode_page(&self, page: &[Stored]) -> Bytes {
+    /// The page's updates this subscriber may see and retention still keeps, encoded.
+    fn encode_page(&self, page: &[Stored], head_seq: u64) -> Bytes {
+        let retained = self.hub.retention.keeps(head_seq, Update::now_ms());
         let mut buf = BytesMut::new();
-        for s in page.iter().filter(|s| self.filter.matches(&s.update)) {
+        for s in page
+            .iter()
+            .filter(|s| retained(s) && self.filter.matches(&s.update))
+        {
             buf.extend_from_slice(&encode_update(&s.update));
         }
         buf.freeze()
@@ -224,9 +271,6 @@ impl SubscriberStream {
     }
 
     async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Option<Bytes> {
-        if let Some(seam) = self.pending_seam.take() {
-            return Some(self.wrote(seam));
-        }
         loop {
             let expiry = async {
                 match self.expiry.as_mut() {
@@ -306,7 +350,7 @@ mod tests {
         let options = HubOptions::default();
         let hub = Hub::start(
             store,
-            options,
+            options.clone(),
             Arc::new(Metrics::default()),
             CancellationToken::new(),
             &TaskTracker::new(),

@@ -79,6 +79,20 @@ pub struct Retention {
     pub max_age: Option<Duration>,
 }
 
+impl Retention {
+    /// Whether this retention keeps an entry of a history whose newest seq is `head_seq`, at
+    /// `now_ms`: what a reader must skip although the pruner, which runs only now and then, has
+    /// not removed it yet.
+    pub fn keeps(&self, head_seq: u64, now_ms: u64) -> impl Fn(&Stored) -> bool + use<> {
+        // Seqs are gap-free, so the newest `max_events` entries are those above this one.
+        let above_seq = self.max_events.map_or(0, |n| head_seq.saturating_sub(n));
+        let since_ms = self.max_age.map_or(0, |age| {
+            now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+        });
+        move |s| s.seq > above_seq && s.update.published_at_ms >= since_ms
+    }
+}
+
 /// A snapshot of the store's state for `/metrics` and `/healthz`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreStats {
@@ -162,7 +176,9 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, update: Update) -> Result<Stored, StoreError>;
 
     /// Updates strictly after `after`, oldest first, at most `limit`, from one consistent
-    /// snapshot. For a cursor outside the retained history (see [`Replay::found`]) the replay
+    /// snapshot. A backend also bounds one read in bytes (its own setting; at least one update
+    /// is always returned): it stops early with [`Replay::more`] set, so a reader of large
+    /// updates holds about one page of memory whatever `limit` says. For a cursor outside the retained history (see [`Replay::found`]) the replay
     /// starts at the earliest retained update.
     ///
     /// # Errors

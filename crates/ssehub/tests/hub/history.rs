@@ -78,25 +78,42 @@ async fn without_a_last_event_id_the_header_names_the_latest_update() {
     assert_eq!(later.header("last-event-id"), Some(ids[1].as_str()));
 }
 
-#[tokio::test]
+/// Replay pages of 3 updates, so every resume crosses many pages and then the seam while a
+/// publisher keeps going. Subscribers join when the publisher reaches given counts, not after
+/// sleeps: the concurrency comes from the burst itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_seam_has_no_gap_and_no_duplicate_under_a_concurrent_burst() {
-    let hub = std::sync::Arc::new(TestServer::start_with(|_| {}).await);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hub = std::sync::Arc::new(TestServer::start_with(|c| c.replay_page = 3).await);
     let first = publish_n(&hub, "/burst", 50).await;
     let total = 400;
+    let published = std::sync::Arc::new(AtomicUsize::new(0));
     let publisher = {
-        let hub = hub.clone();
-        tokio::spawn(async move { publish_n(&hub, "/burst", total).await })
+        let (hub, published) = (hub.clone(), published.clone());
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..total {
+                ids.push(hub.publish_ok("/burst", &format!("b{i}")).await);
+                published.store(i + 1, Ordering::SeqCst);
+            }
+            ids
+        })
     };
-    // Subscribers join mid-burst from several points in history.
     let mut subs = Vec::new();
-    for (i, from) in [0usize, 10, 49].into_iter().enumerate() {
-        tokio::time::sleep(std::time::Duration::from_millis(5 * i as u64)).await;
+    for (from, when) in [(0usize, 10usize), (10, 60), (25, 150), (49, 250)] {
+        while published.load(Ordering::SeqCst) < when {
+            tokio::task::yield_now().await;
+        }
         subs.push((
             from,
             hub.subscribe(&format!("topic=/burst&lastEventID={}", first[from]))
                 .await,
         ));
     }
+    assert!(
+        published.load(Ordering::SeqCst) < total,
+        "the publisher finished before the last subscriber joined: nothing crossed the seam"
+    );
     let rest = publisher.await.unwrap();
     let all: Vec<String> = first.iter().chain(rest.iter()).cloned().collect();
     for (from, mut sub) in subs {
@@ -110,6 +127,54 @@ async fn replay_seam_has_no_gap_and_no_duplicate_under_a_concurrent_burst() {
         );
         assert_eq!(got, expected, "gap or reordering at the seam (from {from})");
     }
+}
+
+/// Regression (issue 15.9): retention held only after the pruner's next run; a replay with a
+/// bound of 5 sent 20.
+#[tokio::test]
+async fn retention_by_count_holds_at_replay_time_before_any_prune() {
+    let hub = TestServer::start_with(|c| {
+        c.history_max_events = Some(5);
+        c.prune_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    // The pruner's first run is at startup; these come after it.
+    let ids = publish_n(&hub, "/kept", 20).await;
+    let mut sub = hub.subscribe("topic=/kept&lastEventID=earliest").await;
+    assert_eq!(sub.event_ids(5).await, ids[15..]);
+    let live = hub.publish_ok("/kept", "live").await;
+    assert_eq!(
+        sub.next_event().await.id.unwrap(),
+        live,
+        "replay sent more than 5"
+    );
+    // An id retention no longer keeps is unknown, as if pruned.
+    let mut old = hub
+        .subscribe(&format!("topic=/kept&lastEventID={}", ids[3]))
+        .await;
+    assert_eq!(old.header("last-event-id"), Some("earliest"));
+    assert_eq!(old.next_event().await.id.unwrap(), ids[16]);
+}
+
+/// Regression (issue 15.9): 3-second-old updates were replayed with a 2-second bound.
+#[tokio::test]
+async fn retention_by_age_holds_at_replay_time_before_any_prune() {
+    let hub = TestServer::start_with(|c| {
+        c.history_max_age = Some(std::time::Duration::from_secs(1));
+        c.prune_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let old = publish_n(&hub, "/aged", 3).await;
+    // Real time must pass for an update to age; this is a wait, not a timing assertion.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let fresh = publish_n(&hub, "/aged", 2).await;
+    let mut sub = hub.subscribe("topic=/aged&lastEventID=earliest").await;
+    assert_eq!(sub.event_ids(2).await, fresh);
+    let mut resumed = hub
+        .subscribe(&format!("topic=/aged&lastEventID={}", old[0]))
+        .await;
+    assert_eq!(resumed.header("last-event-id"), Some("earliest"));
+    assert_eq!(resumed.next_event().await.id.unwrap(), fresh[0]);
 }
 
 #[tokio::test]

@@ -130,14 +130,24 @@ async fn private_updates_reach_only_subscribers_granted_one_of_their_topics() {
     assert_eq!(authorized.next_event().await.data, "public");
 }
 
+/// Regression (issue 15.10): the old version ignored the publish status and had no authorised
+/// subscriber, so it passed even when private publishes were refused.
 #[tokio::test]
 async fn private_updates_are_not_replayed_to_unauthorized_subscribers_either() {
     let hub = TestServer::start_with(|c| c.auth.anonymous = true).await;
-    hub.publish(&[("topic", "/s"), ("data", "private"), ("private", "on")])
+    let r = hub
+        .publish(&[("topic", "/s"), ("data", "private"), ("private", "on")])
         .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     hub.publish_ok("/s", "public").await;
     let mut anonymous = hub
         .subscribe_with("topic=/s&lastEventID=earliest", &[])
         .await;
     assert_eq!(anonymous.next_event().await.data, "public");
+    // The control: a subscriber granted /s gets both, in order.
+    let mut granted = hub
+        .subscribe_as("topic=/s&lastEventID=earliest", &token(&[], &["/s"]))
+        .await;
+    assert_eq!(granted.next_event().await.data, "private");
+    assert_eq!(granted.next_event().await.data, "public");
 }

@@ -334,13 +334,10 @@ async fn connections_beyond_the_cap_get_a_503_naming_the_limit() {
     }
 }
 
-#[tokio::test]
-async fn a_subscriber_that_stops_reading_is_cut_off_and_history_still_has_everything() {
-    let hub = TestServer::start_with(|c| {
-        c.subscriber_queue_bytes = 256 * 1024;
-        c.max_body_bytes = 1 << 20;
-    })
-    .await;
+/// A hub with a 256 KiB queue bound and a raw HTTP/1.1 subscriber on `/flood` that never
+/// reads, flooded with 40 MiB until the subscriber is cut off; returns the socket (still open)
+/// and the acknowledged ids.
+async fn flood_a_stuck_subscriber(hub: &TestServer) -> (tokio::net::TcpStream, Vec<String>) {
     // A raw connection that sends its request and then never reads a byte.
     let mut stuck = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
     let request = format!(
@@ -359,6 +356,21 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_history_still_has_everyt
     }
     hub.wait_for_metric("ssehub_laggards_disconnected_total 1")
         .await;
+    (stuck, ids)
+}
+
+async fn flood_hub() -> TestServer {
+    TestServer::start_with(|c| {
+        c.subscriber_queue_bytes = 256 * 1024;
+        c.max_body_bytes = 1 << 20;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_cut_off_and_history_still_has_everything() {
+    let hub = flood_hub().await;
+    let (stuck, ids) = flood_a_stuck_subscriber(&hub).await;
     // Nothing was lost: a fresh subscriber replays all of it.
     let mut fresh = hub.subscribe("topic=/flood&lastEventID=earliest").await;
     let got: Vec<String> = fresh
@@ -368,5 +380,17 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_history_still_has_everyt
         .map(|e| e.id.unwrap())
         .collect();
     assert_eq!(got, ids);
+    drop(stuck);
+}
+
+/// Regression (issue 15.9): a subscriber cut off for falling behind kept its connection (and
+/// its queued backlog) until the 60 s write-stall timeout; it must go within seconds, while
+/// the client still holds the socket without reading.
+#[tokio::test]
+async fn a_cut_off_laggard_is_disconnected_within_seconds_not_after_the_stall_timeout() {
+    let hub = flood_hub().await;
+    let (stuck, _ids) = flood_a_stuck_subscriber(&hub).await;
+    // PATIENCE (10 s) is well under the 60 s stall timeout.
+    hub.wait_for_metric("ssehub_subscribers 0").await;
     drop(stuck);
 }

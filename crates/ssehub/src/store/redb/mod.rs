@@ -73,6 +73,9 @@ const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const LAST_SEQ: &str = "last_seq";
 
+/// Default of [`RedbOptions::read_bytes`].
+pub const DEFAULT_READ_BYTES: usize = 1 << 20;
+
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "history.redb";
 
@@ -92,6 +95,9 @@ pub struct RedbOptions {
     pub broadcast_capacity: usize,
     /// redb's page cache size in bytes.
     pub cache_bytes: usize,
+    /// One read stops once it holds this many encoded bytes (after at least one update), so a
+    /// replay of large updates holds about one page of memory per subscriber.
+    pub read_bytes: usize,
     /// Make batches durable in the write-ahead log (one `fdatasync`) and checkpoint redb now and
     /// then, instead of a durable redb commit per batch. `false` exists as the benchmark
     /// baseline; a log left by an earlier run is replayed on open either way.
@@ -112,6 +118,7 @@ impl Default for RedbOptions {
             queue_capacity: 8192,
             broadcast_capacity: 4096,
             cache_bytes: 64 << 20,
+            read_bytes: DEFAULT_READ_BYTES,
             wal: true,
             wal_bytes: 16 << 20,
             checkpoint_interval: Duration::from_secs(1),
@@ -165,6 +172,8 @@ pub struct RedbStore {
     writer: Option<thread::JoinHandle<()>>,
     /// Database file, for error messages.
     path: PathBuf,
+    /// See [`RedbOptions::read_bytes`].
+    read_bytes: usize,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -275,6 +284,7 @@ impl RedbStore {
             checkpoints,
             writer: Some(writer),
             path,
+            read_bytes: options.read_bytes.max(1),
         })
     }
 
@@ -342,8 +352,9 @@ impl Store for RedbStore {
     }
 
     async fn read_after(&self, after: Cursor, limit: usize) -> Result<Replay, StoreError> {
+        let max_bytes = self.read_bytes;
         self.read("history read task failed", move |db| {
-            read_after(db, &after, limit)
+            read_after(db, &after, limit, max_bytes)
         })
         .await
     }
@@ -419,7 +430,12 @@ fn write_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::backend("cannot write history", e)
 }
 
-fn read_after(db: &Database, after: &Cursor, limit: usize) -> Result<Replay, StoreError> {
+fn read_after(
+    db: &Database,
+    after: &Cursor,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Replay, StoreError> {
     let txn = db.begin_read().map_err(read_error)?;
     let updates = txn.open_table(UPDATES).map_err(read_error)?;
     let meta = txn.open_table(META).map_err(read_error)?;
@@ -447,15 +463,17 @@ fn read_after(db: &Database, after: &Cursor, limit: usize) -> Result<Replay, Sto
     };
     let mut out = Vec::with_capacity(limit.min(1024));
     let mut more = false;
+    let mut bytes = 0;
     let range = updates
         .range::<u64>((Bound::Excluded(start_after), Bound::Unbounded))
         .map_err(read_error)?;
     for entry in range {
         let (seq, value) = entry.map_err(read_error)?;
-        if out.len() == limit {
+        if out.len() == limit || (!out.is_empty() && bytes >= max_bytes) {
             more = true;
             break;
         }
+        bytes += value.value().len();
         let seq = seq.value();
         let update = codec::decode(value.value()).map_err(|reason| StoreError::Corrupt {
             seq,

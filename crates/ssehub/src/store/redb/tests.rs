@@ -523,3 +523,36 @@ async fn large_prune_runs_in_chunks() {
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.retained, stats.first_seq), (5, Some(total - 4)));
 }
+
+/// Issue 15.1: a replay page of 512 large updates was held whole for a stuck reader.
+#[tokio::test]
+async fn a_read_stops_at_its_byte_bound_and_says_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        read_bytes: 10_000,
+        ..RedbOptions::default()
+    };
+    let store = open_with(dir.path(), options);
+    for i in 0..10 {
+        let mut u = update(&format!("big{i}"));
+        u.data = "x".repeat(4_000);
+        store.append(u).await.unwrap();
+    }
+    let page = store.read_after(Cursor::Earliest, 512).await.unwrap();
+    // Three 4 kB entries pass 10 kB; the read stops there instead of taking all ten.
+    assert_eq!(page.updates.len(), 3);
+    assert!(page.more);
+    // A single entry larger than the bound is still returned, alone.
+    let tiny = RedbOptions {
+        read_bytes: 1,
+        ..RedbOptions::default()
+    };
+    store.close().await.unwrap();
+    drop(store);
+    let store = open_with(dir.path(), tiny);
+    let page = store.read_after(Cursor::Earliest, 512).await.unwrap();
+    assert_eq!(page.updates.len(), 1);
+    assert!(page.more);
+    let last = store.read_after(Cursor::Seq(9), 512).await.unwrap();
+    assert_eq!((last.updates.len(), last.more), (1, false));
+}
