@@ -1,11 +1,17 @@
 //! One subscriber's event stream: replay from history, then live, with no gap and no
 //! duplicate at the seam; heartbeats when idle; ends on shutdown, token expiry or cut-off.
 //!
+//! A stream whose end is still being written when the hub shuts down (a relay answer) can ask
+//! to be drained instead of cut ([`SubscriberStream::drain_on_shutdown`]): it waits until the
+//! writer says it is done, then sends what history holds after the last update it delivered.
+//! History, not the fan-out: the dispatcher stops at shutdown.
+//!
 //! The seam: history is replayed page by page *before* joining the fan-out (so a long
 //! replay cannot overflow the live queue), then the stream joins and reads history once
 //! more from the last replayed seq. Anything published between the two reads arrives both
 //! from that read and from the queue; the queue's copy is skipped by seq.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +25,7 @@ use crate::hub::HubInner;
 use crate::hub::encode::encode_update;
 use crate::hub::fanout::Membership;
 use crate::hub::filter::Filter;
+use crate::hub::queue::Delivery;
 use crate::store::{Cursor, Stored};
 
 /// Above this many pending bytes, coalescing stops and the chunk is written.
@@ -36,8 +43,20 @@ enum Phase {
         membership: Membership,
         skip_through: u64,
     },
+    /// Shutting down: waiting for the writer, then sending history after this seq.
+    Draining { after: u64 },
     /// Finished.
     Done,
+}
+
+/// What waiting for live deliveries produced.
+enum Live {
+    /// Bytes to write.
+    Chunk(Bytes),
+    /// The hub is shutting down.
+    Shutdown,
+    /// The stream is over (token expired, cut off).
+    End,
 }
 
 /// A subscriber's stream of SSE bytes.
@@ -56,6 +75,11 @@ pub struct SubscriberStream {
     heartbeat_timer: Pin<Box<Sleep>>,
     /// Resolves when the hub shuts down; one registration for the stream's life.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set by [`Self::drain_on_shutdown`]: what to wait for before the final history read.
+    drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The newest seq this stream has covered (written, or skipped by its filter): where a
+    /// drain resumes.
+    delivered: u64,
     /// History read at the seam, written before the first live delivery.
     pending_seam: Option<Bytes>,
     /// Announces the end of the subscription when the stream ends (`--subscriptions`).
@@ -83,11 +107,15 @@ impl SubscriberStream {
         expires_at: Option<Instant>,
     ) -> Self {
         hub.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        let mut delivered = 0;
         let phase = match membership {
-            Some(membership) => Phase::Live {
-                membership,
-                skip_through: 0,
-            },
+            Some(membership) => {
+                delivered = membership.joined_after.as_ref().map_or(0, |(seq, _)| *seq);
+                Phase::Live {
+                    membership,
+                    skip_through: 0,
+                }
+            }
             None => Phase::Opening(first_page, more, head_seq),
         };
         let now = Instant::now();
@@ -102,8 +130,19 @@ impl SubscriberStream {
             last_write: now,
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
             pending_seam: None,
+            drain: None,
+            delivered,
             _presence: None,
         }
+    }
+
+    /// On shutdown, instead of ending at once: wait for `until` (which the caller must bound,
+    /// e.g. by the shutdown grace), then send every update history holds after the last one
+    /// this stream delivered, then end. For streams whose writer records a final update when
+    /// the hub stops, so that it reaches live readers too.
+    pub fn drain_on_shutdown(mut self, until: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.drain = Some(Box::pin(until));
+        self
     }
 
     pub(crate) fn with_presence(mut self, guard: crate::hub::presence::PresenceGuard) -> Self {
@@ -128,6 +167,7 @@ impl SubscriberStream {
                 Phase::Done => return None,
                 Phase::Opening(page, more, head_seq) => {
                     let after = page.last().map(|s| s.seq);
+                    self.delivered = after.unwrap_or(head_seq);
                     let chunk = self.encode_page(&page);
                     self.phase = match (more, after) {
                         (true, Some(after)) => Phase::Replay { after },
@@ -142,6 +182,7 @@ impl SubscriberStream {
                 Phase::Replay { after } => {
                     let page = self.read_page(after).await?;
                     let last = page.updates.last().map(|s| s.seq);
+                    self.delivered = last.unwrap_or(after);
                     let chunk = self.encode_page(&page.updates);
                     self.phase = match (page.more, last) {
                         (true, Some(after)) => Phase::Replay { after },
@@ -154,15 +195,33 @@ impl SubscriberStream {
                 Phase::Live {
                     mut membership,
                     skip_through,
-                } => {
-                    let out = self.next_live(&mut membership, skip_through).await;
-                    if out.is_some() {
+                } => match self.next_live(&mut membership, skip_through).await {
+                    Live::Chunk(chunk) => {
                         self.phase = Phase::Live {
                             membership,
                             skip_through,
                         };
+                        return Some(chunk);
                     }
-                    return out;
+                    Live::Shutdown if self.drain.is_some() => {
+                        self.phase = Phase::Draining {
+                            after: self.delivered,
+                        };
+                    }
+                    Live::Shutdown | Live::End => return None,
+                },
+                Phase::Draining { after } => {
+                    if let Some(until) = self.drain.take() {
+                        until.await;
+                    }
+                    let page = self.read_page(after).await?;
+                    let chunk = self.encode_page(&page.updates);
+                    if let (true, Some(last)) = (page.more, page.updates.last()) {
+                        self.phase = Phase::Draining { after: last.seq };
+                    }
+                    if !chunk.is_empty() {
+                        return Some(self.wrote(chunk));
+                    }
                 }
             }
         }
@@ -188,6 +247,7 @@ impl SubscriberStream {
             // Written before any live delivery, so order is kept across the seam.
             self.pending_seam = Some(pending.freeze());
         }
+        self.delivered = last;
         Some(Phase::Live {
             membership,
             skip_through: last,
@@ -223,9 +283,9 @@ impl SubscriberStream {
         chunk
     }
 
-    async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Option<Bytes> {
+    async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Live {
         if let Some(seam) = self.pending_seam.take() {
-            return Some(self.wrote(seam));
+            return Live::Chunk(self.wrote(seam));
         }
         loop {
             let expiry = async {
@@ -236,17 +296,19 @@ impl SubscriberStream {
             };
             tokio::select! {
                 biased;
-                _ = self.shutdown.as_mut() => return None,
+                _ = self.shutdown.as_mut() => return Live::Shutdown,
                 _ = expiry => {
                     tracing::debug!("subscriber token expired; ending the stream");
-                    return None;
+                    return Live::End;
                 }
                 d = m.queue.pop() => {
-                    let d = d?;
+                    let Some(d) = d else { return Live::End };
                     if d.seq <= skip_through {
                         continue;
                     }
-                    return Some(self.wrote(coalesce(m, d.bytes, skip_through)));
+                    let (chunk, last) = coalesce(m, d, skip_through);
+                    self.delivered = last;
+                    return Live::Chunk(self.wrote(chunk));
                 }
                 _ = self.heartbeat_timer.as_mut() => {
                     let due = self.last_write + self.heartbeat;
@@ -256,7 +318,7 @@ impl SubscriberStream {
                         continue;
                     }
                     self.heartbeat_timer.as_mut().reset(Instant::now() + self.heartbeat);
-                    return Some(self.wrote(Bytes::from_static(b":\n")));
+                    return Live::Chunk(self.wrote(Bytes::from_static(b":\n")));
                 }
             }
         }
@@ -264,8 +326,9 @@ impl SubscriberStream {
 }
 
 /// Appends whatever else is already queued to `first`, so a subscriber with a backlog gets
-/// one write instead of one per update.
-fn coalesce(m: &Membership, first: Bytes, skip_through: u64) -> Bytes {
+/// one write instead of one per update; also returns the last seq written.
+fn coalesce(m: &Membership, first: Delivery, skip_through: u64) -> (Bytes, u64) {
+    let (first, mut last) = (first.bytes, first.seq);
     let mut buf: Option<BytesMut> = None;
     while buf.as_ref().map_or(first.len(), |b| b.len()) < COALESCE_BYTES {
         let Some(d) = m.queue.try_pop() else { break };
@@ -278,8 +341,9 @@ fn coalesce(m: &Membership, first: Bytes, skip_through: u64) -> Bytes {
             b
         });
         b.extend_from_slice(&d.bytes);
+        last = d.seq;
     }
-    buf.map_or(first, BytesMut::freeze)
+    (buf.map_or(first, BytesMut::freeze), last)
 }
 
 #[cfg(test)]
