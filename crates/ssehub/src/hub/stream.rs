@@ -410,4 +410,74 @@ mod tests {
             "{silence:?}"
         );
     }
+
+    fn update(id: &str, topic: &str) -> crate::update::Update {
+        crate::update::Update {
+            id: id.into(),
+            topics: vec![topic.into()],
+            data: format!("data of {id}"),
+            private: false,
+            event_type: None,
+            retry: None,
+            published_at_ms: crate::update::Update::now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drained_stream_sends_what_its_writer_records_after_shutdown_then_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(RedbStore::open(dir.path(), Default::default()).unwrap());
+        let shutdown = CancellationToken::new();
+        let hub = Hub::start(
+            store,
+            HubOptions::default(),
+            Arc::new(Metrics::default()),
+            shutdown.clone(),
+            &TaskTracker::new(),
+        )
+        .await
+        .unwrap();
+        let subscribe = || async {
+            let topic = Arc::new(Selector::Exact("/t".into()));
+            hub.subscribe(SubscribeRequest {
+                filter: Filter::new(vec![("/t".into(), topic)], Vec::new()),
+                last_event_id: None,
+                expires_at: None,
+                topics: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .stream
+        };
+        let (written, done) = tokio::sync::oneshot::channel::<()>();
+        let mut drained = subscribe().await.drain_on_shutdown(async move {
+            let _ = done.await;
+        });
+        let mut cut = subscribe().await;
+        hub.publish_valid(update("a", "/t")).await.unwrap();
+        for stream in [&mut drained, &mut cut] {
+            let chunk = stream.next_chunk().await.unwrap();
+            assert!(chunk.starts_with(b"id: a\n"), "{chunk:?}");
+        }
+        shutdown.cancel();
+        // The writer records its end after shutdown began, when live delivery has stopped.
+        for (id, topic) in [("other", "/elsewhere"), ("b", "/t"), ("end", "/t")] {
+            hub.publish_valid(update(id, topic)).await.unwrap();
+        }
+        assert!(
+            cut.next_chunk().await.is_none(),
+            "an undrained stream ends at once"
+        );
+        written.send(()).unwrap();
+        let mut rest = Vec::new();
+        while let Some(chunk) = drained.next_chunk().await {
+            rest.extend_from_slice(&chunk);
+        }
+        let rest = String::from_utf8(rest).unwrap();
+        assert_eq!(
+            rest,
+            "id: b\ndata: data of b\n\nid: end\ndata: data of end\n\n"
+        );
+    }
 }

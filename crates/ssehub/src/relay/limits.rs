@@ -42,7 +42,9 @@ impl std::fmt::Display for Bound {
 
 /// The running generations.
 pub(crate) struct Slots {
+    /// The bounds, from the configuration.
     limits: Limits,
+    /// What runs now; one short lock per generation start and end.
     state: Mutex<State>,
     /// Where the running count is published (`ssehub_relay_streams_running`).
     metrics: Arc<Metrics>,
@@ -50,6 +52,7 @@ pub(crate) struct Slots {
 
 #[derive(Default)]
 struct State {
+    /// Running generations, all callers.
     total: usize,
     /// Running generations per key; a key leaves the map when its count drops to zero.
     per_key: HashMap<String, usize>,
@@ -57,7 +60,9 @@ struct State {
 
 /// One running generation; dropping it frees the slot.
 pub(crate) struct Slot {
+    /// Where to give the slot back.
     slots: Arc<Slots>,
+    /// The key it counts against, if the relay has keys.
     key: Option<String>,
 }
 

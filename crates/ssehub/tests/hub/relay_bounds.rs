@@ -118,7 +118,7 @@ async fn a_flood_of_abandoned_requests_stays_within_the_bounds() {
     })
     .await;
     let hub = Arc::new(hub);
-    let body = json!({"model": "ssehub-simulator", "stream": true, "max_tokens": 40,
+    let body = json!({"model": "ssehub-simulator", "stream": true, "max_tokens": 4,
                       "messages": [{"role": "user", "content": "flood"}]});
 
     // Reads the gauge for as long as the flood lasts.

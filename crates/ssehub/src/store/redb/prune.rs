@@ -47,7 +47,9 @@ pub(super) struct PruneJob {
 /// older than the cutoff then is gone. Cutoffs only move forward (barring a clock stepped
 /// back), so the next scan can start after `through`.
 pub(super) struct PrefixScan {
+    /// The prefix scanned for; another prefix starts over.
     prefix: String,
+    /// The last seq looked at.
     through: u64,
 }
 
