@@ -47,6 +47,13 @@ pub struct Config {
     pub upstream_api_key: Option<String>,
     /// Keys that callers of `/v1/...` must present; empty means open (local use).
     pub relay_api_keys: Vec<String>,
+    /// Relay generations running at once, all callers together; beyond it callers get 429.
+    pub relay_max_streams: usize,
+    /// Relay generations one key may run at once (with `relay_api_keys`); beyond it, 429.
+    pub relay_max_streams_per_key: usize,
+    /// How long relay answers stay in history (`None`: as long as the general retention keeps
+    /// them); kept apart so answers cannot crowd out Mercure history or fill the disk.
+    pub relay_history_max_age: Option<Duration>,
     /// Pace of the built-in simulator (the default upstream).
     pub simulator: SimulatorOptions,
     /// How often history is pruned to the retention policy.
@@ -64,6 +71,17 @@ pub struct TlsFiles {
 
 /// Default listen address of `ssehub serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Default of [`Config::relay_max_streams`]: generously above what one hub serves to people,
+/// far below what a flood of abandoned requests would start.
+pub const DEFAULT_RELAY_MAX_STREAMS: usize = 256;
+
+/// Default of [`Config::relay_max_streams_per_key`]: a few tabs and agents per key.
+pub const DEFAULT_RELAY_MAX_STREAMS_PER_KEY: usize = 16;
+
+/// Default of [`Config::relay_history_max_age`]: long enough to reload, resume or watch an
+/// answer, short enough that abandoned answers do not pile up.
+pub const DEFAULT_RELAY_HISTORY_MAX_AGE: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// Defaults for a hub whose store lives in `data_dir`, with the given authorization.
@@ -86,6 +104,9 @@ impl Config {
             upstream: None,
             upstream_api_key: None,
             relay_api_keys: Vec::new(),
+            relay_max_streams: DEFAULT_RELAY_MAX_STREAMS,
+            relay_max_streams_per_key: DEFAULT_RELAY_MAX_STREAMS_PER_KEY,
+            relay_history_max_age: Some(DEFAULT_RELAY_HISTORY_MAX_AGE),
             simulator: SimulatorOptions::default(),
             prune_interval: Duration::from_secs(5),
         }

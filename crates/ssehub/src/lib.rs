@@ -90,6 +90,12 @@ pub async fn run(
     let retention = store::Retention {
         max_events: config.history_max_events,
         max_age: config.history_max_age,
+        prefix_max_age: config
+            .relay_history_max_age
+            .map(|max_age| store::PrefixAge {
+                prefix: topic::RELAY_STREAMS.to_owned(),
+                max_age,
+            }),
     };
     let pruner = store::spawn_pruner(
         store.clone(),
@@ -126,7 +132,20 @@ pub async fn run(
         config.upstream_api_key.clone(),
         config.simulator,
     );
-    let relay = relay::Relay::new(hub.clone(), upstream, shutdown.clone(), tracker.clone());
+    let relay_options = relay::RelayOptions {
+        limits: relay::Limits {
+            total: config.relay_max_streams,
+            per_key: config.relay_max_streams_per_key,
+        },
+        grace: config.shutdown_grace,
+    };
+    let relay = relay::Relay::new(
+        hub.clone(),
+        upstream,
+        relay_options,
+        shutdown.clone(),
+        tracker.clone(),
+    );
     let config = Arc::new(config);
     let state = http::AppState {
         hub,

@@ -11,6 +11,9 @@ mod hub {
     mod ops;
     mod pubsub;
     mod relay;
+    mod relay_bounds;
+    mod relay_owner;
+    pub(crate) mod relay_support;
     mod sdk;
     mod streams;
 }

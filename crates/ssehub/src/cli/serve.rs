@@ -110,6 +110,16 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     relay_api_keys: Vec<String>,
+    /// Relay answers generated at once, all callers together (beyond: 429 with Retry-After).
+    #[arg(long, env = "SSEHUB_RELAY_MAX_STREAMS", default_value_t = ssehub::config::DEFAULT_RELAY_MAX_STREAMS)]
+    relay_max_streams: usize,
+    /// Relay answers one --relay-api-keys key may have generated at once (beyond: 429).
+    #[arg(long, env = "SSEHUB_RELAY_MAX_STREAMS_PER_KEY", default_value_t = ssehub::config::DEFAULT_RELAY_MAX_STREAMS_PER_KEY)]
+    relay_max_streams_per_key: usize,
+    /// Drop relay answers (topics under /v1/streams/) older than this from history; `off`
+    /// leaves them to the general retention (--history-max-age, --history-max-events).
+    #[arg(long, env = "SSEHUB_RELAY_HISTORY_MAX_AGE", default_value = "1h", value_parser = parse_optional_duration)]
+    relay_history_max_age: MaybeDuration,
     /// Pace of the built-in simulator, in tokens per second.
     #[arg(
         long,
@@ -123,6 +133,17 @@ pub(crate) struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
     log_format: String,
+}
+
+/// A duration or `off`; its own type because clap reads an `Option` field as "flag absent".
+#[derive(Clone, Copy, Debug)]
+struct MaybeDuration(Option<Duration>);
+
+fn parse_optional_duration(s: &str) -> Result<MaybeDuration, ssehub::config::DurationError> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(MaybeDuration(None));
+    }
+    parse_duration(s).map(|d| MaybeDuration(Some(d)))
 }
 
 fn env_fallback(value: Option<String>, names: &[&str]) -> Option<String> {
@@ -211,6 +232,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
+    if args.relay_max_streams == 0 || args.relay_max_streams_per_key == 0 {
+        bail!(
+            "--relay-max-streams and --relay-max-streams-per-key must be at least 1 (0 would refuse every answer)"
+        );
+    }
+    config.relay_max_streams = args.relay_max_streams;
+    config.relay_max_streams_per_key = args.relay_max_streams_per_key;
+    config.relay_history_max_age = args.relay_history_max_age.0;
     config.simulator = SimulatorOptions {
         tokens_per_second: args.simulator_tokens_per_second,
         first_token_delay: args.simulator_first_token_delay,

@@ -9,10 +9,14 @@ use serde_json::{Value, json};
 
 use crate::http::AppState;
 use crate::http::sse::{event_stream, last_event_id};
-use crate::relay::{RelayError, Started, Watch};
+use crate::relay::{Caller, RelayError, Started, Watch};
 
 /// Request bodies of the relay may carry long conversations.
 const MAX_CHAT_BODY: usize = 32 << 20;
+
+/// What `Retry-After` says when a generation bound is reached: answers take seconds, so
+/// sooner mostly meets the same bound again; the OpenAI SDKs wait this long before retrying.
+const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 /// An error in OpenAI's format.
 pub(crate) struct OpenAiError {
@@ -20,18 +24,37 @@ pub(crate) struct OpenAiError {
     message: String,
     kind: &'static str,
     code: &'static str,
+    /// Seconds for `Retry-After` (429 only).
+    retry_after: Option<u64>,
+}
+
+impl OpenAiError {
+    fn new(status: StatusCode, message: String, kind: &'static str, code: &'static str) -> Self {
+        OpenAiError {
+            status,
+            message,
+            kind,
+            code,
+            retry_after: None,
+        }
+    }
 }
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         let body =
             json!({"error": {"message": self.message, "type": self.kind, "code": self.code}});
-        (
+        let mut res = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }
 
@@ -47,6 +70,12 @@ impl From<RelayError> for OpenAiError {
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 "stream_not_found",
+            ),
+            // OpenAI's own shape for this status, so SDKs raise their rate-limit error.
+            RelayError::Busy(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
             ),
             RelayError::Complete(_) => (
                 StatusCode::NO_CONTENT,
@@ -64,20 +93,20 @@ impl From<RelayError> for OpenAiError {
                 "storage_unavailable",
             ),
         };
-        OpenAiError {
-            status,
-            message: err.to_string(),
-            kind,
-            code,
+        let mut out = OpenAiError::new(status, err.to_string(), kind, code);
+        if matches!(err, RelayError::Busy(_)) {
+            out.retry_after = Some(BUSY_RETRY_AFTER_SECS);
         }
+        out
     }
 }
 
-/// Checks the caller's key against `--relay-api-keys` (none configured: open).
-fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), OpenAiError> {
+/// Checks the caller's key against `--relay-api-keys` (none configured: open) and says who
+/// the caller is, which decides the streams it may watch and cancel.
+fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiError> {
     let keys = &state.config.relay_api_keys;
     if keys.is_empty() {
-        return Ok(());
+        return Ok(Caller::Anyone);
     }
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -88,19 +117,19 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), OpenAiError> {
         })
         .map(str::trim);
     match presented {
-        Some(k) if keys.iter().any(|allowed| allowed == k) => Ok(()),
-        Some(_) => Err(OpenAiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "incorrect API key: it is not one of this hub's --relay-api-keys".into(),
-            kind: "invalid_request_error",
-            code: "invalid_api_key",
-        }),
-        None => Err(OpenAiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "missing API key: send Authorization: Bearer <key> (one of this hub's --relay-api-keys)".into(),
-            kind: "invalid_request_error",
-            code: "invalid_api_key",
-        }),
+        Some(k) if keys.iter().any(|allowed| allowed == k) => Ok(Caller::Key(k.to_owned())),
+        Some(_) => Err(OpenAiError::new(
+            StatusCode::UNAUTHORIZED,
+            "incorrect API key: it is not one of this hub's --relay-api-keys".into(),
+            "invalid_request_error",
+            "invalid_api_key",
+        )),
+        None => Err(OpenAiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing API key: send Authorization: Bearer <key> (one of this hub's --relay-api-keys)".into(),
+            "invalid_request_error",
+            "invalid_api_key",
+        )),
     }
 }
 
@@ -120,22 +149,26 @@ pub(crate) async fn chat_completions(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, OpenAiError> {
-    check_key(&state, req.headers())?;
+    let caller = check_key(&state, req.headers())?;
     let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
         .await
-        .map_err(|e| OpenAiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"),
-            kind: "invalid_request_error",
-            code: "body_too_large",
+        .map_err(|e| {
+            OpenAiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"),
+                "invalid_request_error",
+                "body_too_large",
+            )
         })?;
-    let request: Value = serde_json::from_slice(&body).map_err(|e| OpenAiError {
-        status: StatusCode::BAD_REQUEST,
-        message: format!("the request body is not valid JSON: {e}"),
-        kind: "invalid_request_error",
-        code: "invalid_json",
+    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+        OpenAiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not valid JSON: {e}"),
+            "invalid_request_error",
+            "invalid_json",
+        )
     })?;
-    Ok(match state.relay.start(request).await? {
+    Ok(match state.relay.start(&caller, request).await? {
         Started::Whole {
             status,
             content_type,
@@ -158,9 +191,9 @@ pub(crate) async fn watch_stream(
     Query(query): Query<WatchQuery>,
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
-    check_key(&state, &headers)?;
+    let caller = check_key(&state, &headers)?;
     let last = last_event_id(&headers, query.last_event_id);
-    match state.relay.watch(&id, last.as_deref()).await {
+    match state.relay.watch(&caller, &id, last.as_deref()).await {
         Ok(watch) => Ok(sse_response(watch, Some(&id))),
         // 204 tells an EventSource to stop reconnecting: it already has everything.
         Err(RelayError::Complete(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -174,8 +207,8 @@ pub(crate) async fn cancel_stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OpenAiError> {
-    check_key(&state, &headers)?;
-    let was_running = state.relay.cancel(&id).await?;
+    let caller = check_key(&state, &headers)?;
+    let was_running = state.relay.cancel(&caller, &id).await?;
     let body = if was_running {
         json!({"id": id, "cancelled": true})
     } else {

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub laggards_cut: AtomicU64,
     /// Connections refused because the connection cap was reached.
     pub connections_refused: AtomicU64,
+    /// Relay generations running now (kept by the relay; here so `/metrics` has one source).
+    pub relay_streams_running: AtomicU64,
+    /// Relay requests refused at a generation bound.
+    pub relay_streams_refused: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -99,6 +103,18 @@ impl Metrics {
             "Connections answered 503 at the connection cap.",
             "counter",
             get(&self.connections_refused),
+        );
+        gauge(
+            "ssehub_relay_streams_running",
+            "Relay generations running (bounded by --relay-max-streams).",
+            "gauge",
+            get(&self.relay_streams_running),
+        );
+        gauge(
+            "ssehub_relay_streams_refused_total",
+            "Relay requests answered 429 at a generation bound.",
+            "counter",
+            get(&self.relay_streams_refused),
         );
         if let Some(n) = history_events {
             gauge(

@@ -1,6 +1,11 @@
 //! One subscriber's event stream: replay from history, then live, with no gap and no
 //! duplicate at the seam; heartbeats when idle; ends on shutdown, token expiry or cut-off.
 //!
+//! A stream whose end is still being written when the hub shuts down (a relay answer) can ask
+//! to be drained instead of cut ([`SubscriberStream::drain_on_shutdown`]): it waits until the
+//! writer says it is done, then sends what history holds after the last update it delivered.
+//! History, not the fan-out: the dispatcher stops at shutdown.
+//!
 //! The seam: history is replayed page by page *before* joining the fan-out (so a long
 //! replay cannot overflow the live queue), then the stream joins and reads history once
 //! more from the last replayed seq. Anything published between the two reads arrives both
@@ -15,6 +20,7 @@
 //! Retention holds at replay time: entries beyond `--history-max-events` or older than
 //! `--history-max-age` are skipped even if the pruner has not removed them yet.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +34,7 @@ use crate::hub::HubInner;
 use crate::hub::encode::encode_update;
 use crate::hub::fanout::Membership;
 use crate::hub::filter::Filter;
-use crate::hub::queue::Queue;
+use crate::hub::queue::{Delivery, Queue};
 use crate::store::{Cursor, Stored};
 use crate::update::Update;
 
@@ -50,8 +56,20 @@ enum Phase {
         membership: Membership,
         skip_through: u64,
     },
+    /// Shutting down: waiting for the writer, then sending history after this seq.
+    Draining { after: u64 },
     /// Finished.
     Done,
+}
+
+/// What waiting for live deliveries produced.
+enum Live {
+    /// Bytes to write.
+    Chunk(Bytes),
+    /// The hub is shutting down.
+    Shutdown,
+    /// The stream is over (token expired, cut off).
+    End,
 }
 
 /// Resolves once a subscriber is cut off for falling behind: what a connection's writer
@@ -86,6 +104,11 @@ pub struct SubscriberStream {
     heartbeat_timer: Pin<Box<Sleep>>,
     /// Resolves when the hub shuts down; one registration for the stream's life.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set by [`Self::drain_on_shutdown`]: what to wait for before the final history read.
+    drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The newest seq this stream has covered (written, or skipped by its filter): where a
+    /// drain resumes.
+    delivered: u64,
     /// Announces the end of the subscription when the stream ends (`--subscriptions`).
     _presence: Option<crate::hub::presence::PresenceGuard>,
     /// Keeps the subscriber gauge right however the stream ends.
@@ -114,11 +137,15 @@ impl SubscriberStream {
         let queue = membership
             .as_ref()
             .map_or_else(Arc::default, |m| m.queue.clone());
+        let mut delivered = 0;
         let phase = match membership {
-            Some(membership) => Phase::Live {
-                membership,
-                skip_through: 0,
-            },
+            Some(membership) => {
+                delivered = membership.joined_after.as_ref().map_or(0, |(seq, _)| *seq);
+                Phase::Live {
+                    membership,
+                    skip_through: 0,
+                }
+            }
             None => Phase::Opening(first_page, more, head_seq),
         };
         let now = Instant::now();
@@ -133,8 +160,19 @@ impl SubscriberStream {
             phase,
             last_write: now,
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            drain: None,
+            delivered,
             _presence: None,
         }
+    }
+
+    /// On shutdown, instead of ending at once: wait for `until` (which the caller must bound,
+    /// e.g. by the shutdown grace), then send every update history holds after the last one
+    /// this stream delivered, then end. For streams whose writer records a final update when
+    /// the hub stops, so that it reaches live readers too.
+    pub fn drain_on_shutdown(mut self, until: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.drain = Some(Box::pin(until));
+        self
     }
 
     pub(crate) fn with_presence(mut self, guard: crate::hub::presence::PresenceGuard) -> Self {
@@ -164,6 +202,7 @@ impl SubscriberStream {
                 Phase::Done => return None,
                 Phase::Opening(page, more, head_seq) => {
                     let after = page.last().map(|s| s.seq);
+                    self.delivered = after.unwrap_or(head_seq);
                     let chunk = self.encode_page(&page, head_seq);
                     drop(page);
                     self.phase = match (more, after) {
@@ -179,6 +218,7 @@ impl SubscriberStream {
                 Phase::Replay { after } => {
                     let page = self.read_page(after).await?;
                     let last = page.updates.last().map(|s| s.seq);
+                    self.delivered = last.unwrap_or(after);
                     let chunk = self.encode_page(&page.updates, page.head_seq);
                     self.phase = match (page.more, last) {
                         (true, Some(after)) => Phase::Replay { after },
@@ -191,6 +231,7 @@ impl SubscriberStream {
                 Phase::Seam { membership, after } => {
                     let page = self.read_page(after).await?;
                     let last = page.updates.last().map_or(after, |s| s.seq);
+                    self.delivered = last;
                     let chunk = self.encode_page(&page.updates, page.head_seq);
                     self.phase = if page.more {
                         Phase::Seam {
@@ -210,15 +251,33 @@ impl SubscriberStream {
                 Phase::Live {
                     mut membership,
                     skip_through,
-                } => {
-                    let out = self.next_live(&mut membership, skip_through).await;
-                    if out.is_some() {
+                } => match self.next_live(&mut membership, skip_through).await {
+                    Live::Chunk(chunk) => {
                         self.phase = Phase::Live {
                             membership,
                             skip_through,
                         };
+                        return Some(chunk);
                     }
-                    return out;
+                    Live::Shutdown if self.drain.is_some() => {
+                        self.phase = Phase::Draining {
+                            after: self.delivered,
+                        };
+                    }
+                    Live::Shutdown | Live::End => return None,
+                },
+                Phase::Draining { after } => {
+                    if let Some(until) = self.drain.take() {
+                        until.await;
+                    }
+                    let page = self.read_page(after).await?;
+                    let chunk = self.encode_page(&page.updates, page.head_seq);
+                    if let (true, Some(last)) = (page.more, page.updates.last()) {
+                        self.phase = Phase::Draining { after: last.seq };
+                    }
+                    if !chunk.is_empty() {
+                        return Some(self.wrote(chunk));
+                    }
                 }
             }
         }
@@ -270,7 +329,7 @@ impl SubscriberStream {
         chunk
     }
 
-    async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Option<Bytes> {
+    async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Live {
         loop {
             let expiry = async {
                 match self.expiry.as_mut() {
@@ -280,17 +339,19 @@ impl SubscriberStream {
             };
             tokio::select! {
                 biased;
-                _ = self.shutdown.as_mut() => return None,
+                _ = self.shutdown.as_mut() => return Live::Shutdown,
                 _ = expiry => {
                     tracing::debug!("subscriber token expired; ending the stream");
-                    return None;
+                    return Live::End;
                 }
                 d = m.queue.pop() => {
-                    let d = d?;
+                    let Some(d) = d else { return Live::End };
                     if d.seq <= skip_through {
                         continue;
                     }
-                    return Some(self.wrote(coalesce(m, d.bytes, skip_through)));
+                    let (chunk, last) = coalesce(m, d, skip_through);
+                    self.delivered = last;
+                    return Live::Chunk(self.wrote(chunk));
                 }
                 _ = self.heartbeat_timer.as_mut() => {
                     let due = self.last_write + self.heartbeat;
@@ -300,7 +361,7 @@ impl SubscriberStream {
                         continue;
                     }
                     self.heartbeat_timer.as_mut().reset(Instant::now() + self.heartbeat);
-                    return Some(self.wrote(Bytes::from_static(b":\n")));
+                    return Live::Chunk(self.wrote(Bytes::from_static(b":\n")));
                 }
             }
         }
@@ -308,8 +369,9 @@ impl SubscriberStream {
 }
 
 /// Appends whatever else is already queued to `first`, so a subscriber with a backlog gets
-/// one write instead of one per update.
-fn coalesce(m: &Membership, first: Bytes, skip_through: u64) -> Bytes {
+/// one write instead of one per update; also returns the last seq written.
+fn coalesce(m: &Membership, first: Delivery, skip_through: u64) -> (Bytes, u64) {
+    let (first, mut last) = (first.bytes, first.seq);
     let mut buf: Option<BytesMut> = None;
     while buf.as_ref().map_or(first.len(), |b| b.len()) < COALESCE_BYTES {
         let Some(d) = m.queue.try_pop() else { break };
@@ -322,8 +384,9 @@ fn coalesce(m: &Membership, first: Bytes, skip_through: u64) -> Bytes {
             b
         });
         b.extend_from_slice(&d.bytes);
+        last = d.seq;
     }
-    buf.map_or(first, BytesMut::freeze)
+    (buf.map_or(first, BytesMut::freeze), last)
 }
 
 #[cfg(test)]
@@ -388,6 +451,76 @@ mod tests {
         assert!(
             silence >= options.heartbeat && silence < options.heartbeat + Duration::from_secs(1),
             "{silence:?}"
+        );
+    }
+
+    fn update(id: &str, topic: &str) -> crate::update::Update {
+        crate::update::Update {
+            id: id.into(),
+            topics: vec![topic.into()],
+            data: format!("data of {id}"),
+            private: false,
+            event_type: None,
+            retry: None,
+            published_at_ms: crate::update::Update::now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drained_stream_sends_what_its_writer_records_after_shutdown_then_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(RedbStore::open(dir.path(), Default::default()).unwrap());
+        let shutdown = CancellationToken::new();
+        let hub = Hub::start(
+            store,
+            HubOptions::default(),
+            Arc::new(Metrics::default()),
+            shutdown.clone(),
+            &TaskTracker::new(),
+        )
+        .await
+        .unwrap();
+        let subscribe = || async {
+            let topic = Arc::new(Selector::Exact("/t".into()));
+            hub.subscribe(SubscribeRequest {
+                filter: Filter::new(vec![("/t".into(), topic)], Vec::new()),
+                last_event_id: None,
+                expires_at: None,
+                topics: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .stream
+        };
+        let (written, done) = tokio::sync::oneshot::channel::<()>();
+        let mut drained = subscribe().await.drain_on_shutdown(async move {
+            let _ = done.await;
+        });
+        let mut cut = subscribe().await;
+        hub.publish_valid(update("a", "/t")).await.unwrap();
+        for stream in [&mut drained, &mut cut] {
+            let chunk = stream.next_chunk().await.unwrap();
+            assert!(chunk.starts_with(b"id: a\n"), "{chunk:?}");
+        }
+        shutdown.cancel();
+        // The writer records its end after shutdown began, when live delivery has stopped.
+        for (id, topic) in [("other", "/elsewhere"), ("b", "/t"), ("end", "/t")] {
+            hub.publish_valid(update(id, topic)).await.unwrap();
+        }
+        assert!(
+            cut.next_chunk().await.is_none(),
+            "an undrained stream ends at once"
+        );
+        written.send(()).unwrap();
+        let mut rest = Vec::new();
+        while let Some(chunk) = drained.next_chunk().await {
+            rest.extend_from_slice(&chunk);
+        }
+        let rest = String::from_utf8(rest).unwrap();
+        assert_eq!(
+            rest,
+            "id: b\ndata: data of b\n\nid: end\ndata: data of end\n\n"
         );
     }
 }

@@ -108,6 +108,19 @@ pub(crate) fn decode_head(bytes: &[u8]) -> Result<(&str, u64), CodecError> {
     Ok((id, r.published_at_ms))
 }
 
+/// The id, publication time and topics of an entry, without its data (used by pruning by
+/// topic prefix).
+pub(crate) fn decode_routing(bytes: &[u8]) -> Result<(&str, u64, Vec<&str>), CodecError> {
+    let mut r = Reader::new(bytes)?;
+    let id = r.str()?;
+    let count = r.u32()?;
+    if usize::try_from(count).map_or(true, |c| c > r.rest.len() / 4) {
+        return Err("topic count exceeds entry size");
+    }
+    let topics = (0..count).map(|_| r.str()).collect::<Result<_, _>>()?;
+    Ok((id, r.published_at_ms, topics))
+}
+
 struct Reader<'a> {
     rest: &'a [u8],
     flags: u8,
@@ -244,6 +257,8 @@ mod tests {
         fn every_update_round_trips(u in arb_update()) {
             let bytes = encode(&u).unwrap();
             prop_assert_eq!(decode_head(&bytes).unwrap(), (u.id.as_str(), u.published_at_ms));
+            let topics: Vec<&str> = u.topics.iter().map(String::as_str).collect();
+            prop_assert_eq!(decode_routing(&bytes).unwrap(), (u.id.as_str(), u.published_at_ms, topics));
             prop_assert_eq!(decode(&bytes).unwrap(), u);
         }
 
@@ -258,6 +273,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(&bytes);
             let _ = decode_head(&bytes);
+            let _ = decode_routing(&bytes);
         }
     }
 }

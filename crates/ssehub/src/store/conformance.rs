@@ -179,6 +179,7 @@ pub(crate) async fn prune_by_count<B: Backend>(b: &B) {
     let keep = Retention {
         max_events: Some(4),
         max_age: None,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&keep).await.unwrap(), 6);
     assert_eq!(store.prune(&keep).await.unwrap(), 0);
@@ -228,6 +229,7 @@ pub(crate) async fn prune_by_age<B: Backend>(b: &B) {
     let half_hour = Retention {
         max_events: None,
         max_age: Some(Duration::from_secs(1800)),
+        ..Retention::default()
     };
     assert_eq!(store.prune(&half_hour).await.unwrap(), 2);
     assert_eq!(ids_after(&store, Cursor::Earliest).await.1, ["new"]);
@@ -236,9 +238,87 @@ pub(crate) async fn prune_by_age<B: Backend>(b: &B) {
     let both = Retention {
         max_events: Some(1),
         max_age: Some(Duration::from_secs(1800)),
+        ..Retention::default()
     };
     assert_eq!(store.prune(&both).await.unwrap(), 2);
     assert_eq!(ids_after(&store, Cursor::Earliest).await.1, ["n3"]);
+}
+
+/// `get` finds a retained update by id, and nothing once it is pruned.
+pub(crate) async fn get_by_id<B: Backend>(b: &B) {
+    let store = b.open("get").await;
+    let seqs = append_all(&store, &["a", "b"]).await;
+    let got = store.get("a").await.unwrap().expect("a is retained");
+    assert_eq!(
+        (got.seq, got.update.id.as_str(), got.update.data.as_str()),
+        (seqs[0], "a", update("a").data.as_str())
+    );
+    assert!(store.get("nope").await.unwrap().is_none());
+    let keep_one = Retention {
+        max_events: Some(1),
+        ..Retention::default()
+    };
+    store.prune(&keep_one).await.unwrap();
+    assert!(store.get("a").await.unwrap().is_none());
+    assert_eq!(store.get("b").await.unwrap().unwrap().seq, seqs[1]);
+}
+
+/// A shorter age for a topic prefix removes old updates under it from anywhere in the history,
+/// keeps everything else (and updates that also name a topic outside the prefix), and leaves
+/// seq cursors inside the retained range valid.
+pub(crate) async fn prune_by_topic_prefix_age<B: Backend>(b: &B) {
+    let store = b.open("prefix").await;
+    let now = Update::now_ms();
+    let hour_ago = now - 3_600_000;
+    let entry = |id: &str, topics: &[&str], at: u64| Update {
+        topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        published_at_ms: at,
+        ..update(id)
+    };
+    let mut seqs = Vec::new();
+    for u in [
+        entry("m1", &["/chat"], hour_ago - 10),
+        entry("r1", &["/v1/streams/a"], hour_ago - 9),
+        entry("m2", &["/chat"], hour_ago - 8),
+        entry("both", &["/v1/streams/a", "/chat"], hour_ago - 7),
+        entry(
+            "r2",
+            &["/v1/streams/b", "/v1/streams/b/started"],
+            hour_ago - 6,
+        ),
+        entry("r3", &["/v1/streams/c"], now - 600_000),
+        entry("m3", &["/chat"], now - 300_000),
+        entry("r-new", &["/v1/streams/d"], now),
+    ] {
+        seqs.push(store.append(u).await.unwrap().seq);
+    }
+    let relay = |max_age| Retention {
+        prefix_max_age: Some(super::PrefixAge {
+            prefix: "/v1/streams/".into(),
+            max_age,
+        }),
+        ..Retention::default()
+    };
+    let half_hour = relay(Duration::from_secs(1800));
+    assert_eq!(store.prune(&half_hour).await.unwrap(), 2);
+    assert_eq!(store.prune(&half_hour).await.unwrap(), 0);
+    let kept = ["m1", "m2", "both", "r3", "m3", "r-new"];
+    assert_eq!(ids_after(&store, Cursor::Earliest).await.1, kept);
+    assert!(store.get("r1").await.unwrap().is_none());
+    // A seq cursor at a removed entry still means "what follows it".
+    assert_eq!(
+        ids_after(&store, Cursor::Seq(seqs[1])).await,
+        (true, kept[1..].iter().map(|s| (*s).to_owned()).collect())
+    );
+    // As time passes (here: a shorter age), the next prune picks up where this one stopped.
+    assert_eq!(
+        store.prune(&relay(Duration::from_secs(60))).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        ids_after(&store, Cursor::Earliest).await.1,
+        ["m1", "m2", "both", "m3", "r-new"]
+    );
 }
 
 /// A receiver subscribed before appends sees each of them once, in seq order.
@@ -320,6 +400,7 @@ pub(crate) async fn reopen_keeps_everything<B: Backend>(b: &B) {
     let all_gone = Retention {
         max_events: Some(0),
         max_age: None,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&all_gone).await.unwrap(), 3);
     drop(store);
@@ -341,6 +422,8 @@ macro_rules! store_conformance_tests {
             limit_paginates,
             prune_by_count,
             prune_by_age,
+            get_by_id,
+            prune_by_topic_prefix_age,
             subscribe_sees_new_appends_in_order,
             concurrent_appends_are_all_durable_and_ordered,
             reopen_keeps_everything,

@@ -70,13 +70,38 @@ pub struct Replay {
     pub head_seq: u64,
 }
 
-/// How much history to keep. `None` means no limit on that axis; both set means both apply.
+/// How much history to keep. `None` means no limit on that axis; all set means all apply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
     /// Keep at most this many of the newest updates.
     pub max_events: Option<u64>,
     /// Drop updates whose `published_at_ms` is older than this.
     pub max_age: Option<Duration>,
+    /// A shorter age for one part of the topic space (the relay's answers), so that part
+    /// cannot crowd out the rest of the history or fill the disk.
+    pub prefix_max_age: Option<PrefixAge>,
+}
+
+/// An age limit for the updates whose topics *all* start with `prefix`; an update that also
+/// names a topic outside it is kept for that topic's sake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixAge {
+    /// The topic prefix, e.g. `/v1/streams/`.
+    pub prefix: String,
+    /// Such updates older than this are removed, wherever they sit in the history.
+    pub max_age: Duration,
+}
+
+impl PrefixAge {
+    /// Whether an update with these topics falls under this limit.
+    pub fn covers<'a>(&self, mut topics: impl Iterator<Item = &'a str>) -> bool {
+        let mut any = false;
+        let all = topics.all(|t| {
+            any = true;
+            t.starts_with(&self.prefix)
+        });
+        any && all
+    }
 }
 
 impl Retention {
@@ -185,6 +210,12 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Backend`] on a read failure, [`StoreError::Corrupt`] for a damaged entry.
     async fn read_after(&self, after: Cursor, limit: usize) -> Result<Replay, StoreError>;
 
+    /// The retained update with this id, or `None` when it was pruned or never existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on a read failure, [`StoreError::Corrupt`] for a damaged entry.
+    async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError>;
+
     /// Updates appended from now on (by this node or, for a shared backend, any node), in seq
     /// order, each once committed.
     ///
@@ -197,6 +228,10 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the oldest updates beyond `retention` (by count, and by age measured against
     /// `published_at_ms` and the system clock) together with their id index entries, so their
     /// ids become unknown cursors and may be published again. Returns how many were removed.
+    ///
+    /// [`Retention::prefix_max_age`] removes updates from the middle of the history too: a
+    /// [`Cursor::Seq`] inside the retained range stays valid (what follows it is still what
+    /// follows it), and an id removed this way is an unknown cursor like any pruned one.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the removal cannot be committed, [`StoreError::Closed`].
@@ -273,6 +308,9 @@ mod tests {
         async fn read_after(&self, _: Cursor, _: usize) -> Result<Replay, StoreError> {
             Err(StoreError::Closed)
         }
+        async fn get(&self, _: &str) -> Result<Option<Stored>, StoreError> {
+            Err(StoreError::Closed)
+        }
         fn subscribe(&self) -> broadcast::Receiver<Stored> {
             broadcast::channel(1).1
         }
@@ -308,6 +346,7 @@ mod tests {
     const KEEP_TEN: Retention = Retention {
         max_events: Some(10),
         max_age: None,
+        prefix_max_age: None,
     };
 
     #[tokio::test(start_paused = true)]

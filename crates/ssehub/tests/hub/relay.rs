@@ -1,194 +1,15 @@
 //! The OpenAI-compatible relay against a fake upstream started by the test: streaming,
-//! pass-through, errors, keys, resume at every seam, several watchers, cancel.
+//! pass-through, errors, keys, resume at every seam, several watchers, cancel, shutdown.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::relay_support::{
+    cancel, chat_request, chunk, drain, post_chat, relay_hub, relay_with_fake_upstream, stream_id,
+    streaming, watch,
+};
 use super::support::{Sse, TestServer};
-
-/// What the fake upstream saw.
-#[derive(Default)]
-struct Seen {
-    authorization: Vec<Option<String>>,
-    bodies: Vec<Value>,
-    /// When a slow stream's body was dropped by the hub (the upstream saw the request end).
-    dropped_at: Option<Instant>,
-    /// When a stream ran to its end.
-    finished: usize,
-}
-
-type Shared = Arc<Mutex<Seen>>;
-
-fn chunk(i: usize, text: &str) -> String {
-    json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": "fake",
-           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}], "n": i})
-    .to_string()
-}
-
-struct DropSignal(Shared);
-
-impl Drop for DropSignal {
-    fn drop(&mut self) {
-        self.0.lock().unwrap().dropped_at = Some(Instant::now());
-    }
-}
-
-async fn fake_chat(
-    State(seen): State<Shared>,
-    headers: http::HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    {
-        let mut s = seen.lock().unwrap();
-        s.authorization.push(
-            headers
-                .get("authorization")
-                .map(|v| v.to_str().unwrap().to_owned()),
-        );
-        s.bodies.push(body.clone());
-    }
-    let model = body["model"].as_str().unwrap_or("").to_owned();
-    let streaming = body["stream"].as_bool().unwrap_or(false);
-    if model == "fake-error" {
-        let err = json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}});
-        return (http::StatusCode::TOO_MANY_REQUESTS, Json(err)).into_response();
-    }
-    if !streaming {
-        return Json(json!({"id": "chatcmpl-whole", "object": "chat.completion", "model": "fake",
-                           "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole answer"},
-                                        "finish_reason": "stop"}]}))
-        .into_response();
-    }
-    let (count, delay, broken) = match model.as_str() {
-        "fake-slow" => (usize::MAX, Duration::from_millis(100), false),
-        "fake-broken" => (2, Duration::ZERO, true),
-        _ => (8, Duration::from_millis(20), false),
-    };
-    let guard = DropSignal(seen.clone());
-    let seen2 = seen.clone();
-    let frames = futures_util::stream::unfold((0usize, guard), move |(i, guard)| {
-        let seen = seen2.clone();
-        async move {
-            if i == count {
-                if broken {
-                    return Some((
-                        Err(std::io::Error::other("upstream crashed")),
-                        (i + 1, guard),
-                    ));
-                }
-                seen.lock().unwrap().finished += 1;
-                std::mem::forget(guard);
-                return Some((
-                    Ok(bytes::Bytes::from("data: [DONE]\n\n")),
-                    (i + 1, DropSignal(seen)),
-                ));
-            }
-            if i > count {
-                std::mem::forget(guard);
-                return None;
-            }
-            tokio::time::sleep(delay).await;
-            Some((
-                Ok(bytes::Bytes::from(format!(
-                    "data: {}\n\n",
-                    chunk(i, &format!("w{i} "))
-                ))),
-                (i + 1, guard),
-            ))
-        }
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(frames))
-        .unwrap()
-}
-
-async fn fake_models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}))
-}
-
-/// A fake OpenAI-compatible upstream on an ephemeral port.
-async fn fake_upstream() -> (String, Shared) {
-    let seen: Shared = Default::default();
-    let app = axum::Router::new()
-        .route("/v1/chat/completions", post(fake_chat))
-        .route("/v1/models", get(fake_models))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/v1"), seen)
-}
-
-async fn relay_hub(upstream: &str) -> TestServer {
-    let upstream = upstream.to_owned();
-    TestServer::start_with(move |c| {
-        c.upstream = Some(upstream);
-        c.upstream_api_key = Some("sk-upstream-secret".into());
-        c.relay_api_keys = vec!["relay-key".into()];
-    })
-    .await
-}
-
-/// A fake upstream and a relay hub in front of it.
-async fn relay_with_fake_upstream() -> (TestServer, Shared) {
-    let (upstream, seen) = fake_upstream().await;
-    (relay_hub(&upstream).await, seen)
-}
-
-/// A POST to the chat completions endpoint, with no key yet.
-fn chat_request(hub: &TestServer) -> reqwest::RequestBuilder {
-    hub.client.post(hub.url("/v1/chat/completions"))
-}
-
-async fn post_chat(hub: &TestServer, body: Value) -> reqwest::Response {
-    chat_request(hub)
-        .bearer_auth("relay-key")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The stream id the hub gave a relayed completion.
-fn stream_id(res: &reqwest::Response) -> String {
-    res.headers()["x-stream-id"].to_str().unwrap().to_owned()
-}
-
-/// A GET of a relay stream with the relay key, to send or extend.
-fn watch(hub: &TestServer, id: &str) -> reqwest::RequestBuilder {
-    hub.get_as(&format!("/v1/streams/{id}"), "relay-key")
-}
-
-/// Asks the hub, with the relay key, to cancel a relay stream.
-async fn cancel(hub: &TestServer, id: &str) -> reqwest::Response {
-    hub.client
-        .post(hub.url(&format!("/v1/streams/{id}/cancel")))
-        .bearer_auth("relay-key")
-        .send()
-        .await
-        .unwrap()
-}
-
-fn streaming(model: &str) -> Value {
-    json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-}
-
-/// Reads events to the end: (id, data) pairs.
-async fn drain(sse: &mut Sse) -> Vec<(String, String)> {
-    sse.until_end()
-        .await
-        .into_iter()
-        .map(|e| (e.id.unwrap_or_default(), e.data))
-        .collect()
-}
 
 #[tokio::test]
 async fn a_streamed_completion_passes_each_chunk_unchanged_with_an_id_and_ends_with_done() {
@@ -353,6 +174,29 @@ async fn a_caller_that_disconnects_does_not_stop_the_generation_and_others_watch
     );
 }
 
+/// Test hole: the test above always had two watchers attached, which could have been what
+/// kept the generation going.
+#[tokio::test]
+async fn a_caller_that_disconnects_with_no_one_watching_still_gets_its_answer_recorded() {
+    let (hub, seen) = relay_with_fake_upstream().await;
+    let res = post_chat(&hub, streaming("fake-stream")).await;
+    let id = stream_id(&res);
+    let mut caller = Sse::new(res);
+    let first = caller.next_event().await;
+    drop(caller);
+    // Nobody watches until the generation is over.
+    hub.wait_for_metric("ssehub_relay_streams_running 0").await;
+    assert_eq!(
+        seen.lock().unwrap().finished,
+        1,
+        "the upstream stream ran to its end"
+    );
+    let all = drain(&mut Sse::new(watch(&hub, &id).send().await.unwrap())).await;
+    assert_eq!(all.len(), 9, "{all:?}");
+    assert_eq!(all[0].1, first.data);
+    assert_eq!(all[8], (format!("{id}-done"), "[DONE]".to_owned()));
+}
+
 #[tokio::test]
 async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watcher() {
     let (hub, seen) = relay_with_fake_upstream().await;
@@ -369,10 +213,8 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
         let rest = drain(sse).await;
         let (last, done) = (&rest[rest.len() - 2].1, &rest[rest.len() - 1].1);
         let last: Value = serde_json::from_str(last).unwrap();
-        assert_eq!(
-            last["choices"][0]["finish_reason"], "stop",
-            "a value every OpenAI client parses"
-        );
+        // What README promises; the official SDK accepts it (sdk.rs).
+        assert_eq!(last["choices"][0]["finish_reason"], "cancelled");
         assert_eq!(last["ssehub"]["cancelled"], true);
         assert_eq!(done, "[DONE]");
     }
@@ -472,4 +314,27 @@ async fn resuming_mid_generation_from_the_newest_chunk_repeats_nothing() {
     // Whatever arrived meanwhile, it starts right after what the caller had.
     assert_eq!(next.id.unwrap(), format!("{id}-3"));
     cancel(&hub, &id).await;
+}
+
+/// Regression (issue 15): on SIGTERM, live relay callers and watchers saw their streams end
+/// with no `hub_shutdown` chunk and no `[DONE]`, though history had both.
+#[tokio::test]
+async fn at_shutdown_live_callers_and_watchers_get_the_error_chunk_and_done() {
+    let (hub, _) = relay_with_fake_upstream().await;
+    let res = post_chat(&hub, streaming("fake-slow")).await;
+    let id = stream_id(&res);
+    let mut caller = Sse::new(res);
+    caller.events(2).await;
+    let mut watcher = Sse::new(watch(&hub, &id).send().await.unwrap());
+    watcher.events(2).await;
+    hub.shutdown.cancel();
+    for sse in [&mut caller, &mut watcher] {
+        let rest = drain(sse).await;
+        assert!(rest.len() >= 2, "{rest:?}");
+        let (last, done) = (&rest[rest.len() - 2], &rest[rest.len() - 1]);
+        let last: Value = serde_json::from_str(&last.1).unwrap();
+        assert_eq!(last["error"]["code"], "hub_shutdown", "{rest:?}");
+        assert_eq!(done, &(format!("{id}-done"), "[DONE]".to_owned()));
+    }
+    hub.stop().await.unwrap();
 }

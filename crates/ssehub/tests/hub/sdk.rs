@@ -38,6 +38,28 @@ print(",".join(models))
 print(refused)
 "#;
 
+/// Stops an answer after its first words, then reads on to the end of the stream.
+const CANCEL_SCRIPT: &str = r#"
+import sys, httpx, openai
+base = sys.argv[1]
+client = openai.OpenAI(base_url=base, api_key="relay-key", max_retries=0)
+finish, cancelled = None, None
+with client.chat.completions.with_streaming_response.create(
+    model="ssehub-simulator", stream=True,
+    messages=[{"role": "user", "content": "a long answer please"}],
+) as response:
+    stream_id = response.headers.get("x-stream-id")
+    for chunk in response.parse():
+        if cancelled is None and chunk.choices and chunk.choices[0].delta.content:
+            r = httpx.post(f"{base}/streams/{stream_id}/cancel",
+                           headers={"Authorization": "Bearer relay-key"})
+            cancelled = r.json()["cancelled"]
+        if chunk.choices and chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+print(cancelled)
+print(finish)
+"#;
+
 fn python() -> String {
     if let Ok(p) = std::env::var("SSEHUB_TEST_PYTHON") {
         return p;
@@ -53,17 +75,11 @@ fn python() -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_python_sdk_streams_through_the_relay() {
-    let hub = TestServer::start_with(|c| {
-        c.relay_api_keys = vec!["relay-key".into()];
-        c.simulator.tokens_per_second = 1000.0;
-        c.simulator.first_token_delay = Duration::from_millis(5);
-    })
-    .await;
+/// Runs `script` with the hub's `/v1` URL as its argument; its stdout lines.
+async fn run_python(hub: &TestServer, script: &'static str) -> Vec<String> {
     let base = hub.url("/v1");
     let python = python();
-    let out = tokio::task::spawn_blocking(move || Command::new(&python).arg("-c").arg(SCRIPT).arg(base).output())
+    let out = tokio::task::spawn_blocking(move || Command::new(&python).arg("-c").arg(script).arg(base).output())
         .await
         .unwrap()
         .expect("cannot run python: run scripts/test.sh (it installs the openai package) or set SSEHUB_TEST_PYTHON");
@@ -72,8 +88,22 @@ async fn the_official_openai_python_sdk_streams_through_the_relay() {
         out.status.success(),
         "the openai SDK failed (is the `openai` package installed? scripts/test.sh installs it):\n{stderr}"
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = stdout.lines().collect();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_streams_through_the_relay() {
+    let hub = TestServer::start_with(|c| {
+        c.relay_api_keys = vec!["relay-key".into()];
+        c.simulator.tokens_per_second = 1000.0;
+        c.simulator.first_token_delay = Duration::from_millis(5);
+    })
+    .await;
+    let lines = run_python(&hub, SCRIPT).await;
     assert!(lines[0].starts_with("strm_"), "X-Stream-Id: {}", lines[0]);
     assert!(
         lines[1].parse::<u32>().unwrap() > 10,
@@ -87,4 +117,18 @@ async fn the_official_openai_python_sdk_streams_through_the_relay() {
     );
     assert_eq!(lines[4], "ssehub-simulator");
     assert_eq!(lines[5], "invalid_api_key");
+}
+
+/// The SDK takes the `"cancelled"` finish reason a stopped answer ends with (OpenAI has no such
+/// value; README promises it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_reads_a_cancelled_answer_to_its_end() {
+    let hub = TestServer::start_with(|c| {
+        c.relay_api_keys = vec!["relay-key".into()];
+        c.simulator.tokens_per_second = 20.0;
+        c.simulator.first_token_delay = Duration::from_millis(5);
+    })
+    .await;
+    let lines = run_python(&hub, CANCEL_SCRIPT).await;
+    assert_eq!(lines, ["True", "cancelled"]);
 }

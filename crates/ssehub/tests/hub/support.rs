@@ -21,7 +21,8 @@ pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     pub(crate) shutdown: CancellationToken,
     pub(crate) handle: Option<JoinHandle<Result<(), RunError>>>,
-    _dir: tempfile::TempDir,
+    /// The data directory; taken over by the next server on [`TestServer::restart`].
+    dir: Option<tempfile::TempDir>,
     pub(crate) client: reqwest::Client,
 }
 
@@ -94,7 +95,7 @@ impl TestServer {
             addr,
             shutdown,
             handle: Some(handle),
-            _dir: dir,
+            dir: Some(dir),
             client,
         };
         server.wait_healthy(tls).await;
@@ -239,12 +240,27 @@ impl TestServer {
 
     /// Stops the hub and waits for `run` to return.
     pub(crate) async fn stop(mut self) -> Result<(), RunError> {
+        self.stop_running().await
+    }
+
+    async fn stop_running(&mut self) -> Result<(), RunError> {
         self.shutdown.cancel();
         let handle = self.handle.take().unwrap();
         tokio::time::timeout(PATIENCE * 3, handle)
             .await
             .expect("hub did not stop")
             .unwrap()
+    }
+
+    /// Stops the hub and starts another on the same data directory, configured by `adjust`.
+    pub(crate) async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
+        self.stop_running()
+            .await
+            .expect("hub stopped with an error");
+        let dir = self.dir.take().unwrap();
+        let mut config = base_config(dir.path());
+        adjust(&mut config);
+        Self::start_config(config, dir).await
     }
 }
 

@@ -7,9 +7,6 @@
 //! only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
 //! large backlog never stalls publishers for long and both tables always change together.
 //!
-//! Here: the handle and the read path. `recover` opens the tables and replays the log, `writer`
-//! is the writer thread, `wal` the write-ahead log.
-//!
 //! # Durability: a write-ahead log in front of redb
 //!
 //! A durable redb commit costs noticeably more than a bare `fdatasync` of the same bytes, so a
@@ -39,10 +36,14 @@
 //! Reads run on tokio's blocking pool in their own read transactions; redb's MVCC lets them
 //! proceed concurrently with the writer and gives each read one consistent snapshot.
 //!
+//! Here: the handle and the read path. `recover` opens the tables and replays the log, `writer`
+//! is the writer thread, `prune` its pruning, `wal` the write-ahead log.
+//!
 //! Tables: `updates` (seq -> encoded update, see `codec`), `ids` (id -> seq, for
 //! `Last-Event-ID` lookups and duplicate detection) and `meta` (`last_seq`, so seqs are never
 //! reused even when pruning empties the history).
 
+mod prune;
 mod recover;
 #[cfg(test)]
 mod tests;
@@ -270,6 +271,7 @@ impl RedbStore {
             checkpoint_interval: options.checkpoint_interval,
             unsaved_since: None,
             must_checkpoint: false,
+            prefix_scanned: None,
         };
         let writer = thread::Builder::new()
             .name("ssehub-store-writer".into())
@@ -359,6 +361,12 @@ impl Store for RedbStore {
         .await
     }
 
+    async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let id = id.to_owned();
+        self.read("history read task failed", move |db| get(db, &id))
+            .await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Stored> {
         self.live.subscribe()
     }
@@ -430,6 +438,27 @@ fn write_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::backend("cannot write history", e)
 }
 
+fn get(db: &Database, id: &str) -> Result<Option<Stored>, StoreError> {
+    let txn = db.begin_read().map_err(read_error)?;
+    let ids = txn.open_table(IDS).map_err(read_error)?;
+    let Some(seq) = ids.get(id).map_err(read_error)?.map(|s| s.value()) else {
+        return Ok(None);
+    };
+    let updates = txn.open_table(UPDATES).map_err(read_error)?;
+    // An index entry can outlive a corrupt entry pruned without its id (see `prune`).
+    let Some(value) = updates.get(seq).map_err(read_error)? else {
+        return Ok(None);
+    };
+    let update = codec::decode(value.value()).map_err(|reason| StoreError::Corrupt {
+        seq,
+        reason: reason.into(),
+    })?;
+    Ok(Some(Stored {
+        seq,
+        update: Arc::new(update),
+    }))
+}
+
 fn read_after(
     db: &Database,
     after: &Cursor,
@@ -454,8 +483,9 @@ fn read_after(
         }
         Cursor::Seq(seq) => {
             let first_seq = updates.first().map_err(read_error)?.map(|(s, _)| s.value());
-            // Pruning only removes from the front, so the cursor is in history exactly when
-            // nothing between it and the oldest retained entry has been removed.
+            // The cursor is in history exactly when nothing between it and the oldest retained
+            // entry has been removed. Entries removed from the middle (by topic prefix) do not
+            // matter: what follows the cursor is still exactly what is retained after it.
             let in_history = *seq <= head_seq
                 && (*seq == head_seq || first_seq.is_some_and(|f| seq.saturating_add(1) >= f));
             if in_history { (true, *seq) } else { (false, 0) }

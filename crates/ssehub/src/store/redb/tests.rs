@@ -1,4 +1,4 @@
-use super::writer::PRUNE_CHUNK;
+use super::prune::PRUNE_CHUNK;
 use super::*;
 use crate::store::conformance::{self, update};
 
@@ -110,6 +110,7 @@ fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
         checkpoint_interval: Duration::from_secs(3600),
         unsaved_since: None,
         must_checkpoint: false,
+        prefix_scanned: None,
     }
 }
 
@@ -285,6 +286,7 @@ async fn corrupt_entry_is_an_error_on_read_and_pruned_without_panic() {
     let day = Retention {
         max_events: None,
         max_age: Some(std::time::Duration::from_secs(86_400)),
+        ..Retention::default()
     };
     assert_eq!(store.prune(&day).await.unwrap(), 1);
     let replay = store.read_after(Cursor::Earliest, 10).await.unwrap();
@@ -495,6 +497,7 @@ async fn a_prune_is_a_checkpoint() {
     let keep = Retention {
         max_events: Some(2),
         max_age: None,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&keep).await.unwrap(), 1);
     // The prune is durable in redb, and with it everything before it.
@@ -517,6 +520,7 @@ async fn large_prune_runs_in_chunks() {
     let keep = Retention {
         max_events: Some(5),
         max_age: None,
+        ..Retention::default()
     };
     assert_eq!(store.prune(&keep).await.unwrap(), total - 5);
     assert_eq!(store.commits() - commits, 3, "one commit per chunk");

@@ -1,24 +1,19 @@
 //! The writer thread: the only place that writes to the database. It batches appends (group
-//! commit), makes each batch durable in the write-ahead log, checkpoints redb, and prunes in
-//! chunks between batches (see the parent module's docs).
+//! commit), makes each batch durable in the write-ahead log, checkpoints redb, and runs prunes
+//! (`prune`) in chunks between batches (see the parent module's docs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redb::{
-    Database, Durability, ReadableTable, ReadableTableMetadata, StorageError, WriteTransaction,
-};
+use redb::{Database, Durability, ReadableTable, StorageError, WriteTransaction};
 use tokio::sync::{broadcast, mpsc};
 
+use super::prune::{PrefixScan, PruneJob};
 use super::wal::Wal;
-use super::{IDS, LAST_SEQ, META, Reply, Request, UPDATES, commit_error, prune_error, write_error};
+use super::{IDS, LAST_SEQ, META, Reply, Request, UPDATES, commit_error, write_error};
 use crate::store::{StoreError, Stored, codec};
 use crate::update::Update;
-
-/// Entries removed per pruning transaction; appends waiting meanwhile are committed between
-/// chunks.
-pub(super) const PRUNE_CHUNK: u64 = 4096;
 
 /// The writer thread's state: the only place that writes to the database.
 pub(super) struct Writer {
@@ -50,19 +45,9 @@ pub(super) struct Writer {
     /// A failed batch may have left records of the current generation in the log: the next
     /// batch must be a checkpoint, which starts a new generation (see `wal`).
     pub(super) must_checkpoint: bool,
-}
-
-/// A prune request in progress, advanced one chunk at a time between append batches.
-struct PruneJob {
-    /// Count limit of the request.
-    max_events: Option<u64>,
-    /// Entries published before this unix millisecond are too old; fixed when the request
-    /// arrived so a long prune does not chase a moving cutoff.
-    cutoff_ms: Option<u64>,
-    /// Entries removed so far by earlier chunks.
-    removed: u64,
-    /// Who asked.
-    reply: Reply<u64>,
+    /// How far pruning by topic prefix has looked (see `prune`), so each prune resumes there
+    /// instead of rescanning the older history it keeps; in memory, so a restart scans once.
+    pub(super) prefix_scanned: Option<PrefixScan>,
 }
 
 impl Writer {
@@ -100,15 +85,9 @@ impl Writer {
                         bytes += update.data.len() + update.id.len();
                         batch.push((update, reply));
                     }
-                    Request::Prune { retention, reply } => prunes.push_back(PruneJob {
-                        max_events: retention.max_events,
-                        cutoff_ms: retention.max_age.map(|age| {
-                            let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-                            Update::now_ms().saturating_sub(age)
-                        }),
-                        removed: 0,
-                        reply,
-                    }),
+                    Request::Prune { retention, reply } => {
+                        prunes.push_back(PruneJob::new(&retention, reply));
+                    }
                     Request::Close { reply } => {
                         close = Some(reply);
                         break;
@@ -331,7 +310,7 @@ impl Writer {
     }
 
     /// Records that a durable commit just made redb's state complete, so the log starts over.
-    fn checkpointed(&mut self) {
+    pub(super) fn checkpointed(&mut self) {
         self.unsaved_since = None;
         self.must_checkpoint = false;
         if let Some(wal) = self.wal.as_mut() {
@@ -353,71 +332,6 @@ impl Writer {
         Ok(())
     }
 
-    /// Removes up to [`PRUNE_CHUNK`] entries; returns whether the job is complete.
-    fn prune_chunk(&mut self, job: &mut PruneJob) -> Result<bool, StoreError> {
-        let txn = self.begin_durable()?;
-        let mut removed = 0;
-        let done = {
-            let mut updates = txn.open_table(UPDATES).map_err(prune_error)?;
-            let mut ids = txn.open_table(IDS).map_err(prune_error)?;
-            let excess = match job.max_events {
-                Some(max) => updates.len().map_err(prune_error)?.saturating_sub(max),
-                None => 0,
-            };
-            loop {
-                if removed == PRUNE_CHUNK {
-                    break false;
-                }
-                let Some((seq, head)) = updates.first().map_err(prune_error)?.map(|(k, v)| {
-                    let head = codec::decode_head(v.value()).map(|(id, at)| (id.to_owned(), at));
-                    (k.value(), head)
-                }) else {
-                    break true;
-                };
-                // History is in publication order, so the oldest entries come first; a clock
-                // step backwards can leave an old entry behind a newer one until that one ages.
-                // An undecodable entry counts as too old: kept, it would stop age pruning and
-                // fail every replay that reaches it.
-                let too_old = match &head {
-                    Ok((_, at)) => job.cutoff_ms.is_some_and(|cutoff| *at < cutoff),
-                    Err(_) => true,
-                };
-                if removed >= excess && !too_old {
-                    break true;
-                }
-                updates.remove(seq).map_err(prune_error)?;
-                match head {
-                    Ok((id, _)) => {
-                        // Only drop the index entry if it still points here.
-                        let points_here = ids
-                            .get(id.as_str())
-                            .map_err(prune_error)?
-                            .is_some_and(|s| s.value() == seq);
-                        if points_here {
-                            ids.remove(id.as_str()).map_err(prune_error)?;
-                        }
-                    }
-                    Err(reason) => {
-                        // Its id is unreadable, so its index entry (if any) stays and points at
-                        // nothing; reads treat that id as a cursor just before the next entry.
-                        tracing::warn!(seq, reason, "pruned a corrupt history entry");
-                    }
-                }
-                removed += 1;
-            }
-        };
-        if removed == 0 {
-            txn.abort().map_err(prune_error)?;
-        } else {
-            // Durable, so a crash cannot undo a prune after which a removed id was reused.
-            txn.commit().map_err(prune_error)?;
-            self.checkpointed();
-            self.commits.fetch_add(1, Ordering::Relaxed);
-            job.removed += removed;
-        }
-        Ok(done)
-    }
-
     /// Takes a checkpoint and syncs the log, and records whether that worked.
     fn probe(&mut self) -> Result<(), StoreError> {
         let result = self.checkpoint().and_then(|()| match &self.wal {
@@ -433,7 +347,7 @@ impl Writer {
         result
     }
 
-    fn begin_durable(&self) -> Result<WriteTransaction, StoreError> {
+    pub(super) fn begin_durable(&self) -> Result<WriteTransaction, StoreError> {
         let mut txn = self.db.begin_write().map_err(write_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_error)?;
