@@ -1,6 +1,7 @@
 //! Integration tests of `ssehub serve`: real servers on ephemeral ports, real HTTP.
 
 mod hub {
+    pub(crate) mod redis_server;
     pub(crate) mod support;
 
     mod auth;
@@ -11,6 +12,7 @@ mod hub {
     mod ops;
     mod pubsub;
     mod relay;
+    mod scale_out;
     mod sdk;
     mod streams;
 }

@@ -1,5 +1,5 @@
 //! The `ssehub` binary itself: `parse` against the shared conformance cases, durability
-//! across `kill -9`, first run, the `token` and `publish` commands, SIGTERM.
+//! across `kill -9`, first run, the `token` and `publish` commands, SIGTERM, `--store`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::redis_server::RedisServer;
 use super::support::{SECRET, Sse, admin_token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
@@ -447,4 +448,63 @@ async fn after_a_restart_the_header_names_the_newest_update() {
         .await
         .unwrap();
     assert_eq!(res.headers()["last-event-id"], last.as_str());
+}
+
+/// Two `ssehub serve` processes given one `--store redis://...` share one history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_redis_url_share_history() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [
+        "--publisher-jwt-key",
+        SECRET,
+        "--store",
+        &url,
+        "--redis-namespace",
+        "cli",
+    ];
+    let a = serve(dir_a.path(), &args);
+    let b = serve(dir_b.path(), &args);
+    let client = reqwest::Client::new();
+    let token = admin_token();
+    let id = publish(&client, a.addr, &token, "via a")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = client
+        .get(format!(
+            "http://{}/.well-known/mercure?topic=/durable&lastEventID=earliest",
+            b.addr
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut sse = Sse::new(res);
+    assert_eq!(sse.next_event().await.id.unwrap(), id);
+}
+
+/// An unknown `--store` value is refused at start without echoing it (it may hold a password).
+#[test]
+fn an_unknown_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--publisher-jwt-key",
+            SECRET,
+        ])
+        .args(["--store", "postgres://user:hunter2@db/x", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unsupported --store value"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }
