@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scripts::Read;
 use super::view::{Change, Generation};
-use super::{Shared, lock};
+use super::{NoAnswer, Shared, lock};
 use crate::store::{StoreError, Stored, codec};
 
 /// Delivered entries the feed asks Redis about on each read: enough to find where a
@@ -188,18 +188,11 @@ impl Feed {
             .arg(after);
         let patience = options.poll + options.timeout;
         let server = &self.shared.server;
+        let context = || format!("cannot wait for new entries in redis at {server}");
         match tokio::time::timeout(patience, xread.query_async::<Value>(&mut self.conn)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::backend(
-                format!("cannot wait for new entries: redis at {server} answered: {e}"),
-                e,
-            )),
-            Err(e) => Err(StoreError::backend(
-                format!(
-                    "cannot wait for new entries: redis at {server} did not answer within {patience:?}"
-                ),
-                e,
-            )),
+            Ok(Err(e)) => Err(StoreError::backend(context(), e)),
+            Err(_) => Err(StoreError::backend(context(), NoAnswer(patience))),
         }
     }
 }

@@ -111,6 +111,11 @@ impl RedisOptions {
     }
 }
 
+/// Redis did not answer in time (it may be down, or the network between).
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {0:?}")]
+pub(super) struct NoAnswer(pub(super) Duration);
+
 /// The history's key names.
 #[derive(Clone, Debug)]
 struct Keys {
@@ -210,7 +215,7 @@ impl RedisStore {
         }
         let client = Client::open(options.url.as_str()).map_err(|e| {
             StoreError::backend(
-                format!("invalid redis url: {e} (expected redis://host:port/db or rediss://...)"),
+                "invalid redis url (expected redis://[[user]:password@]host[:port][/db], or rediss://)",
                 e,
             )
         })?;
@@ -231,12 +236,12 @@ impl RedisStore {
                 {
                     Ok(Ok(conn)) => Ok(conn),
                     Ok(Err(e)) => Err(StoreError::backend(
-                        format!("cannot connect to redis at {server}: {e}"),
+                        format!("cannot connect to redis at {server}"),
                         e,
                     )),
-                    Err(e) => Err(StoreError::backend(
-                        format!("cannot connect to redis at {server}: no answer within {wait:?}"),
-                        e,
+                    Err(_) => Err(StoreError::backend(
+                        format!("cannot connect to redis at {server}"),
+                        NoAnswer(wait),
                     )),
                 }
             }
@@ -256,7 +261,15 @@ impl RedisStore {
             options,
             server,
         };
-        let stats = shared.stats_script().await?;
+        let stats = shared.stats_script().await.map_err(|err| match err {
+            StoreError::Backend { context, source } if source.to_string().contains("script") => {
+                StoreError::Backend {
+                    context: format!("{context} (the Redis store needs Redis 7.0 or newer)"),
+                    source,
+                }
+            }
+            other => other,
+        })?;
         *shared
             .view
             .get_mut()
@@ -321,21 +334,18 @@ impl Shared {
         match tokio::time::timeout(timeout, invocation.invoke_async::<Value>(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(StoreError::backend(
-                format!("cannot {what}: redis at {} answered: {e}", self.server),
+                format!("cannot {what} in redis at {}", self.server),
                 e,
             )),
-            Err(e) => Err(StoreError::backend(
-                format!(
-                    "cannot {what}: redis at {} did not answer within {timeout:?}",
-                    self.server
-                ),
-                e,
+            Err(_) => Err(StoreError::backend(
+                format!("cannot {what} in redis at {}", self.server),
+                NoAnswer(timeout),
             )),
         }
     }
 
     fn bad_reply(&self, what: &str, e: scripts::BadReply) -> StoreError {
-        StoreError::backend(format!("cannot {what}: {e}"), e)
+        StoreError::backend(format!("cannot {what} in redis at {}", self.server), e)
     }
 
     async fn stats_script(&self) -> Result<scripts::Stats, StoreError> {
