@@ -89,11 +89,16 @@ impl Drop for Served {
 
 /// Starts `ssehub serve` on an ephemeral port and waits for its "listening on" line.
 fn serve(dir: &Path, extra: &[&str]) -> Served {
+    serve_with_env(dir, extra, &[])
+}
+
+fn serve_with_env(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Served {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(extra)
+        .envs(env.iter().copied())
         .env_remove("SSEHUB_PUBLISHER_JWT_KEY")
         .env_remove("MERCURE_PUBLISHER_JWT_KEY")
         .env_remove("MERCURE_JWT_KEY")
@@ -485,6 +490,46 @@ async fn two_processes_on_one_redis_url_share_history() {
         .unwrap();
     let mut sse = Sse::new(res);
     assert_eq!(sse.next_event().await.id.unwrap(), id);
+}
+
+/// `--store rediss://` speaks TLS and verifies the server's certificate against the system's
+/// roots (here a private CA given by `SSL_CERT_FILE`); an untrusted certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_store_verifies_the_server_certificate() {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let redis = RedisServer::start_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem());
+    let url = redis.tls_url();
+    let args = ["--publisher-jwt-key", SECRET, "--store", &url];
+    let roots = tempfile::tempdir().unwrap();
+    let ca = roots.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let untrusting = tempfile::tempdir().unwrap();
+    let empty = roots.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let refused = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(untrusting.path())
+        .env("SSL_CERT_FILE", &empty)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve_with_env(dir.path(), &args, &[("SSL_CERT_FILE", &ca)]);
+    let client = reqwest::Client::new();
+    let token = admin_token();
+    let res = publish(&client, hub.addr, &token, "over tls")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let stored = redis.command(&["XLEN", "ssehub:{default}:log"]);
+    assert_eq!(stored, ":1");
 }
 
 /// An unknown `--store` value is refused at start without echoing it (it may hold a password).

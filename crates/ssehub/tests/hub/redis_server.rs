@@ -20,6 +20,16 @@ pub(crate) struct RedisServer {
     dir: tempfile::TempDir,
     /// Append-only file with `appendfsync always`, so a restart keeps every acknowledged write.
     durable: bool,
+    /// A second, TLS-only port (the plain one stays for [`RedisServer::command`]).
+    tls_port: Option<u16>,
+}
+
+fn free_port() -> u16 {
+    // Redis needs an explicit port: take a free one from the OS and release it.
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("cannot find a free port")
+        .port()
 }
 
 impl RedisServer {
@@ -34,20 +44,31 @@ impl RedisServer {
         Self::spawn(true)
     }
 
+    /// A server that also accepts TLS, with this PEM certificate chain and key (clients are
+    /// not asked for certificates).
+    pub(crate) fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        let mut server = Self::new(false);
+        std::fs::write(server.dir.path().join("tls.crt"), cert_pem).expect("write cert");
+        std::fs::write(server.dir.path().join("tls.key"), key_pem).expect("write key");
+        server.tls_port = Some(free_port());
+        server.launch();
+        server
+    }
+
     fn spawn(durable: bool) -> Self {
-        // Redis needs an explicit port: take a free one from the OS and release it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("cannot find a free port")
-            .port();
-        let mut server = RedisServer {
-            port,
+        let mut server = Self::new(durable);
+        server.launch();
+        server
+    }
+
+    fn new(durable: bool) -> Self {
+        RedisServer {
+            port: free_port(),
             child: None,
             dir: tempfile::tempdir().expect("tempdir"),
             durable,
-        };
-        server.launch();
-        server
+            tls_port: None,
+        }
     }
 
     fn launch(&mut self) {
@@ -64,6 +85,19 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(tls_port) = self.tls_port {
+            command
+                .args([
+                    "--tls-port",
+                    &tls_port.to_string(),
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(dir.join("tls.crt"))
+                .arg("--tls-key-file")
+                .arg(dir.join("tls.key"));
+        }
         if self.durable {
             command.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
@@ -104,6 +138,12 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>/0`.
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/0`, for a server made by [`RedisServer::start_tls`].
+    pub(crate) fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("not a TLS server");
+        format!("rediss://127.0.0.1:{port}/0")
     }
 
     /// Kills the server (by pid) and waits for it to exit.
