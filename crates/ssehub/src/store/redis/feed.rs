@@ -34,6 +34,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(2);
 
 struct Feed {
+    /// The store's connection, view and broadcast.
     shared: Arc<Shared>,
     /// Used only for the blocking wait.
     conn: ConnectionManager,

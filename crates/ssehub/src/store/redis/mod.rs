@@ -76,7 +76,7 @@ const ATTEMPTS: usize = 4;
 const PRUNE_CHUNK: u64 = 512;
 
 /// Where the history lives and how patient to be with Redis.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
     pub url: String,
@@ -92,6 +92,28 @@ pub struct RedisOptions {
     pub broadcast_capacity: usize,
     /// Entries the feed reads per request.
     pub feed_batch: usize,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    // The URL may hold a password; configurations get logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match url::Url::parse(&self.url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "(unparsable)".to_owned(),
+        };
+        f.debug_struct("RedisOptions")
+            .field("url", &url)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .field("poll", &self.poll)
+            .field("broadcast_capacity", &self.broadcast_capacity)
+            .field("feed_batch", &self.feed_batch)
+            .finish()
+    }
 }
 
 /// The namespace used when none is given.
@@ -139,12 +161,15 @@ impl Keys {
 struct Shared {
     /// Multiplexed and re-made after a failure; every request but the feed's wait goes here.
     conn: ConnectionManager,
+    /// Names of the history's keys, derived once from the namespace.
     keys: Keys,
+    /// Sent by SHA; loaded again when Redis forgot them (a restart).
     scripts: Scripts,
     /// This node's numbering of the history (see `view`); locked briefly, never across I/O.
     view: Mutex<View>,
     /// Entries the feed read, for live subscribers, in seq order.
     live: broadcast::Sender<Stored>,
+    /// Timeouts, poll interval and sizes.
     options: RedisOptions,
     /// `host:port/db`, for messages (never the password).
     server: String,

@@ -27,9 +27,13 @@ macro_rules! script {
 
 /// The compiled scripts; `redis` sends them by SHA and loads them again after a Redis restart.
 pub(super) struct Scripts {
+    /// `lua/append.lua`: one update in, its seq out.
     pub(super) append: Script,
+    /// `lua/read.lua`: replay pages and the feed's reads.
     pub(super) read: Script,
+    /// `lua/prune.lua`: retention, in bounded steps.
     pub(super) prune: Script,
+    /// `lua/stats.lua`: counts, and whether Redis takes writes.
     pub(super) stats: Script,
 }
 

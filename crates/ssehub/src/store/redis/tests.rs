@@ -323,3 +323,12 @@ async fn bad_urls_and_namespaces_are_refused() {
     let err = RedisStore::open(options).await.unwrap_err();
     assert!(err.to_string().contains("namespace"), "{err}");
 }
+
+/// Configurations are logged with `{:?}`: the password in the URL must not be.
+#[test]
+fn options_debug_hides_the_password() {
+    let options = RedisOptions::new("redis://user:hunter2@redis.internal:6379/0");
+    let text = format!("{options:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("redis.internal"), "{text}");
+}

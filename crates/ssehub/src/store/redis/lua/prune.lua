@@ -9,9 +9,17 @@ local excess = 0
 if max_events >= 0 then
   excess = math.max(0, redis.call('XLEN', log) - max_events)
 end
+-- By count alone, the entries to remove are known: read no more of them than that.
+local count = chunk
+if cutoff < 0 then
+  count = math.min(chunk, excess)
+end
+if count == 0 then
+  return {0, 1}
+end
 local removed, last = 0, nil
 local done = 1
-for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', chunk)) do
+for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', count)) do
   local f = fields(e[2])
   local at = tonumber(f.t)
   -- An entry without a readable time counts as too old: kept, it would stop age pruning.
