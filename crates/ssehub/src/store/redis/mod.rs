@@ -138,6 +138,11 @@ impl RedisOptions {
 #[error("no answer within {0:?}")]
 pub(super) struct NoAnswer(pub(super) Duration);
 
+/// A configuration this store cannot use, or a request it gave up on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct Unusable(&'static str);
+
 /// The history's key names.
 #[derive(Clone, Debug)]
 struct Keys {
@@ -235,7 +240,7 @@ impl RedisStore {
         if options.namespace.is_empty() || options.namespace.contains(['{', '}']) {
             return Err(StoreError::backend(
                 format!("invalid redis namespace {:?}", options.namespace),
-                scripts::BadReply("a namespace is non-empty and has no { or }".into()),
+                Unusable("a namespace is non-empty and has no { or }"),
             ));
         }
         let client = Client::open(options.url.as_str()).map_err(|e| {
@@ -287,7 +292,9 @@ impl RedisStore {
             server,
         };
         let stats = shared.stats_script().await.map_err(|err| match err {
-            StoreError::Backend { context, source } if source.to_string().contains("script") => {
+            StoreError::Backend { context, source }
+                if source.to_string().contains("compiling script") =>
+            {
                 StoreError::Backend {
                     context: format!("{context} (the Redis store needs Redis 7.0 or newer)"),
                     source,
@@ -443,7 +450,7 @@ fn decode(seq: u64, bytes: &[u8]) -> Result<Update, StoreError> {
 fn changing() -> StoreError {
     StoreError::backend(
         "the history in redis kept changing while it was being read; try again",
-        scripts::BadReply("history changed on every attempt".into()),
+        Unusable("the history changed on every attempt"),
     )
 }
 
