@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use crate::auth::AuthConfig;
 use crate::relay::simulator::SimulatorOptions;
+use crate::store::redis::RedisOptions;
 
 /// Everything `run` needs to serve a hub.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the embedded store keeps its files.
+    /// Where the embedded store keeps its files (and `ssehub serve` its generated key).
     pub data_dir: PathBuf,
+    /// Which history store to open.
+    pub store: StoreConfig,
     /// Authorization keys and policies for publishers and subscribers.
     pub auth: AuthConfig,
     /// Origins allowed to make credentialed cross-origin requests; `["*"]` allows any origin without credentials.
@@ -60,6 +63,17 @@ pub struct Config {
     pub prune_interval: Duration,
 }
 
+/// Which history store [`crate::run`] opens.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// The embedded store in [`Config::data_dir`]: one node.
+    #[default]
+    Embedded,
+    /// One history in Redis, shared by every hub pointed at it.
+    Redis(RedisOptions),
+}
+
 /// Paths of a PEM certificate chain and private key.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
@@ -88,6 +102,7 @@ impl Config {
     pub fn new(data_dir: PathBuf, auth: AuthConfig) -> Self {
         Config {
             data_dir,
+            store: StoreConfig::Embedded,
             auth,
             cors_origins: Vec::new(),
             heartbeat: Duration::from_secs(40),

@@ -5,7 +5,8 @@
 //! - [`update`]: the update record every layer passes around, its id and clock.
 //! - [`topic`]: topic selectors (exact, URI templates, URL patterns), their cache, and the
 //!   topic space only the hub writes. A leaf: auth, hub, relay and http all use it.
-//! - [`store`]: durable history behind the [`store::Store`] trait (embedded `redb` now).
+//! - [`store`]: durable history behind the [`store::Store`] trait: embedded (`redb`, one node)
+//!   or Redis (one history shared by several nodes, each delivering it live).
 //! - [`auth`] (-> topic): JWS verification, both Mercure claim formats, where tokens come from.
 //! - [`hub`] (-> topic, store): publish, subscribe, replay-then-live, fan-out with bounded
 //!   queues; private parts behind a few re-exported names.
@@ -70,7 +71,8 @@ pub enum RunError {
 /// Serves a hub on `listener` until `shutdown` fires, then drains within the grace period.
 ///
 /// # Errors
-/// Fails when the store, keys or TLS files are unusable, or the listener breaks.
+/// Fails when the store, keys or TLS files are unusable (Redis unreachable at start
+/// included), or the listener breaks.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -82,10 +84,15 @@ pub async fn run(
     };
     let selectors = config.auth.selector_cache.clone();
     let auth = Arc::new(auth::Authorizer::new(config.auth.clone()));
-    let store: Arc<dyn store::Store> = Arc::new(store::redb::RedbStore::open(
-        &config.data_dir,
-        Default::default(),
-    )?);
+    let store: Arc<dyn store::Store> = match &config.store {
+        config::StoreConfig::Embedded => Arc::new(store::redb::RedbStore::open(
+            &config.data_dir,
+            Default::default(),
+        )?),
+        config::StoreConfig::Redis(options) => {
+            Arc::new(store::redis::RedisStore::open(options.clone()).await?)
+        }
+    };
     let tracker = TaskTracker::new();
     let retention = store::Retention {
         max_events: config.history_max_events,

@@ -1,6 +1,7 @@
 //! Integration tests of `ssehub serve`: real servers on ephemeral ports, real HTTP.
 
 mod hub {
+    pub(crate) mod redis_server;
     pub(crate) mod support;
 
     mod auth;
@@ -14,6 +15,7 @@ mod hub {
     mod relay_bounds;
     mod relay_owner;
     pub(crate) mod relay_support;
+    mod scale_out;
     mod sdk;
     mod streams;
 }

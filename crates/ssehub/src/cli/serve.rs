@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use ssehub::auth::{AuthConfig, Key, MintClaims, MintTopic, VerifyingKey, mint};
-use ssehub::config::{TlsFiles, parse_duration};
+use ssehub::config::{StoreConfig, TlsFiles, parse_duration};
 use ssehub::relay::simulator::SimulatorOptions;
+use ssehub::store::redis::RedisOptions;
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>`.
@@ -23,9 +24,20 @@ pub(crate) struct ServeArgs {
     /// Where the embedded store keeps its files.
     #[arg(long, env = "SSEHUB_DATA_DIR", default_value = "./ssehub-data")]
     data_dir: PathBuf,
-    /// History store: `embedded` (the default).
-    #[arg(long, env = "SSEHUB_STORE", default_value = "embedded")]
+    /// History store: `embedded` (in --data-dir, one node), or
+    /// `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS): one history shared
+    /// by every hub pointed at it.
+    #[arg(
+        long,
+        env = "SSEHUB_STORE",
+        default_value = "embedded",
+        hide_env_values = true
+    )]
     store: String,
+    /// With a Redis store: keys are `ssehub:{NAMESPACE}:...`, so several hub clusters can
+    /// share one Redis.
+    #[arg(long, env = "SSEHUB_REDIS_NAMESPACE", default_value = ssehub::store::redis::DEFAULT_NAMESPACE)]
+    redis_namespace: String,
     /// HS256 secret, or a PEM public key / JWKS file for RS256/ES256 (also MERCURE_PUBLISHER_JWT_KEY).
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", hide_env_values = true)]
     publisher_jwt_key: Option<String>,
@@ -170,12 +182,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_format)?;
-    if args.store != "embedded" {
-        bail!(
-            "unsupported --store {:?}: this build keeps history in the embedded store only (use --store embedded)",
-            args.store
-        );
-    }
+    let store = store_config(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let publisher_key = env_fallback(
@@ -205,7 +212,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         subscriber_key,
         subscriber_alg,
     )?;
+    if generated && matches!(store, StoreConfig::Redis(_)) {
+        tracing::warn!(
+            "no --publisher-jwt-key given: this node made its own key, so tokens minted for it are refused by the other nodes on the shared store; give every node the same key"
+        );
+    }
     let mut config = ssehub::Config::new(args.data_dir.clone(), auth);
+    config.store = store;
     config.cors_origins = args.cors_origins.clone();
     config.heartbeat = args.heartbeat;
     config.history_max_events = args.history_max_events;
@@ -273,6 +286,23 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("serving")?;
     tracing::info!("ssehub stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--store` as a [`StoreConfig`].
+fn store_config(args: &ServeArgs) -> anyhow::Result<StoreConfig> {
+    let store = args.store.trim();
+    if store == "embedded" {
+        return Ok(StoreConfig::Embedded);
+    }
+    if store.starts_with("redis://") || store.starts_with("rediss://") {
+        let mut options = RedisOptions::new(store);
+        options.namespace.clone_from(&args.redis_namespace);
+        return Ok(StoreConfig::Redis(options));
+    }
+    // Not echoed: a mistyped Redis URL may hold a password.
+    bail!(
+        "unsupported --store value: use `embedded`, or a redis://host:port/db (rediss:// for TLS) URL"
+    )
 }
 
 /// The name of the file that keeps a generated publisher key between runs.

@@ -72,11 +72,28 @@ impl From<StoreError> for ApiError {
             StoreError::Duplicate { .. } => ApiError::Conflict(err.to_string()),
             StoreError::TooLarge { .. } => ApiError::TooLargeToStore(err.to_string()),
             other => {
-                tracing::error!(error = %other, "store failure");
-                ApiError::Unavailable(format!("history store unavailable: {other}"))
+                let reason = with_sources(&other);
+                tracing::error!(error = %reason, "store failure");
+                ApiError::Unavailable(format!("history store unavailable: {reason}"))
             }
         }
     }
+}
+
+/// `err` followed by its sources, so the client learns the cause (`connection refused`, a full
+/// disk) and not only what failed; a source that repeats what is already said is left out.
+fn with_sources(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<PublishError> for ApiError {

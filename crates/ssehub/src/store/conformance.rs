@@ -321,14 +321,21 @@ pub(crate) async fn prune_by_topic_prefix_age<B: Backend>(b: &B) {
     );
 }
 
-/// A receiver subscribed before appends sees each of them once, in seq order.
+/// A receiver subscribed before appends sees each of them once, in seq order. (A shared
+/// store's feed may still be delivering what was appended just before `subscribe`: those
+/// entries come first, with lower seqs, and are skipped here as the hub skips them.)
 pub(crate) async fn subscribe_sees_new_appends_in_order<B: Backend>(b: &B) {
     let store = b.open("live").await;
-    append_all(&store, &["before"]).await;
+    let before = append_all(&store, &["before"]).await[0];
     let mut live = store.subscribe();
     let seqs = append_all(&store, &["a", "b", "c"]).await;
     for (seq, id) in seqs.iter().zip(["a", "b", "c"]) {
-        let got = live.recv().await.unwrap();
+        let got = loop {
+            let got = live.recv().await.unwrap();
+            if got.seq > before {
+                break got;
+            }
+        };
         assert_eq!((got.seq, got.update.id.as_str()), (*seq, id));
     }
     assert!(matches!(

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! [`Store`] is the seam between the hub and a backend: [`redb::RedbStore`] (embedded, one node)
-//! now, Redis (several nodes) later; the trait mentions no backend type so both fit. Each update
+//! or [`redis::RedisStore`] (one history shared by several nodes); the trait mentions no
+//! backend type so both fit. Each update
 //! gets a `seq`, strictly increasing and gap-free across the history, so "what comes after" is a
 //! number comparison everywhere: in replay, at the replay/live seam, and after a lagging live
 //! receiver resumes from the store.
@@ -19,6 +20,7 @@
 //! comparison drops the copy.
 
 pub mod redb;
+pub mod redis;
 
 mod codec;
 #[cfg(test)]
@@ -32,6 +34,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::update::Update;
+
+/// How many encoded bytes one read of a backend holds by default before it stops early (see
+/// [`Store::read_after`]): the per-subscriber replay page of the README's memory bound.
+pub const DEFAULT_READ_BYTES: usize = 1 << 20;
 
 /// An update with its position in the hub-wide history (strictly increasing, assigned by the store).
 #[derive(Clone, Debug)]
@@ -217,7 +223,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError>;
 
     /// Updates appended from now on (by this node or, for a shared backend, any node), in seq
-    /// order, each once committed.
+    /// order, each once committed. A shared backend delivers from a feed that trails the
+    /// appends, so the receiver may also get entries appended just before the call (their seqs
+    /// are lower; the hub skips what it has by seq).
     ///
     /// Backpressure: the channel is bounded; a receiver that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and must re-read what it missed with

@@ -1,5 +1,5 @@
 //! The `ssehub` binary itself: `parse` against the shared conformance cases, durability
-//! across `kill -9`, first run, the `token` and `publish` commands, SIGTERM.
+//! across `kill -9`, first run, the `token` and `publish` commands, SIGTERM, `--store`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::redis_server::RedisServer;
 use super::support::{SECRET, Sse, admin_token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
@@ -88,11 +89,16 @@ impl Drop for Served {
 
 /// Starts `ssehub serve` on an ephemeral port and waits for its "listening on" line.
 fn serve(dir: &Path, extra: &[&str]) -> Served {
+    serve_with_env(dir, extra, &[])
+}
+
+fn serve_with_env(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Served {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(extra)
+        .envs(env.iter().copied())
         .env_remove("SSEHUB_PUBLISHER_JWT_KEY")
         .env_remove("MERCURE_PUBLISHER_JWT_KEY")
         .env_remove("MERCURE_JWT_KEY")
@@ -514,4 +520,103 @@ async fn after_a_restart_the_header_names_the_newest_update() {
         .await
         .unwrap();
     assert_eq!(res.headers()["last-event-id"], last.as_str());
+}
+
+/// Two `ssehub serve` processes given one `--store redis://...` share one history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_redis_url_share_history() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = [
+        "--publisher-jwt-key",
+        SECRET,
+        "--store",
+        &url,
+        "--redis-namespace",
+        "cli",
+    ];
+    let a = serve(dir_a.path(), &args);
+    let b = serve(dir_b.path(), &args);
+    let client = reqwest::Client::new();
+    let token = admin_token();
+    let id = publish(&client, a.addr, &token, "via a")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = client
+        .get(format!(
+            "http://{}/.well-known/mercure?topic=/durable&lastEventID=earliest",
+            b.addr
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut sse = Sse::new(res);
+    assert_eq!(sse.next_event().await.id.unwrap(), id);
+}
+
+/// `--store rediss://` speaks TLS and verifies the server's certificate against the system's
+/// roots (here a private CA given by `SSL_CERT_FILE`); an untrusted certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rediss_store_verifies_the_server_certificate() {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let redis = RedisServer::start_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem());
+    let url = redis.tls_url();
+    let args = ["--publisher-jwt-key", SECRET, "--store", &url];
+    let roots = tempfile::tempdir().unwrap();
+    let ca = roots.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let untrusting = tempfile::tempdir().unwrap();
+    let empty = roots.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let refused = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(untrusting.path())
+        .env("SSL_CERT_FILE", &empty)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = serve_with_env(dir.path(), &args, &[("SSL_CERT_FILE", &ca)]);
+    let client = reqwest::Client::new();
+    let token = admin_token();
+    let res = publish(&client, hub.addr, &token, "over tls")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let stored = redis.command(&["XLEN", "ssehub:{default}:log"]);
+    assert_eq!(stored, ":1");
+}
+
+/// An unknown `--store` value is refused at start without echoing it (it may hold a password).
+#[test]
+fn an_unknown_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--publisher-jwt-key",
+            SECRET,
+        ])
+        .args(["--store", "postgres://user:hunter2@db/x", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unsupported --store value"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }

@@ -63,7 +63,9 @@ use redb::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Cursor, Replay, Retention, Store, StoreError, StoreStats, Stored, codec};
+use super::{
+    Cursor, DEFAULT_READ_BYTES, Replay, Retention, Store, StoreError, StoreStats, Stored, codec,
+};
 use crate::update::Update;
 use recover::{init_tables, replay_wal};
 use wal::Wal;
@@ -73,9 +75,6 @@ const UPDATES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("updates")
 const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const LAST_SEQ: &str = "last_seq";
-
-/// Default of [`RedbOptions::read_bytes`].
-pub const DEFAULT_READ_BYTES: usize = 1 << 20;
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "history.redb";
