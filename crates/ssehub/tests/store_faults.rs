@@ -127,22 +127,29 @@ async fn publish_until_refused(
     (acked, refused)
 }
 
-/// Regression (issue 15): on a full disk, publishes answered 503 came back after a restart, and
-/// the store stayed failed after space was freed until the hub was restarted.
+/// Regression (issue 15): on a full disk, publishes answered 503 came back after a restart (the
+/// log's `write` ran out of space part way, leaving valid records of the refused batch), and the
+/// store stayed failed after space was freed until the hub was restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_then_recovers_in_place_and_keeps_exactly_what_it_acknowledged() {
-    let Some(fs) = Tmpfs::mount("16m") else {
+    const SIZE: u64 = 16 << 20;
+    let Some(fs) = Tmpfs::mount(&format!("{}k", SIZE / 1024)) else {
         return;
     };
     let data = fs.path().join("data");
     let options = RedbOptions {
         // Retry at once, so that the test needs no clock.
         recovery_interval: Duration::ZERO,
+        // No checkpoint while the log grows: the disk fills up in the log's own `write`.
+        checkpoint_interval: Duration::from_secs(24 * 3600),
         ..RedbOptions::default()
     };
     let store = Arc::new(RedbStore::open(&data, options.clone()).unwrap());
+    // Leaves room for the log to grow by two of its steps and part of a third.
     let filler = fs.path().join("filler");
-    std::fs::write(&filler, vec![1u8; 6 << 20]).unwrap();
+    let room = (5 << 20) / 2;
+    let size = SIZE - used_bytes(&data) - room;
+    std::fs::write(&filler, vec![1u8; usize::try_from(size).unwrap()]).unwrap();
     let (acked, refused) = publish_until_refused(&store, 16, 2048).await;
     assert!(!store.stats().await.unwrap().writable, "still full");
     assert!(store.append(update("still-full", 2048)).await.is_err());

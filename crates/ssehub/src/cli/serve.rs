@@ -1,5 +1,5 @@
 //! `ssehub serve`: flags and environment into a [`ssehub::Config`], first-run key setup,
-//! signals, then [`ssehub::run`].
+//! signals, then [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

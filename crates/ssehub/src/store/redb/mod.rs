@@ -223,8 +223,8 @@ enum Request {
     Close {
         reply: oneshot::Sender<()>,
     },
-    /// Tries a checkpoint and a sync of the log, to learn whether a store marked unwritable
-    /// recovered.
+    /// Asks whether a store marked unwritable can write again: after a failed write, tries to
+    /// recover when a retry is due (see `failure`); otherwise a checkpoint and a sync of the log.
     Probe {
         reply: Reply<()>,
     },

@@ -35,7 +35,7 @@ pub(super) struct Writer {
     pub(super) options: RedbOptions,
     /// Where committed entries are announced.
     pub(super) live: broadcast::Sender<Stored>,
-    /// Set after each commit attempt, read by `stats`.
+    /// Cleared by a failure, set again by recovery or a successful probe; read by `stats`.
     pub(super) writable: Arc<AtomicBool>,
     /// Counts successful commits, see [`RedbStore::commits`].
     pub(super) commits: Arc<AtomicU64>,
