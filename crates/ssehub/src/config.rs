@@ -18,6 +18,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Which history store to open.
     pub store: StoreConfig,
+    /// The embedded store's page cache in bytes, its largest use of memory.
+    pub store_cache_bytes: usize,
+    /// Start although the write-ahead log is damaged at this byte offset, dropping the updates
+    /// after it (see [`crate::store::redb::RedbOptions::truncate_damaged_log_at`]).
+    pub wal_truncate_damaged: Option<u64>,
     /// Authorization keys and policies for publishers and subscribers.
     pub auth: AuthConfig,
     /// Origins allowed to make credentialed cross-origin requests; `["*"]` allows any origin without credentials.
@@ -103,6 +108,8 @@ impl Config {
         Config {
             data_dir,
             store: StoreConfig::Embedded,
+            store_cache_bytes: crate::store::redb::DEFAULT_CACHE_BYTES,
+            wal_truncate_damaged: None,
             auth,
             cors_origins: Vec::new(),
             heartbeat: Duration::from_secs(40),

@@ -34,7 +34,9 @@
 //! - A slow subscriber is never waited for: past its queue bound it is cut off and resumes
 //!   from history with `Last-Event-ID`, so memory stays bounded and nothing is lost.
 //! - [`run`] takes a bound listener and a cancellation token, so tests run real servers on
-//!   ephemeral ports and shut them down deterministically.
+//!   ephemeral ports and shut them down deterministically. It is [`start`] (open the store,
+//!   build the routes) then [`Started::serve`], so that nothing says "listening" before the
+//!   history is open and checked.
 
 pub mod auth;
 pub mod config;
@@ -45,6 +47,7 @@ pub mod store;
 pub mod topic;
 pub mod update;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -53,22 +56,24 @@ use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 
-/// Why the hub could not start or stopped abnormally.
+/// Why the hub could not start or stopped abnormally. Each variant names the part that failed
+/// and leaves the details to its source, so that `{:#}` prints each context once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
     /// The history store could not be opened or read.
-    #[error("history store: {0}")]
+    #[error("history store")]
     Store(#[from] store::StoreError),
     /// TLS material could not be loaded.
-    #[error("tls: {0}")]
+    #[error("tls")]
     Tls(#[from] http::server::TlsError),
     /// The listener failed.
-    #[error("listener: {0}")]
+    #[error("listener")]
     Io(#[from] std::io::Error),
 }
 
-/// Serves a hub on `listener` until `shutdown` fires, then drains within the grace period.
+/// Serves a hub on `listener` until `shutdown` fires, then drains within the grace period:
+/// [`start`], then [`Started::serve`].
 ///
 /// # Errors
 /// Fails when the store, keys or TLS files are unusable (Redis unreachable at start
@@ -78,6 +83,49 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    start(listener, config, shutdown).await?.serve().await
+}
+
+/// A hub whose store is open and whose routes are built, about to serve: see [`start`].
+pub struct Started {
+    /// Bound by the caller; connections wait in its backlog until [`Started::serve`].
+    listener: TcpListener,
+    /// Where the hub can be reached, for the log line and the caller's messages.
+    url: String,
+    /// The routes.
+    app: axum::Router,
+    /// TLS, the connection cap and the grace period.
+    serve_options: http::server::ServeOptions,
+    /// Ends serving, the hub's tasks and the pruner.
+    shutdown: CancellationToken,
+    /// Shared with the hub, counted by the server too.
+    metrics: Arc<hub::Metrics>,
+    /// Tracks the hub's and the relay's tasks, waited for after serving.
+    tracker: TaskTracker,
+    /// Waited for before the store closes, so that no prune races the close.
+    pruner: tokio::task::JoinHandle<()>,
+    /// Closed last, once nothing appends any more.
+    store: Arc<dyn store::Store>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens (and checks) the store in `config.data_dir`, loads TLS material and builds the hub on
+/// `listener`, then logs where it listens. Nothing is accepted before [`Started::serve`].
+///
+/// # Errors
+/// Fails when the store, keys or TLS files are unusable.
+pub async fn start(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<Started, RunError> {
     let tls = match &config.tls {
         Some(files) => Some(http::server::load_tls(&files.cert, &files.key)?),
         None => None,
@@ -85,10 +133,22 @@ pub async fn run(
     let selectors = config.auth.selector_cache.clone();
     let auth = Arc::new(auth::Authorizer::new(config.auth.clone()));
     let store: Arc<dyn store::Store> = match &config.store {
-        config::StoreConfig::Embedded => Arc::new(store::redb::RedbStore::open(
-            &config.data_dir,
-            Default::default(),
-        )?),
+        config::StoreConfig::Embedded => {
+            let options = store::redb::RedbOptions {
+                cache_bytes: config.store_cache_bytes,
+                truncate_damaged_log_at: config.wal_truncate_damaged,
+                ..Default::default()
+            };
+            let dir = config.data_dir.clone();
+            // Opening verifies the file and may replay the log: blocking work of its own.
+            let opened =
+                tokio::task::spawn_blocking(move || store::redb::RedbStore::open(&dir, options))
+                    .await
+                    .map_err(|e| {
+                        store::StoreError::backend("history store open task failed", e)
+                    })??;
+            Arc::new(opened)
+        }
         config::StoreConfig::Redis(options) => {
             Arc::new(store::redis::RedisStore::open(options.clone()).await?)
         }
@@ -129,6 +189,9 @@ pub async fn run(
         &tracker,
     )
     .await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     let serve_options = http::server::ServeOptions {
         tls,
         max_connections: config.max_connections,
@@ -153,6 +216,7 @@ pub async fn run(
         shutdown.clone(),
         tracker.clone(),
     );
+    tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), "ssehub listening on {url}");
     let config = Arc::new(config);
     let state = http::AppState {
         hub,
@@ -161,14 +225,47 @@ pub async fn run(
         config,
         relay,
     };
-    let app = http::app(state);
-    let served = http::server::serve(listener, app, serve_options, shutdown, metrics).await;
-    tracker.close();
-    tracker.wait().await;
-    let _ = pruner.await;
-    if let Err(err) = store.close().await {
-        tracing::error!(error = %err, "final history commit failed");
-        return Err(err.into());
+    Ok(Started {
+        listener,
+        url,
+        app: http::app(state),
+        serve_options,
+        shutdown,
+        metrics,
+        tracker,
+        pruner,
+        store,
+    })
+}
+
+impl Started {
+    /// Where the hub listens, as `http://addr` or `https://addr`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        self.url.clone()
     }
-    served.map_err(RunError::from)
+
+    /// Serves until the shutdown token fires, drains within the grace period, then closes the
+    /// store.
+    ///
+    /// # Errors
+    /// Fails when the listener breaks or the store's final commit fails.
+    pub async fn serve(self) -> Result<(), RunError> {
+        let served = http::server::serve(
+            self.listener,
+            self.app,
+            self.serve_options,
+            self.shutdown,
+            self.metrics,
+        )
+        .await;
+        self.tracker.close();
+        self.tracker.wait().await;
+        let _ = self.pruner.await;
+        if let Err(err) = self.store.close().await {
+            tracing::error!(error = %err, "final history commit failed");
+            return Err(err.into());
+        }
+        served.map_err(RunError::from)
+    }
 }

@@ -1,5 +1,5 @@
 //! `ssehub serve`: flags and environment into a [`ssehub::Config`], first-run key setup,
-//! signals, then [`ssehub::run`].
+//! signals, then [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,13 @@ pub(crate) struct ServeArgs {
     /// share one Redis.
     #[arg(long, env = "SSEHUB_REDIS_NAMESPACE", default_value = ssehub::store::redis::DEFAULT_NAMESPACE)]
     redis_namespace: String,
+    /// Page cache of the embedded store in bytes, the store's largest use of memory.
+    #[arg(long, env = "SSEHUB_STORE_CACHE_BYTES", default_value_t = ssehub::store::redb::DEFAULT_CACHE_BYTES)]
+    store_cache_bytes: usize,
+    /// Start although the write-ahead log is damaged at this byte offset (as the refusal to start
+    /// names it): keep the updates before the damage, drop those after it. Use once.
+    #[arg(long, env = "SSEHUB_WAL_TRUNCATE_DAMAGED", value_name = "OFFSET")]
+    wal_truncate_damaged: Option<u64>,
     /// HS256 secret, or a PEM public key / JWKS file for RS256/ES256 (also MERCURE_PUBLISHER_JWT_KEY).
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", hide_env_values = true)]
     publisher_jwt_key: Option<String>,
@@ -219,6 +226,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = ssehub::Config::new(args.data_dir.clone(), auth);
     config.store = store;
+    config.store_cache_bytes = args.store_cache_bytes;
+    config.wal_truncate_damaged = args.wal_truncate_damaged;
     config.cors_origins = args.cors_origins.clone();
     config.heartbeat = args.heartbeat;
     config.history_max_events = args.history_max_events;
@@ -265,25 +274,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    tracing::info!(addr = %addr, data_dir = %args.data_dir.display(), "ssehub listening on {scheme}://{addr}");
-    if generated {
-        print_first_run_help(
-            &publisher_key,
-            &format!("{scheme}://{addr}"),
-            &args.data_dir,
-        )?;
-    }
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    ssehub::run(listener, config, shutdown)
-        .await
-        .context("serving")?;
+    // Opens the store (and says where it listens) before anything tells a user to connect.
+    let started = ssehub::start(listener, config, shutdown).await?;
+    if generated {
+        print_first_run_help(&publisher_key, &started.url(), &args.data_dir)?;
+    }
+    started.serve().await.context("serving")?;
     tracing::info!("ssehub stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,9 @@ pub mod redis;
 mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
+mod crc;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +176,43 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The write-ahead log is damaged in the middle: acknowledged updates follow the damage, so
+    /// the store refuses to open rather than drop them without a word. The hub's
+    /// `--wal-truncate-damaged <offset>` replays what precedes the damage and drops the rest.
+    #[error(
+        "write-ahead log {} is damaged at byte {offset} ({reason}) and acknowledged updates \
+         follow it (a batch from seq {later_seq} at byte {later_offset}); keep a copy of the \
+         file, then start once with --wal-truncate-damaged {offset} to keep the updates before \
+         the damage and drop those after it",
+        path.display()
+    )]
+    LogDamaged {
+        /// The log file.
+        path: PathBuf,
+        /// Where the damage starts: the first byte that does not continue the log.
+        offset: u64,
+        /// What is found there.
+        reason: String,
+        /// Where the next intact batch starts.
+        later_offset: u64,
+        /// That batch's first seq.
+        later_seq: u64,
+    },
+    /// The history database is damaged beyond what its own repair can fix.
+    #[error(
+        "history database {} is damaged: {reason}; restore it from a backup, or move it and the \
+         write-ahead log aside to start with an empty history",
+        path.display()
+    )]
+    DatabaseDamaged {
+        /// The database file.
+        path: PathBuf,
+        /// What was found wrong with it.
+        reason: String,
+    },
+    /// The store is reopening its files after a write failure; reads fail meanwhile.
+    #[error("history store is reopening its files after a write failure (try again shortly)")]
+    Reopening,
     /// The store was closed or its writer stopped; no further appends are accepted.
     #[error("history store is closed")]
     Closed,

@@ -7,6 +7,11 @@
 //! only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
 //! large backlog never stalls publishers for long and both tables always change together.
 //!
+//! Here: the handle and the read path. `recover` opens and checks the file, creates the tables
+//! and replays the log, `writer` is the writer thread, `prune` its pruning, `failure` how it
+//! recovers from a failed write without a restart, `slot` the database handle it shares with
+//! readers, `wal` the write-ahead log.
+//!
 //! # Durability: a write-ahead log in front of redb
 //!
 //! A durable redb commit costs noticeably more than a bare `fdatasync` of the same bytes, so a
@@ -36,15 +41,30 @@
 //! Reads run on tokio's blocking pool in their own read transactions; redb's MVCC lets them
 //! proceed concurrently with the writer and gives each read one consistent snapshot.
 //!
-//! Here: the handle and the read path. `recover` opens the tables and replays the log, `writer`
-//! is the writer thread, `prune` its pruning, `wal` the write-ahead log.
+//! # Damage
+//!
+//! Every entry carries a CRC-32 bound to its seq (see `codec`), so a damaged entry is reported
+//! as [`StoreError::Corrupt`] naming it, never served altered. On open, redb's own page checksums
+//! are verified (a repair after an unclean shutdown does that anyway), and a panic inside redb is
+//! turned into [`StoreError::DatabaseDamaged`]. A log damaged where acknowledged records follow
+//! is [`StoreError::LogDamaged`]; see [`RedbOptions::truncate_damaged_log_at`].
+//!
+//! # Disk space
+//!
+//! Besides the history itself, the store needs room for the log (at most
+//! [`RedbOptions::wal_bytes`] plus one batch, rounded up to a MiB) and, at each checkpoint, at
+//! restart and when it recovers from a full disk, for writing the log's content into redb
+//! again (about twice the log's size in the worst case). redb grows its file by doubling, but
+//! sparsely: only pages written take space.
 //!
 //! Tables: `updates` (seq -> encoded update, see `codec`), `ids` (id -> seq, for
 //! `Last-Event-ID` lookups and duplicate detection) and `meta` (`last_seq`, so seqs are never
 //! reused even when pruning empties the history).
 
+mod failure;
 mod prune;
 mod recover;
+mod slot;
 #[cfg(test)]
 mod tests;
 mod wal;
@@ -57,17 +77,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
     Cursor, DEFAULT_READ_BYTES, Replay, Retention, Store, StoreError, StoreStats, Stored, codec,
 };
 use crate::update::Update;
-use recover::{init_tables, replay_wal};
+use slot::DbSlot;
 use wal::Wal;
 use writer::Writer;
 
@@ -79,6 +96,10 @@ const LAST_SEQ: &str = "last_seq";
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "history.redb";
 
+/// Default of [`RedbOptions::cache_bytes`]: with one batch's buffers (see
+/// [`RedbOptions::max_batch_bytes`]) the store stays well under 64 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 /// Tuning for [`RedbStore`]. `Default` suits the hub; tests and benchmarks change fields.
 #[derive(Clone, Debug)]
 pub struct RedbOptions {
@@ -86,14 +107,16 @@ pub struct RedbOptions {
     /// append), which exists as the benchmark baseline.
     pub max_batch: usize,
     /// A batch is closed early once its payloads reach this many bytes, bounding the memory and
-    /// latency of one transaction.
+    /// latency of one transaction: the batch's updates, their encoding and the log's write
+    /// buffer each hold about this much (a single larger update still makes a batch of its own).
     pub max_batch_bytes: usize,
     /// Appends that may wait for the writer; beyond it `append` waits for room, which pushes
     /// back on publishers instead of buffering without bound.
     pub queue_capacity: usize,
     /// Entries a live receiver may fall behind before it gets `Lagged`.
     pub broadcast_capacity: usize,
-    /// redb's page cache size in bytes.
+    /// redb's page cache in bytes, the store's largest use of memory; it also holds the pages
+    /// written since the last checkpoint (up to half of it before redb writes them out early).
     pub cache_bytes: usize,
     /// One read stops once it holds this many encoded bytes (after at least one update), so a
     /// replay of large updates holds about one page of memory per subscriber.
@@ -103,25 +126,36 @@ pub struct RedbOptions {
     /// baseline; a log left by an earlier run is replayed on open either way.
     pub wal: bool,
     /// Checkpoint once the log holds this many bytes since the last one; this also bounds the
-    /// log file's size (a single larger batch still fits) and the replay after a crash.
+    /// log file's size (a single larger batch still fits), the replay after a crash, and the free
+    /// space a checkpoint or a restart after a full disk needs (see the module docs).
     pub wal_bytes: u64,
     /// Checkpoint at most this long after the first batch that only the log holds, also when
     /// idle. Longer means fewer (and longer) checkpoint stalls for the batches behind them.
     pub checkpoint_interval: Duration,
+    /// After a failed write, the first retry to reopen the files waits this long; later ones
+    /// wait twice as long each, up to 30 s.
+    pub recovery_interval: Duration,
+    /// Open even though the write-ahead log is damaged at this byte offset with acknowledged
+    /// updates after it ([`StoreError::LogDamaged`] names it): replay what precedes it, drop the
+    /// rest, and move the damaged log aside as `wal.damaged`. Damage anywhere else still refuses
+    /// the open, so a value left in place cannot drop some later damage unseen.
+    pub truncate_damaged_log_at: Option<u64>,
 }
 
 impl Default for RedbOptions {
     fn default() -> Self {
         RedbOptions {
             max_batch: 1024,
-            max_batch_bytes: 8 << 20,
+            max_batch_bytes: 1 << 20,
             queue_capacity: 8192,
             broadcast_capacity: 4096,
-            cache_bytes: 64 << 20,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             read_bytes: DEFAULT_READ_BYTES,
             wal: true,
-            wal_bytes: 16 << 20,
+            wal_bytes: 4 << 20,
             checkpoint_interval: Duration::from_secs(1),
+            recovery_interval: Duration::from_secs(1),
+            truncate_damaged_log_at: None,
         }
     }
 }
@@ -156,8 +190,8 @@ impl Default for RedbOptions {
 /// # }
 /// ```
 pub struct RedbStore {
-    /// Shared with read tasks; the file stays locked until the last clone is gone.
-    db: Arc<Database>,
+    /// The database, shared with the writer thread, which replaces it when it reopens the file.
+    slot: Arc<DbSlot>,
     /// Queue to the writer thread; `None` once dropped so the writer sees the end of input.
     requests: Option<mpsc::Sender<Request>>,
     /// Committed entries for live subscribers; only the writer thread sends, in seq order.
@@ -198,8 +232,8 @@ enum Request {
     Close {
         reply: oneshot::Sender<()>,
     },
-    /// Tries a checkpoint and a sync of the log, to learn whether a store marked unwritable
-    /// recovered.
+    /// Asks whether a store marked unwritable can write again: after a failed write, tries to
+    /// recover when a retry is due (see `failure`); otherwise a checkpoint and a sync of the log.
     Probe {
         reply: Reply<()>,
     },
@@ -214,28 +248,15 @@ impl RedbStore {
     /// # Errors
     /// [`StoreError::Backend`] when the directory or files cannot be created, opened or read,
     /// when another process holds the database, or when the writer thread cannot be started;
-    /// [`StoreError::Corrupt`] when the write-ahead log does not continue the history.
+    /// [`StoreError::DatabaseDamaged`] when the database fails its checks;
+    /// [`StoreError::LogDamaged`] when the write-ahead log is damaged before acknowledged
+    /// updates; [`StoreError::Corrupt`] when the log does not continue the history.
     pub fn open(dir: &Path, options: RedbOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::backend(format!("cannot create data directory {}", dir.display()), e)
         })?;
         let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .set_cache_size(options.cache_bytes)
-            .create(&path)
-            .map_err(|e| {
-                let context = if matches!(e, DatabaseError::DatabaseAlreadyOpen) {
-                    format!(
-                        "history database {} is already open (is another ssehub using this data directory?)",
-                        path.display()
-                    )
-                } else {
-                    format!("cannot open history database {}", path.display())
-                };
-                StoreError::backend(context, e)
-            })?;
-        let last_seq = init_tables(&db)?;
-        let last_seq = replay_wal(&db, dir, last_seq)?;
+        let opened = recover::open_database(dir, &options)?;
         let wal = if options.wal {
             let wal = Wal::open(dir).map_err(|e| {
                 let path = dir.join(wal::FILE_NAME);
@@ -250,26 +271,27 @@ impl RedbStore {
             .enable_time()
             .build()
             .map_err(|e| StoreError::backend("cannot start history writer timer", e))?;
-        let db = Arc::new(db);
+        let slot = Arc::new(DbSlot::new(opened.db));
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
         let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
         let writable = Arc::new(AtomicBool::new(true));
         let commits = Arc::new(AtomicU64::new(0));
         let checkpoints = Arc::new(AtomicU64::new(0));
         let writer = Writer {
-            db: Arc::clone(&db),
+            slot: Arc::clone(&slot),
+            dir: dir.to_owned(),
+            options: RedbOptions {
+                max_batch: options.max_batch.max(1),
+                ..options
+            },
             live: live.clone(),
             writable: Arc::clone(&writable),
             commits: Arc::clone(&commits),
             checkpoints: Arc::clone(&checkpoints),
-            last_seq,
-            max_batch: options.max_batch.max(1),
-            max_batch_bytes: options.max_batch_bytes,
+            last_seq: opened.last_seq,
             wal,
-            wal_bytes: options.wal_bytes,
-            checkpoint_interval: options.checkpoint_interval,
             unsaved_since: None,
-            must_checkpoint: false,
+            failure: None,
             prefix_scanned: None,
         };
         let writer = thread::Builder::new()
@@ -277,7 +299,7 @@ impl RedbStore {
             .spawn(move || writer.run(queue, &timer))
             .map_err(|e| StoreError::backend("cannot start history writer thread", e))?;
         Ok(RedbStore {
-            db,
+            slot,
             requests: Some(requests),
             live,
             writable,
@@ -326,8 +348,10 @@ impl RedbStore {
         what: &'static str,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
+        let slot = Arc::clone(&self.slot);
+        // The handle is taken inside the task and dropped with it, so that a reopen waits only
+        // for reads in progress.
+        tokio::task::spawn_blocking(move || f(&*slot.get()?))
             .await
             .map_err(|e| StoreError::backend(what, e))?
     }
@@ -448,7 +472,7 @@ fn get(db: &Database, id: &str) -> Result<Option<Stored>, StoreError> {
     let Some(value) = updates.get(seq).map_err(read_error)? else {
         return Ok(None);
     };
-    let update = codec::decode(value.value()).map_err(|reason| StoreError::Corrupt {
+    let update = codec::decode(value.value(), seq).map_err(|reason| StoreError::Corrupt {
         seq,
         reason: reason.into(),
     })?;
@@ -504,7 +528,7 @@ fn read_after(
         }
         bytes += value.value().len();
         let seq = seq.value();
-        let update = codec::decode(value.value()).map_err(|reason| StoreError::Corrupt {
+        let update = codec::decode(value.value(), seq).map_err(|reason| StoreError::Corrupt {
             seq,
             reason: reason.into(),
         })?;

@@ -75,8 +75,17 @@ impl PruneJob {
 }
 
 impl Writer {
-    /// Runs one chunk of `job`; returns whether the job is complete.
+    /// Runs one chunk of `job`; returns whether the job is complete. A failure marks the
+    /// store failed, as a failed append batch does (see `failure`).
     pub(super) fn prune_chunk(&mut self, job: &mut PruneJob) -> Result<bool, StoreError> {
+        let pruned = self.try_prune_chunk(job);
+        if let Err(error) = &pruned {
+            self.fail(error.clone(), None);
+        }
+        pruned
+    }
+
+    fn try_prune_chunk(&mut self, job: &mut PruneJob) -> Result<bool, StoreError> {
         if !job.front_done {
             job.front_done = self.prune_front(job)?;
             return Ok(job.front_done && job.prefix.is_none());
@@ -100,8 +109,10 @@ impl Writer {
                     break false;
                 }
                 let Some((seq, head)) = updates.first().map_err(prune_error)?.map(|(k, v)| {
-                    let head = codec::decode_head(v.value()).map(|(id, at)| (id.to_owned(), at));
-                    (k.value(), head)
+                    let seq = k.value();
+                    let head =
+                        codec::decode_head(v.value(), seq).map(|(id, at)| (id.to_owned(), at));
+                    (seq, head)
                 }) else {
                     break true;
                 };
@@ -168,7 +179,7 @@ impl Writer {
                 }
                 let (seq, value) = entry.map_err(prune_error)?;
                 let seq = seq.value();
-                match codec::decode_routing(value.value()) {
+                match codec::decode_routing(value.value(), seq) {
                     // Publication order: from here on everything is young enough.
                     Ok((_, at, _)) if at >= *cutoff_ms => break,
                     Ok((id, _, topics)) => {

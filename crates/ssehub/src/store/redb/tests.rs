@@ -1,4 +1,5 @@
 use super::prune::PRUNE_CHUNK;
+use super::wal::Fault;
 use super::*;
 use crate::store::conformance::{self, update};
 
@@ -44,7 +45,7 @@ async fn waiting_appends_share_one_commit() {
     let store = open_with(dir.path(), RedbOptions::default());
     // Holding redb's write lock parks the writer inside its first batch, so the rest of the
     // appends wait in the queue; once released, they must all go in one more transaction.
-    let blocker = store.db.begin_write().unwrap();
+    let blocker = store.slot.get().unwrap().begin_write().unwrap();
     let mut answers = Vec::new();
     for i in 0..100 {
         answers.push(submit(&store, &format!("g{i}")).await);
@@ -94,46 +95,79 @@ fn duplicates_inside_one_batch_are_refused() {
 
 /// A writer on a new database in `dir`, driven directly by the test instead of a thread.
 fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
-    let db = Database::create(dir.join(FILE_NAME)).unwrap();
-    init_tables(&db).unwrap();
+    let opened = recover::open_database(dir, &RedbOptions::default()).unwrap();
     Writer {
-        db: Arc::new(db),
+        slot: Arc::new(DbSlot::new(opened.db)),
+        dir: dir.to_owned(),
+        options: RedbOptions {
+            max_batch: 16,
+            wal_bytes: 1 << 20,
+            checkpoint_interval: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        },
         live: broadcast::channel(4).0,
-        writable: Arc::default(),
+        writable: Arc::new(AtomicBool::new(true)),
         commits: Arc::default(),
         checkpoints: Arc::default(),
-        last_seq: 0,
-        max_batch: 16,
-        max_batch_bytes: 1 << 20,
+        last_seq: opened.last_seq,
         wal,
-        wal_bytes: 1 << 20,
-        checkpoint_interval: Duration::from_secs(3600),
         unsaved_since: None,
-        must_checkpoint: false,
+        failure: None,
         prefix_scanned: None,
     }
 }
 
+fn one(id: &str) -> Vec<(Update, Reply<Stored>)> {
+    vec![(update(id), oneshot::channel().0)]
+}
+
 #[test]
-fn a_failed_log_write_makes_the_next_batch_a_checkpoint() {
+fn a_failed_write_refuses_work_until_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let mut writer = bare_writer(dir.path(), Some(Wal::open(dir.path()).unwrap()));
-    let one = |id: &str| vec![(update(id), oneshot::channel().0)];
     writer.write_batch(&one("a")).unwrap();
     assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 0);
-    let wal = writer.wal.as_mut().unwrap();
-    wal.break_writes();
+    writer.wal.as_mut().unwrap().break_writes();
     assert!(writer.write_batch(&one("b")).is_err());
-    // Part of "b" may sit in the log after "a", in the current generation: only a new one
-    // (after a checkpoint) keeps a crash from replaying it.
+    assert!(!writer.writable.load(Ordering::Acquire));
+    // Still broken: the retry fails and is scheduled again.
+    assert!(writer.recover().is_err());
+    assert!(writer.failure.is_some());
     writer.wal.as_mut().unwrap().mend_writes();
+    writer.recover().unwrap();
+    assert!(writer.writable.load(Ordering::Acquire));
+    // Recovery replayed the log and started a new generation.
+    assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 1);
     let outcomes = writer.write_batch(&one("c")).unwrap();
     assert!(
         matches!(outcomes[0], Ok(2)),
         "the failed append took no seq"
     );
-    assert_eq!(writer.checkpoints.load(Ordering::Relaxed), 1);
-    assert!(!writer.must_checkpoint);
+}
+
+/// Regression (issue 15): a publish refused on a full disk came back after a restart, because
+/// the refused batch's records were in the log (its `write` cut short with a valid header, or its
+/// `fdatasync` failed after the `write`) and recovery replayed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_refused_after_reaching_the_log_never_comes_back() {
+    for fault in [Fault::SyncFails, Fault::WriteStopsAfter(40)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = bare_writer(dir.path(), Some(Wal::open(dir.path()).unwrap()));
+        writer.write_batch(&one("a")).unwrap();
+        writer.wal.as_mut().unwrap().inject(fault);
+        assert!(writer.write_batch(&one("refused")).is_err());
+        // A crash now, before any recovery.
+        let crashed = crash_copy(dir.path(), true);
+        let reopened = open_with(crashed.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a"]), "{fault:?}");
+        drop(reopened);
+        // Recovery in place, then a restart.
+        writer.recover().unwrap();
+        writer.write_batch(&one("b")).unwrap();
+        let crashed = crash_copy(dir.path(), true);
+        let reopened = open_with(crashed.path(), log_only());
+        assert_eq!(all_ids(&reopened).await, numbered(&["a", "b"]), "{fault:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +206,7 @@ async fn close_flushes_submitted_appends_then_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with(dir.path(), RedbOptions::default());
     // Park the writer so that all appends and then the close are queued, in that order.
-    let blocker = store.db.begin_write().unwrap();
+    let blocker = store.slot.get().unwrap().begin_write().unwrap();
     let mut answers = Vec::new();
     for i in 0..50 {
         answers.push(submit(&store, &format!("c{i}")).await);
@@ -207,7 +241,7 @@ async fn close_flushes_submitted_appends_then_refuses() {
 async fn drop_commits_appends_still_queued() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with(dir.path(), RedbOptions::default());
-    let blocker = store.db.begin_write().unwrap();
+    let blocker = store.slot.get().unwrap().begin_write().unwrap();
     let mut answers = Vec::new();
     for i in 0..20 {
         answers.push(submit(&store, &format!("q{i}")).await);
@@ -268,7 +302,7 @@ async fn corrupt_entry_is_an_error_on_read_and_pruned_without_panic() {
     store.append(update("damaged")).await.unwrap();
     store.append(update("good")).await.unwrap();
     {
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.slot.get().unwrap().begin_write().unwrap();
         txn.open_table(UPDATES)
             .unwrap()
             .insert(1, &[9u8, 9, 9][..])
@@ -363,7 +397,7 @@ async fn torn_or_corrupt_last_record_is_dropped_and_earlier_ones_kept() {
     for id in ["a", "b", "c"] {
         store.append(update(id)).await.unwrap();
     }
-    let end = usize::try_from(wal::recover(dir.path()).unwrap().end).unwrap();
+    let end = usize::try_from(wal::recover(dir.path(), 0).unwrap().end).unwrap();
     // A write cut short (the tail of the last record never reached the disk), and a record
     // damaged in place.
     for damage in [
@@ -419,7 +453,7 @@ async fn a_log_that_does_not_continue_the_history_is_refused() {
     // An empty history and a log starting at seq 2: storing it would leave a gap at 1.
     let dir = tempfile::tempdir().unwrap();
     let mut wal = Wal::open(dir.path()).unwrap();
-    let bytes = codec::encode(&update("x")).unwrap();
+    let bytes = codec::encode(&update("x"), 2).unwrap();
     wal.append([(2, bytes.as_slice())]).unwrap();
     let err = RedbStore::open(dir.path(), log_only()).unwrap_err();
     assert!(
@@ -559,4 +593,103 @@ async fn a_read_stops_at_its_byte_bound_and_says_more() {
     assert!(page.more);
     let last = store.read_after(Cursor::Seq(9), 512).await.unwrap();
     assert_eq!((last.updates.len(), last.more), (1, false));
+}
+
+/// Regression (issue 15): a damaged entry in `history.redb` was served altered, since redb does
+/// not verify its pages on ordinary reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_entry_is_corrupt_naming_its_seq_not_altered_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), RedbOptions::default());
+    store.append(update("a")).await.unwrap();
+    store.append(update("b")).await.unwrap();
+    let mut flipped = codec::encode(&update("a"), 1).unwrap();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    let moved = codec::encode(&update("b"), 2).unwrap();
+    {
+        let txn = store.slot.get().unwrap().begin_write().unwrap();
+        let mut updates = txn.open_table(UPDATES).unwrap();
+        updates.insert(1, flipped.as_slice()).unwrap();
+        // As if a damaged key made entry 2 appear under seq 3.
+        updates.insert(3, moved.as_slice()).unwrap();
+        drop(updates);
+        txn.commit().unwrap();
+    }
+    match store.read_after(Cursor::Earliest, 10).await {
+        Err(StoreError::Corrupt { seq: 1, reason }) => assert_eq!(reason, "checksum mismatch"),
+        other => panic!("expected entry 1 to be corrupt, got {other:?}"),
+    }
+    match store.read_after(Cursor::Seq(2), 10).await {
+        Err(StoreError::Corrupt { seq: 3, reason }) => assert_eq!(reason, "checksum mismatch"),
+        other => panic!("expected entry 3 to be corrupt, got {other:?}"),
+    }
+}
+
+/// A log of three single-append batches with the middle one damaged, and what it held.
+async fn log_damaged_in_the_middle() -> (tempfile::TempDir, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(dir.path(), log_only());
+    store.append(update("a")).await.unwrap();
+    let second = wal::recover(dir.path(), 0).unwrap().end;
+    for id in ["b", "c"] {
+        store.append(update(id)).await.unwrap();
+    }
+    let copy = crash_copy(dir.path(), true);
+    let path = copy.path().join(wal::FILE_NAME);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[usize::try_from(second).unwrap() + 30] ^= 0x08;
+    std::fs::write(&path, bytes).unwrap();
+    (copy, second)
+}
+
+/// Regression (issue 15): one flipped byte in the middle of the log silently dropped the
+/// acknowledged updates after it, logged at INFO as "normal after a crash".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_with_acknowledged_records_after_it_stops_the_open() {
+    let (copy, second) = log_damaged_in_the_middle().await;
+    let err = RedbStore::open(copy.path(), log_only()).unwrap_err();
+    match &err {
+        StoreError::LogDamaged {
+            path,
+            offset,
+            later_seq: 3,
+            ..
+        } => {
+            assert_eq!(*offset, second);
+            assert_eq!(path, &copy.path().join(wal::FILE_NAME));
+        }
+        other => panic!("expected a damaged log, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains(&format!("at byte {second}")), "{message}");
+    assert!(
+        message.contains(&format!("--wal-truncate-damaged {second}")),
+        "{message}"
+    );
+    // Naming another offset does not drop anything.
+    let elsewhere = RedbOptions {
+        truncate_damaged_log_at: Some(second + 1),
+        ..log_only()
+    };
+    assert!(matches!(
+        RedbStore::open(copy.path(), elsewhere),
+        Err(StoreError::LogDamaged { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncating_a_damaged_log_keeps_what_precedes_it_and_moves_it_aside() {
+    let (copy, second) = log_damaged_in_the_middle().await;
+    let truncate = RedbOptions {
+        truncate_damaged_log_at: Some(second),
+        ..log_only()
+    };
+    let store = open_with(copy.path(), truncate);
+    assert_eq!(all_ids(&store).await, numbered(&["a"]));
+    assert_eq!(store.append(update("d")).await.unwrap().seq, 2);
+    assert!(copy.path().join("wal.damaged").exists());
+    drop(store);
+    // Without the option, the next start finds nothing wrong.
+    let store = open_with(copy.path(), log_only());
+    assert_eq!(all_ids(&store).await, numbered(&["a", "d"]));
 }

@@ -1,27 +1,35 @@
 //! The writer thread: the only place that writes to the database. It batches appends (group
 //! commit), makes each batch durable in the write-ahead log, checkpoints redb, and runs prunes
-//! (`prune`) in chunks between batches (see the parent module's docs).
+//! (`prune`) in chunks between batches (see the parent module's docs). After a failed write it
+//! refuses work until `failure` has reopened the files.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use redb::{Database, Durability, ReadableTable, StorageError, WriteTransaction};
+use redb::{Durability, ReadableTable, StorageError, WriteTransaction};
 use tokio::sync::{broadcast, mpsc};
 
+use super::failure::Failure;
 use super::prune::{PrefixScan, PruneJob};
+use super::slot::DbSlot;
 use super::wal::Wal;
-use super::{IDS, LAST_SEQ, META, Reply, Request, UPDATES, commit_error, write_error};
+use super::{IDS, LAST_SEQ, META, RedbOptions, Reply, Request, UPDATES, commit_error, write_error};
 use crate::store::{StoreError, Stored, codec};
 use crate::update::Update;
 
 /// The writer thread's state: the only place that writes to the database.
 pub(super) struct Writer {
-    /// The database; the thread's clone keeps the file open until the thread ends.
-    pub(super) db: Arc<Database>,
+    /// The database, shared with the read tasks; the writer swaps in a new handle on recovery.
+    pub(super) slot: Arc<DbSlot>,
+    /// The data directory, to reopen the files in.
+    pub(super) dir: PathBuf,
+    /// Batching, checkpoint and recovery settings, and how to reopen the database.
+    pub(super) options: RedbOptions,
     /// Where committed entries are announced.
     pub(super) live: broadcast::Sender<Stored>,
-    /// Set after each commit attempt, read by `stats`.
+    /// Cleared by a failure, set again by recovery or a successful probe; read by `stats`.
     pub(super) writable: Arc<AtomicBool>,
     /// Counts successful commits, see [`RedbStore::commits`].
     pub(super) commits: Arc<AtomicU64>,
@@ -29,22 +37,13 @@ pub(super) struct Writer {
     pub(super) checkpoints: Arc<AtomicU64>,
     /// Last seq committed; the next append gets `last_seq + 1`.
     pub(super) last_seq: u64,
-    /// See [`RedbOptions::max_batch`].
-    pub(super) max_batch: usize,
-    /// See [`RedbOptions::max_batch_bytes`].
-    pub(super) max_batch_bytes: usize,
     /// The write-ahead log; `None` when every batch is a durable commit.
     pub(super) wal: Option<Wal>,
-    /// See [`RedbOptions::wal_bytes`].
-    pub(super) wal_bytes: u64,
-    /// See [`RedbOptions::checkpoint_interval`].
-    pub(super) checkpoint_interval: Duration,
     /// When the oldest batch that only the log holds durably was committed; `None` while redb's
     /// durable state is complete.
     pub(super) unsaved_since: Option<Instant>,
-    /// A failed batch may have left records of the current generation in the log: the next
-    /// batch must be a checkpoint, which starts a new generation (see `wal`).
-    pub(super) must_checkpoint: bool,
+    /// Set by a failed write; while set, nothing is written until recovery succeeds.
+    pub(super) failure: Option<Failure>,
     /// How far pruning by topic prefix has looked (see `prune`), so each prune resumes there
     /// instead of rescanning the older history it keeps; in memory, so a restart scans once.
     pub(super) prefix_scanned: Option<PrefixScan>,
@@ -96,7 +95,7 @@ impl Writer {
                         let _ = reply.send(self.probe());
                     }
                 }
-                if batch.len() >= self.max_batch || bytes >= self.max_batch_bytes {
+                if batch.len() >= self.options.max_batch || bytes >= self.options.max_batch_bytes {
                     break;
                 }
                 next = match queue.try_recv() {
@@ -122,7 +121,7 @@ impl Writer {
                 break;
             }
             if let Some(job) = prunes.front_mut() {
-                match self.prune_chunk(job) {
+                match self.recover_if_due().and_then(|()| self.prune_chunk(job)) {
                     Ok(false) => {}
                     Ok(true) => {
                         if let Some(job) = prunes.pop_front() {
@@ -137,7 +136,12 @@ impl Writer {
                 }
             }
         }
-        if self.unsaved_since.is_some() || self.must_checkpoint {
+        if self.failure.is_some() {
+            // Without waiting for the retry: this is the last chance to put the marker over a
+            // refused batch before a restart would replay it.
+            let _ = self.recover();
+        }
+        if self.failure.is_none() && self.unsaved_since.is_some() {
             if let Err(error) = self.checkpoint() {
                 tracing::error!(error = %error, "cannot checkpoint history on close; the write-ahead log keeps it for the next open");
             }
@@ -148,35 +152,43 @@ impl Writer {
     }
 
     /// Waits for the next request; `None` once the queue is closed and empty. While the log holds
-    /// batches redb has not made durable, a checkpoint is taken when the interval runs out first.
+    /// batches redb has not made durable, a checkpoint is taken when the interval runs out first;
+    /// after a failure, recovery is tried when its retry is due, so that a store with nothing to
+    /// do still becomes writable again once the disk has room.
     fn next_request(
         &mut self,
         queue: &mut mpsc::Receiver<Request>,
         timer: &tokio::runtime::Runtime,
     ) -> Option<Request> {
         loop {
-            let Some(since) = self.unsaved_since else {
-                return queue.blocking_recv();
+            let deadline = match (&self.failure, self.unsaved_since) {
+                (Some(failure), _) => match failure.retry_at() {
+                    Some(at) => at,
+                    None => return queue.blocking_recv(),
+                },
+                (None, Some(since)) => since + self.options.checkpoint_interval,
+                (None, None) => return queue.blocking_recv(),
             };
-            let left = self.checkpoint_interval.saturating_sub(since.elapsed());
+            let left = deadline.saturating_duration_since(Instant::now());
             // The timeout must be created inside the runtime, whose timer it registers with.
             let waited = timer.block_on(async { tokio::time::timeout(left, queue.recv()).await });
             if let Ok(request) = waited {
                 return request;
             }
-            if let Err(error) = self.checkpoint() {
-                // The log still holds everything; try again after another interval.
+            if self.failure.is_some() {
+                // Logged inside; the next attempt is scheduled there.
+                let _ = self.recover();
+            } else if let Err(error) = self.checkpoint() {
                 tracing::error!(error = %error, "cannot checkpoint history");
-                self.unsaved_since = Some(Instant::now());
+                self.fail(error, None);
             }
         }
     }
 
     /// Makes `batch` durable (see the module docs), then broadcasts and answers in seq order.
     fn commit_appends(&mut self, batch: &mut Vec<(Update, Reply<Stored>)>) {
-        match self.write_batch(batch) {
+        match self.recover_if_due().and_then(|()| self.write_batch(batch)) {
             Ok(outcomes) => {
-                self.writable.store(true, Ordering::Release);
                 for ((update, reply), outcome) in batch.drain(..).zip(outcomes) {
                     let answer = outcome.map(|seq| {
                         let stored = Stored {
@@ -192,8 +204,6 @@ impl Writer {
                 }
             }
             Err(error) => {
-                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "history commit failed");
-                self.writable.store(false, Ordering::Release);
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(error.clone()));
                 }
@@ -202,13 +212,28 @@ impl Writer {
     }
 
     /// Returns one outcome per update (its seq, or why it alone was refused); an `Err` means
-    /// the whole batch failed and nothing was stored.
+    /// the whole batch failed, nothing was stored, and the writer is failed (see `failure`).
     pub(super) fn write_batch(
         &mut self,
         batch: &[(Update, Reply<Stored>)],
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        let mut logged_at = None;
+        let written = self.try_write_batch(batch, &mut logged_at);
+        if let Err(error) = &written {
+            self.fail(error.clone(), logged_at);
+        }
+        written
+    }
+
+    /// [`Writer::write_batch`]; sets `logged_at` to where the batch went in the log once it may
+    /// have left records there.
+    fn try_write_batch(
+        &mut self,
+        batch: &[(Update, Reply<Stored>)],
+        logged_at: &mut Option<u64>,
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
         let checkpoint = self.checkpoint_due();
-        let mut txn = self.db.begin_write().map_err(write_error)?;
+        let mut txn = self.slot.get()?.begin_write().map_err(write_error)?;
         let durability = if checkpoint {
             Durability::Immediate
         } else {
@@ -231,11 +256,11 @@ impl Writer {
                     }));
                     continue;
                 }
-                let Ok(bytes) = codec::encode(update) else {
+                let next = seq + 1;
+                let Ok(bytes) = codec::encode(update, next) else {
                     outcomes.push(Err(too_large(update, usize::MAX)));
                     continue;
                 };
-                let next = seq + 1;
                 match updates.insert(next, bytes.as_slice()) {
                     Ok(_) => {}
                     // Refused before anything was written, so the transaction stays usable.
@@ -261,30 +286,20 @@ impl Writer {
             return Ok(outcomes);
         }
         let size = Wal::size_of(records.iter().map(|(_, bytes)| bytes.as_slice()));
-        let wal_bytes = self.wal_bytes;
+        let wal_bytes = self.options.wal_bytes;
         match self.wal.as_mut() {
             // A batch larger than the whole log still goes to an empty log.
             Some(wal) if !checkpoint && (wal.used() == 0 || wal.used() + size <= wal_bytes) => {
-                let at = wal.used();
-                let logged =
-                    wal.append(records.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())));
-                if let Err(e) = logged {
-                    // Dropping `txn` aborts it. Part of the batch may be in the log.
-                    self.must_checkpoint = true;
-                    return Err(StoreError::backend(
-                        "cannot write history batch to the write-ahead log",
-                        e,
-                    ));
-                }
-                if let Err(e) = txn.commit() {
-                    // The batch is durable in the log but answered with an error: cut it off,
-                    // or a replay after a crash would store it after all.
-                    self.must_checkpoint = true;
-                    if let Err(cut) = wal.cut_at(at) {
-                        tracing::error!(error = %cut, "cannot cut a failed batch from the write-ahead log; a crash before the next checkpoint would replay it");
-                    }
-                    return Err(commit_error(e));
-                }
+                // From here on, a failure may leave the batch's records in the log (a `write` cut
+                // short, a failed `fdatasync`, or a failed commit after a durable append): the
+                // failure puts a marker over them, or a replay would store them after all.
+                // Dropping `txn` aborts it.
+                *logged_at = Some(wal.used());
+                wal.append(records.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())))
+                    .map_err(|e| {
+                        StoreError::backend("cannot write history batch to the write-ahead log", e)
+                    })?;
+                txn.commit().map_err(commit_error)?;
                 self.unsaved_since.get_or_insert_with(Instant::now);
             }
             // No log, a checkpoint is due, or the log is full: this commit is the checkpoint.
@@ -303,16 +318,14 @@ impl Writer {
     /// Whether the next batch must be a durable redb commit rather than go to the log.
     fn checkpoint_due(&self) -> bool {
         self.wal.is_none()
-            || self.must_checkpoint
             || self
                 .unsaved_since
-                .is_some_and(|since| since.elapsed() >= self.checkpoint_interval)
+                .is_some_and(|since| since.elapsed() >= self.options.checkpoint_interval)
     }
 
     /// Records that a durable commit just made redb's state complete, so the log starts over.
     pub(super) fn checkpointed(&mut self) {
         self.unsaved_since = None;
-        self.must_checkpoint = false;
         if let Some(wal) = self.wal.as_mut() {
             wal.reset();
             self.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -320,7 +333,7 @@ impl Writer {
     }
 
     /// Makes everything committed so far durable in redb (rewriting the seq counter) and starts
-    /// the log over.
+    /// the log over. A failure leaves redb's handle unusable: the caller calls [`Writer::fail`].
     fn checkpoint(&mut self) -> Result<(), StoreError> {
         let txn = self.begin_durable()?;
         txn.open_table(META)
@@ -332,8 +345,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Takes a checkpoint and syncs the log, and records whether that worked.
+    /// After a failure, tries to recover when a retry is due; otherwise takes a checkpoint and
+    /// syncs the log, and records whether that worked.
     fn probe(&mut self) -> Result<(), StoreError> {
+        if self.failure.is_some() {
+            return self.recover_if_due();
+        }
         let result = self.checkpoint().and_then(|()| match &self.wal {
             Some(wal) => wal.sync().map_err(|e| {
                 StoreError::backend(
@@ -343,12 +360,15 @@ impl Writer {
             }),
             None => Ok(()),
         });
-        self.writable.store(result.is_ok(), Ordering::Release);
+        match &result {
+            Ok(()) => self.writable.store(true, Ordering::Release),
+            Err(error) => self.fail(error.clone(), None),
+        }
         result
     }
 
     pub(super) fn begin_durable(&self) -> Result<WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(write_error)?;
+        let mut txn = self.slot.get()?.begin_write().map_err(write_error)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_error)?;
         Ok(txn)

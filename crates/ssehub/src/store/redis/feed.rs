@@ -148,7 +148,7 @@ impl Feed {
                 let caught_up = !more;
                 for (redis_seq, bytes) in entries {
                     let seq = self.generation.seq(redis_seq);
-                    match codec::decode(&bytes) {
+                    match codec::decode(&bytes, super::REDIS_CHECKSUM_SEQ) {
                         Ok(update) => {
                             self.delivered.push_back((redis_seq, update.id.clone()));
                             if self.delivered.len() > REMEMBERED {

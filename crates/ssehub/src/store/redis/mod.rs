@@ -75,6 +75,11 @@ const ATTEMPTS: usize = 4;
 /// Most entries one prune script removes; more are removed by further calls.
 const PRUNE_CHUNK: u64 = 512;
 
+/// The seq an entry's checksum is bound to (see `codec`). Redis assigns the seq inside the append
+/// script, after the entry is encoded, and the stream entry id binds entry and seq already; so
+/// every entry's checksum is computed with 0, and still catches a damaged entry.
+const REDIS_CHECKSUM_SEQ: u64 = 0;
+
 /// Entries the topic-prefix prune looks at per read.
 const PRUNE_SCAN: usize = 1024;
 
@@ -386,7 +391,7 @@ impl RedisStore {
             let mut young = false;
             let mut doomed: Vec<(u64, String)> = Vec::new();
             for (seq, bytes) in &entries {
-                match codec::decode_routing(bytes) {
+                match codec::decode_routing(bytes, REDIS_CHECKSUM_SEQ) {
                     // Publication order: from here on everything is young enough.
                     Ok((_, at, _)) if at >= cutoff => {
                         young = true;
@@ -531,7 +536,7 @@ impl Shared {
 }
 
 fn decode(seq: u64, bytes: &[u8]) -> Result<Update, StoreError> {
-    codec::decode(bytes).map_err(|reason| StoreError::Corrupt {
+    codec::decode(bytes, REDIS_CHECKSUM_SEQ).map_err(|reason| StoreError::Corrupt {
         seq,
         reason: reason.into(),
     })
@@ -551,10 +556,11 @@ impl Store for RedisStore {
             return Err(StoreError::Closed);
         }
         let shared = &self.shared;
-        let encoded = codec::encode(&update).map_err(|_| StoreError::TooLarge {
-            id: update.id.clone(),
-            bytes: update.data.len(),
-        })?;
+        let encoded =
+            codec::encode(&update, REDIS_CHECKSUM_SEQ).map_err(|_| StoreError::TooLarge {
+                id: update.id.clone(),
+                bytes: update.data.len(),
+            })?;
         let at = update.published_at_ms.to_string();
         for _ in 0..ATTEMPTS {
             let (generation, high) = lock(&shared.view).current();
