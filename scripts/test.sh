@@ -18,10 +18,11 @@ fi
 # The relay is tested with the official `openai` Python SDK, in a venv of its own so the
 # machine's Python stays untouched. Installed once; later runs reuse it.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
-  step "installing the openai Python SDK into $venv"
+openai_version=2.54.0
+if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" >/dev/null 2>&1; then
+  step "installing the openai Python SDK $openai_version into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai>=1,<3'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$openai_version"
 fi
 export SSEHUB_TEST_PYTHON="$PWD/$venv/bin/python"
 
