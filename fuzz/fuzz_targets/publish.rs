@@ -11,7 +11,9 @@ use ssehub::hub::{NewUpdate, encode_update, validate};
 use sse_wire::{Frame, Parser};
 
 fuzz_target!(|body: &[u8]| {
-    let new = NewUpdate::from_form(body);
+    let Ok(new) = NewUpdate::from_form(body) else {
+        return;
+    };
     let Ok(update) = validate(new) else {
         return;
     };

@@ -7,23 +7,24 @@ use std::time::Duration;
 /// How long to wait before reconnection attempts.
 ///
 /// The delay before the `n`th consecutive attempt (counting from zero) is
-/// `min(max(cap, base), base * 2^n)`, then shortened by a random fraction of
+/// `min(max(cap, base), base * 2^n)`, then lengthened by a random fraction of
 /// at most `jitter`. `base` is the server's last `retry:` value when it sent
-/// one, else [`Backoff::initial`]. The cap never undercuts `base`, because a
-/// server that asks for a long delay (to shed load) knows better than we do.
+/// one, else [`Backoff::initial`]. Neither the cap nor the jitter ever
+/// undercuts `base`, because a server that asks for a delay (to shed load)
+/// knows better than we do: jitter spreads clients out after it, never before.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     /// Delay before the first reconnection, until the server sends `retry:`.
     pub initial: Duration,
-    /// Upper bound for the exponential growth.
+    /// Upper bound for the exponential growth (jitter comes on top).
     pub max: Duration,
-    /// Fraction in `0.0..=1.0` by which a delay may be randomly shortened.
+    /// Fraction in `0.0..=1.0` by which a delay may be randomly lengthened.
     pub jitter: f64,
 }
 
 impl Default for Backoff {
-    /// 3 s initial delay (what browsers use in practice), a 30 s cap and 20 %
-    /// jitter.
+    /// 3 s initial delay (what browsers use in practice), a 30 s cap and up to
+    /// 20 % added by jitter.
     fn default() -> Self {
         Self {
             initial: Duration::from_secs(3),
@@ -42,7 +43,7 @@ impl Backoff {
         let grown = base.saturating_mul(2u32.saturating_pow(failures.min(31)));
         let capped = grown.min(self.max.max(base));
         let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
-        capped.mul_f64(1.0 - jitter)
+        capped.saturating_add(capped.mul_f64(jitter))
     }
 }
 
@@ -87,15 +88,41 @@ mod tests {
     }
 
     #[test]
-    fn jitter_only_shortens_within_its_fraction() {
+    fn jitter_only_lengthens_within_its_fraction() {
         let b = Backoff {
             jitter: 0.5,
             ..no_jitter()
         };
         assert_eq!(b.delay(None, 0, 0.0).as_millis(), 100);
-        assert_eq!(b.delay(None, 0, 1.0).as_millis(), 50);
+        assert_eq!(b.delay(None, 0, 1.0).as_millis(), 150);
         let mid = b.delay(None, 0, 0.5).as_millis();
-        assert!((50..=100).contains(&mid));
+        assert!((100..=150).contains(&mid));
+    }
+
+    /// Regression (issue 15): jitter was subtracted, so `ssehub listen` came back up to 20 %
+    /// sooner than the `retry` the server asked for.
+    #[test]
+    fn jitter_never_reconnects_sooner_than_the_server_retry() {
+        let b = Backoff::default();
+        let retry = Duration::from_millis(10_000);
+        let most = retry.mul_f64(1.0 + b.jitter);
+        // Both ends of the random unit, then many real draws.
+        let units = [0.0, f64::EPSILON, 0.5, 1.0 - f64::EPSILON]
+            .into_iter()
+            .chain(std::iter::repeat_with(rand::random::<f64>).take(10_000));
+        for unit in units {
+            let d = b.delay(Some(retry), 0, unit);
+            assert!(d >= retry && d <= most, "unit {unit}: {d:?}");
+        }
+        // Past the cap too: never below the capped delay.
+        for failures in 0..40 {
+            let d = b.delay(None, failures, 0.999);
+            let floor = b.delay(None, failures, 0.0);
+            assert!(
+                d >= floor && floor <= b.max,
+                "{failures}: {d:?} < {floor:?}"
+            );
+        }
     }
 
     #[test]
@@ -115,6 +142,11 @@ mod tests {
             jitter: 7.0,
             ..no_jitter()
         };
-        assert_eq!(b.delay(None, 0, 1.0), Duration::ZERO);
+        assert_eq!(b.delay(None, 0, 1.0).as_millis(), 200);
+        let negative = Backoff {
+            jitter: -3.0,
+            ..no_jitter()
+        };
+        assert_eq!(negative.delay(None, 0, 1.0).as_millis(), 100);
     }
 }

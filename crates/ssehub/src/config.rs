@@ -135,6 +135,15 @@ impl Config {
     }
 }
 
+/// The resource identifier 1.0 tokens must name when none is configured: this hub's
+/// `/.well-known/mercure` URL at the address it listens on. It comes from configuration
+/// only: a request's `Host` is chosen by the client, so deriving the audience from it would
+/// let a token minted for any other hub pass here.
+pub fn default_resource_identifier(listening: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{listening}{}", crate::topic::MERCURE_PATH)
+}
+
 /// The default listen address as a socket address.
 pub fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN.parse().expect("constant address parses")
@@ -205,6 +214,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_resource_identifier_is_the_listen_address() {
+        assert_eq!(
+            default_resource_identifier(default_listen(), false),
+            "http://127.0.0.1:8080/.well-known/mercure"
+        );
+        assert_eq!(
+            default_resource_identifier("[::1]:8443".parse().unwrap(), true),
+            "https://[::1]:8443/.well-known/mercure"
+        );
+    }
 
     #[test]
     fn durations() {

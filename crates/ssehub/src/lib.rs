@@ -80,7 +80,7 @@ pub enum RunError {
 /// included), or the listener breaks.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     start(listener, config, shutdown).await?.serve().await
@@ -130,6 +130,17 @@ pub async fn start(
         Some(files) => Some(http::server::load_tls(&files.cert, &files.key)?),
         None => None,
     };
+    if config.auth.resource_identifier.is_none() {
+        let listening = listener.local_addr()?;
+        let derived = config::default_resource_identifier(listening, tls.is_some());
+        if listening.ip().is_unspecified() {
+            tracing::warn!(
+                resource_identifier = %derived,
+                "listening on every address: 1.0 tokens must name {derived} as their aud; set --resource-identifier to the URL clients use"
+            );
+        }
+        config.auth.resource_identifier = Some(derived);
+    }
     let selectors = config.auth.selector_cache.clone();
     let auth = Arc::new(auth::Authorizer::new(config.auth.clone()));
     let store: Arc<dyn store::Store> = match &config.store {

@@ -91,6 +91,12 @@ pub enum AuthError {
         /// The token's `aud`, rendered.
         got: String,
     },
+    /// A 1.0 token came to a hub that has no resource identifier to check its `aud`
+    /// against (an [`super::AuthConfig`] used outside [`crate::run`] without one).
+    #[error(
+        "this hub has no resource identifier, so 1.0 tokens cannot be checked (set --resource-identifier)"
+    )]
+    NoResourceIdentifier,
     /// The 1.0 token's `iss` is not one of the trusted issuers.
     #[error("untrusted issuer: the token's iss is {got}, trusted issuers are {trusted}")]
     UntrustedIssuer {
@@ -138,14 +144,16 @@ pub enum AuthError {
 impl AuthError {
     /// The HTTP status for this failure: 400 for a malformed request, 401 for a
     /// missing or invalid token, 403 when a valid token does not allow the action,
-    /// 500 for signing failures.
+    /// 500 for signing failures and a hub configured without a resource identifier.
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             AuthError::TopicNotGranted { .. } | AuthError::OriginNotAllowed { .. } => {
                 StatusCode::FORBIDDEN
             }
-            AuthError::Signing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::Signing { .. } | AuthError::NoResourceIdentifier => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }

@@ -54,6 +54,17 @@ pub enum KeyError {
         /// What failed.
         reason: String,
     },
+    /// A value shaped like a key file's path names no readable file. Taking it as an HMAC
+    /// secret instead would let anyone who reads the configuration sign tokens.
+    #[error(
+        "{value:?} looks like a key file path, but it cannot be read ({reason}); to use this text itself as an HMAC secret, set the key's algorithm explicitly (HS256)"
+    )]
+    KeyFileNotFound {
+        /// The configured value.
+        value: String,
+        /// Why the file could not be read.
+        reason: String,
+    },
 }
 
 /// Algorithm names accepted in configuration, for error messages.
@@ -102,6 +113,32 @@ fn algorithms_for(alg: Option<Algorithm>, family: AlgorithmFamily) -> Vec<Algori
         Some(a) => vec![a],
         None => family.algorithms().to_vec(),
     }
+}
+
+/// Whether a configuration value reads as a file path rather than a secret: the shapes a
+/// path to a key takes in practice (absolute, relative with a dot, home-relative, or a key
+/// file's extension). Secrets generated for HS256 have none of these.
+fn looks_like_path(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["/", "./", "../", "~"].iter().any(|p| value.starts_with(p))
+        || [".pem", ".json", ".key", ".jwk", ".jwks"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+}
+
+/// The file's bytes when a path-shaped value names a readable file, else why not.
+fn read_path_shaped(value: &str) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(value).map_err(|e| {
+        let mut reason = e.to_string();
+        if value.starts_with('~') {
+            // The shell expands `~`, not the hub; quoted or in an environment file it stays.
+            reason.push_str("; `~` is not expanded here, write the full path");
+        }
+        KeyError::KeyFileNotFound {
+            value: value.to_owned(),
+            reason,
+        }
+    })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
@@ -261,12 +298,15 @@ impl VerifyingKey {
     /// - with an HMAC `alg`, the value is the secret;
     /// - with another `alg`, the value is a file holding a PEM public key or a JWKS;
     /// - without `alg`, an existing file is loaded as PEM or JWKS (algorithm from the
-    ///   key type), anything else is an HS256 secret. Set `alg` to `HS256` to use a
-    ///   secret that happens to name a file.
+    ///   key type); a value shaped like a path (`/...`, `./...`, `../...`, `~...`, or
+    ///   ending in `.pem`, `.json`, `.key`, `.jwk`, `.jwks`) that names no readable file
+    ///   is an error; anything else is an HS256 secret. Set `alg` to `HS256` to use a
+    ///   secret that looks like a path.
     ///
     /// # Errors
     ///
-    /// [`KeyError`] when the algorithm is unknown or the key does not load.
+    /// [`KeyError`] when the algorithm is unknown or the key does not load;
+    /// [`KeyError::KeyFileNotFound`] for a path-shaped value without a readable file.
     pub fn from_config(value: &str, alg: Option<&str>) -> Result<Self, KeyError> {
         let alg = alg
             .filter(|a| !a.trim().is_empty())
@@ -281,10 +321,16 @@ impl VerifyingKey {
         }
         let hmac = alg.is_some_and(|a| a.family() == AlgorithmFamily::Hmac);
         let path = Path::new(value);
-        if hmac || (alg.is_none() && !path.is_file()) {
+        if hmac {
             return VerifyingKey::secret(value.as_bytes(), alg);
         }
-        let bytes = read_file(path)?;
+        let bytes = if alg.is_none() && looks_like_path(value) {
+            read_path_shaped(value)?
+        } else if alg.is_none() && !path.is_file() {
+            return VerifyingKey::secret(value.as_bytes(), alg);
+        } else {
+            read_file(path)?
+        };
         if bytes.trim_ascii_start().starts_with(b"{") {
             VerifyingKey::from_jwks(&bytes, alg)
         } else {
@@ -521,6 +567,47 @@ mod tests {
             VerifyingKey::from_config("x", Some("XS1")),
             Err(KeyError::UnsupportedAlgorithm { .. })
         ));
+    }
+
+    /// Regression (issue 15): `--publisher-jwt-key /etc/ssehub/publisher.pem` without such a
+    /// file started the hub with the path's text as the HS256 secret.
+    #[test]
+    fn a_missing_key_path_is_not_taken_as_the_hmac_secret() {
+        for value in [
+            "/etc/ssehub/publisher.pem",
+            "./keys/pub.pem",
+            "../pub.pem",
+            "~/ssehub/pub.pem",
+            "publisher.pem",
+            "keys/jwks.json",
+            "hub.KEY",
+            "set.jwk",
+            "set.jwks",
+        ] {
+            let err = VerifyingKey::from_config(value, None).unwrap_err();
+            assert!(
+                matches!(err, KeyError::KeyFileNotFound { .. }),
+                "{value}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(value), "{message}");
+            assert!(message.contains("HS256"), "{message}");
+        }
+        let home = VerifyingKey::from_config("~/pub.pem", None).unwrap_err();
+        assert!(home.to_string().contains("not expanded"), "{home}");
+        // A directory is not a key file either.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+        assert!(matches!(
+            VerifyingKey::from_config(dir, None),
+            Err(KeyError::KeyFileNotFound { .. })
+        ));
+        // The way out for a secret that looks like a path: say it is an HMAC secret.
+        let k = VerifyingKey::from_config("/etc/ssehub/publisher.pem", Some("HS256")).unwrap();
+        assert_eq!(k.algorithms(), vec![Algorithm::HS256]);
+        // Secrets that do not look like paths are unchanged.
+        for secret in ["!ChangeMe!", "c2VjcmV0/with+slash=", "a.b"] {
+            assert!(VerifyingKey::from_config(secret, None).is_ok(), "{secret}");
+        }
     }
 
     #[test]

@@ -30,9 +30,17 @@ fn hs_key() -> Key {
     Key::secret(SECRET.as_bytes(), None).unwrap()
 }
 
+/// The default configuration around `key`, with [`AUD`] as the resource identifier (what
+/// `run` would set from the listen address).
+fn config_with(key: VerifyingKey) -> AuthConfig {
+    let mut config = AuthConfig::new(key);
+    config.resource_identifier = Some(AUD.to_owned());
+    config
+}
+
 /// The default configuration of a hub verifying HS256 tokens signed with [`SECRET`].
 fn hs_config() -> AuthConfig {
-    AuthConfig::new(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap())
+    config_with(VerifyingKey::secret(SECRET.as_bytes(), None).unwrap())
 }
 
 fn hs_hub() -> Authorizer {
@@ -41,7 +49,7 @@ fn hs_hub() -> Authorizer {
 
 /// A hub with the default configuration verifying with this key.
 fn hub_with(key: VerifyingKey) -> Authorizer {
-    Authorizer::new(AuthConfig::new(key))
+    Authorizer::new(config_with(key))
 }
 
 /// These claims minted with [`hs_key`].
@@ -49,9 +57,9 @@ fn hs_token(claims: MintClaims) -> String {
     mint(&hs_key(), claims).unwrap()
 }
 
-/// Verifies `token` for `role` against [`AUD`] at [`t0`].
+/// Verifies `token` for `role` at [`t0`].
 fn verify(hub: &Authorizer, token: &str, role: Role) -> Result<Grants, AuthError> {
-    hub.verify_at(token, role, AUD, t0())
+    hub.verify_at(token, role, t0())
 }
 
 /// Verifies `token` as a publisher on a fresh [`hs_hub`].
@@ -263,16 +271,11 @@ fn expiry_is_enforced_when_present() {
     assert_eq!(g.expires_at, Some(t0() + Duration::from_secs(60)));
     // Within the 5 s leeway.
     assert!(
-        hub.verify_at(&token, Role::Publisher, AUD, t0() + Duration::from_secs(64))
+        hub.verify_at(&token, Role::Publisher, t0() + Duration::from_secs(64))
             .is_ok()
     );
     let err = hub
-        .verify_at(
-            &token,
-            Role::Publisher,
-            AUD,
-            t0() + Duration::from_secs(3600),
-        )
+        .verify_at(&token, Role::Publisher, t0() + Duration::from_secs(3600))
         .unwrap_err();
     assert_eq!(
         err,
@@ -299,12 +302,7 @@ fn not_yet_valid() {
     );
     assert!(
         hs_hub()
-            .verify_at(
-                &token,
-                Role::Publisher,
-                AUD,
-                t0() + Duration::from_secs(100)
-            )
+            .verify_at(&token, Role::Publisher, t0() + Duration::from_secs(100))
             .is_ok()
     );
 }
@@ -324,14 +322,9 @@ fn v1_token_grants_and_checks_audience() {
     assert!(g.can_subscribe(&["https://e.com/private"]));
     assert_eq!(g.expires_at, Some(t0() + Duration::from_secs(3600)));
 
-    let err = hub
-        .verify_at(
-            &token,
-            Role::Publisher,
-            "https://other.example/.well-known/mercure",
-            t0(),
-        )
-        .unwrap_err();
+    let mut elsewhere = hs_config();
+    elsewhere.resource_identifier = Some("https://other.example/.well-known/mercure".to_owned());
+    let err = verify(&Authorizer::new(elsewhere), &token, Role::Publisher).unwrap_err();
     assert!(matches!(err, AuthError::WrongAudience { .. }));
     assert!(err.to_string().contains(AUD), "{err}");
 
@@ -353,15 +346,19 @@ fn v1_token_grants_and_checks_audience() {
 }
 
 #[test]
-fn configured_resource_identifier_overrides_derived() {
-    let mut config = hs_config();
-    config.resource_identifier = Some(AUD.to_owned());
-    let hub = Authorizer::new(config);
+fn the_audience_is_the_configured_resource_identifier_only() {
+    assert_eq!(hs_hub().audience(), Some(AUD));
+    // Without one, 1.0 tokens cannot be checked, so none passes; 0.x tokens still do.
+    let bare = Authorizer::new(AuthConfig::new(
+        VerifyingKey::secret(SECRET.as_bytes(), None).unwrap(),
+    ));
+    assert_eq!(bare.audience(), None);
+    let token = hs_token(v1(&[MintTopic::exact("*")], &[]));
     assert_eq!(
-        hub.audience("http://127.0.0.1:8080/.well-known/mercure"),
-        AUD
+        verify(&bare, &token, Role::Publisher).unwrap_err(),
+        AuthError::NoResourceIdentifier
     );
-    assert_eq!(hs_hub().audience("http://derived"), "http://derived");
+    assert!(verify(&bare, &hs_token(mercure(&["*"], &[])), Role::Publisher).is_ok());
 }
 
 #[test]
@@ -463,11 +460,11 @@ fn subscriber_key_defaults_to_publisher_key_and_can_differ() {
 #[test]
 fn anonymous_and_missing_tokens() {
     let hub = hs_hub();
-    let err = hub.authorize(None, Role::Subscriber, AUD).unwrap_err();
+    let err = hub.authorize(None, Role::Subscriber).unwrap_err();
     assert_eq!(err, AuthError::AnonymousNotAllowed);
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(err.www_authenticate(), "Bearer");
-    let err = hub.authorize(None, Role::Publisher, AUD).unwrap_err();
+    let err = hub.authorize(None, Role::Publisher).unwrap_err();
     assert!(matches!(
         err,
         AuthError::MissingToken {
@@ -480,16 +477,13 @@ fn anonymous_and_missing_tokens() {
     let mut config = hs_config();
     config.anonymous = true;
     let open = Authorizer::new(config);
-    let g = open.authorize(None, Role::Subscriber, AUD).unwrap();
+    let g = open.authorize(None, Role::Subscriber).unwrap();
     assert_eq!(g.format, TokenFormat::Anonymous);
     assert!(!g.can_subscribe(&["https://e.com/private"]));
     // Anonymous access does not excuse a bad token.
-    assert!(
-        open.authorize(Some("a.b.c"), Role::Subscriber, AUD)
-            .is_err()
-    );
+    assert!(open.authorize(Some("a.b.c"), Role::Subscriber).is_err());
     // Nor does it let publishers in.
-    assert!(open.authorize(None, Role::Publisher, AUD).is_err());
+    assert!(open.authorize(None, Role::Publisher).is_err());
 }
 
 #[test]

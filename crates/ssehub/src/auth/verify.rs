@@ -28,8 +28,9 @@ pub struct AuthConfig {
     pub subscriber_key: Option<Arc<VerifyingKey>>,
     /// Trusted `iss` values for 1.0 tokens; empty means `iss` is not checked.
     pub issuers: Vec<String>,
-    /// The `aud` 1.0 tokens must carry; when `None`, the caller passes the hub URL
-    /// as the request reached it.
+    /// The `aud` 1.0 tokens must carry. [`crate::run`] sets it to the hub's URL from its
+    /// listen address when it is `None` (never from a request, whose `Host` the client
+    /// chooses); an [`Authorizer`] without one refuses every 1.0 token.
     pub resource_identifier: Option<String>,
     /// Cookie carrying the token for browsers.
     pub cookie_name: String,
@@ -46,7 +47,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Defaults around a publisher key: subscribers share it, no issuer check,
-    /// derived resource identifier, cookie `mercureAuthorization`, no anonymous
+    /// no resource identifier (see the field), cookie `mercureAuthorization`, no anonymous
     /// subscribers, no cookie publishing origins, 5 s leeway.
     pub fn new(publisher_key: VerifyingKey) -> Self {
         AuthConfig {
@@ -167,13 +168,9 @@ impl Authorizer {
         &self.config.selector_cache
     }
 
-    /// The audience 1.0 tokens must carry: the configured resource identifier, else
-    /// `derived` (the hub's `/.well-known/mercure` URL as the request reached it).
-    pub fn audience<'a>(&'a self, derived: &'a str) -> &'a str {
-        self.config
-            .resource_identifier
-            .as_deref()
-            .unwrap_or(derived)
+    /// The audience 1.0 tokens must carry: the configured resource identifier.
+    pub fn audience(&self) -> Option<&str> {
+        self.config.resource_identifier.as_deref()
     }
 
     fn key(&self, role: Role) -> &VerifyingKey {
@@ -217,14 +214,9 @@ impl Authorizer {
     ///
     /// [`AuthError::MissingToken`], [`AuthError::AnonymousNotAllowed`], or as
     /// [`Authorizer::verify`].
-    pub fn authorize(
-        &self,
-        token: Option<&str>,
-        role: Role,
-        audience: &str,
-    ) -> Result<Grants, AuthError> {
+    pub fn authorize(&self, token: Option<&str>, role: Role) -> Result<Grants, AuthError> {
         match (token, role) {
-            (Some(t), _) => self.verify(t, role, audience),
+            (Some(t), _) => self.verify(t, role),
             (None, Role::Subscriber) if self.config.anonymous => {
                 Ok(Grants::anonymous(self.config.selector_cache.clone()))
             }
@@ -236,14 +228,13 @@ impl Authorizer {
         }
     }
 
-    /// Verifies `token` for `role` now. `audience` is the resource identifier 1.0
-    /// tokens must name (see [`Authorizer::audience`]).
+    /// Verifies `token` for `role` now. 1.0 tokens must name [`Authorizer::audience`].
     ///
     /// # Errors
     ///
     /// The [`AuthError`] naming the first check that failed.
-    pub fn verify(&self, token: &str, role: Role, audience: &str) -> Result<Grants, AuthError> {
-        self.verify_at(token, role, audience, SystemTime::now())
+    pub fn verify(&self, token: &str, role: Role) -> Result<Grants, AuthError> {
+        self.verify_at(token, role, SystemTime::now())
     }
 
     /// [`Authorizer::verify`] at a given time (for tests and replays).
@@ -251,13 +242,7 @@ impl Authorizer {
     /// # Errors
     ///
     /// As [`Authorizer::verify`].
-    pub fn verify_at(
-        &self,
-        token: &str,
-        role: Role,
-        audience: &str,
-        now: SystemTime,
-    ) -> Result<Grants, AuthError> {
+    pub fn verify_at(&self, token: &str, role: Role, now: SystemTime) -> Result<Grants, AuthError> {
         let token = token.trim();
         let header = read_header(token, role)?;
         let key = self
@@ -328,6 +313,7 @@ impl Authorizer {
         }
 
         let mut grants = if v1 {
+            let audience = self.audience().ok_or(AuthError::NoResourceIdentifier)?;
             let aud_ok = match claims.get("aud") {
                 Some(Value::String(a)) => a == audience,
                 Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),

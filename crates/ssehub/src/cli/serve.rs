@@ -46,12 +46,19 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SSEHUB_WAL_TRUNCATE_DAMAGED", value_name = "OFFSET")]
     wal_truncate_damaged: Option<u64>,
     /// HS256 secret, or a PEM public key / JWKS file for RS256/ES256 (also MERCURE_PUBLISHER_JWT_KEY).
+    ///
+    /// A value that looks like a path (starting with /, ./, ../ or ~, or ending in .pem,
+    /// .json, .key, .jwk or .jwks) must name a readable file, or the hub does not start; to
+    /// use such text as the HMAC secret itself, also pass --publisher-jwt-alg HS256.
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", hide_env_values = true)]
     publisher_jwt_key: Option<String>,
     /// Algorithm of the publisher key (HS256, RS256, ES256, ...; also MERCURE_PUBLISHER_JWT_ALG).
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_ALG")]
     publisher_jwt_alg: Option<String>,
     /// Subscriber key; defaults to the publisher key (also MERCURE_SUBSCRIBER_JWT_KEY).
+    ///
+    /// Read as --publisher-jwt-key is: a path-shaped value must name a readable file; pass
+    /// --subscriber-jwt-alg HS256 to use such text as the HMAC secret itself.
     #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
     subscriber_jwt_key: Option<String>,
     /// Algorithm of the subscriber key (also MERCURE_SUBSCRIBER_JWT_ALG).
@@ -60,7 +67,11 @@ pub(crate) struct ServeArgs {
     /// Trusted issuers of 1.0 tokens (comma-separated); none means `iss` is not checked.
     #[arg(long, env = "SSEHUB_JWT_ISSUER", value_delimiter = ',')]
     jwt_issuer: Vec<String>,
-    /// The `aud` 1.0 tokens must carry (default: this hub's /.well-known/mercure URL as requested).
+    /// The `aud` 1.0 tokens must carry (default: http(s)://<listen address>/.well-known/mercure).
+    ///
+    /// The default comes from --listen (https with --tls-cert), never from a request's Host
+    /// header, which the client chooses. Set this to the URL clients use when the hub is
+    /// behind a proxy, has a DNS name, or listens on 0.0.0.0 or [::].
     #[arg(long, env = "SSEHUB_RESOURCE_IDENTIFIER")]
     resource_identifier: Option<String>,
     /// Allow subscribers without a token (public updates only).
@@ -375,12 +386,12 @@ fn build_auth(
     subscriber_alg: Option<String>,
 ) -> anyhow::Result<AuthConfig> {
     let publisher = VerifyingKey::from_config(&publisher_key, publisher_alg.as_deref())
-        .context("loading the publisher key (--publisher-jwt-key)")?;
+        .context("loading the publisher key (--publisher-jwt-key, --publisher-jwt-alg)")?;
     let mut auth = AuthConfig::new(publisher);
     if let Some(key) = subscriber_key {
         let alg = subscriber_alg.or(publisher_alg);
         let subscriber = VerifyingKey::from_config(&key, alg.as_deref())
-            .context("loading the subscriber key (--subscriber-jwt-key)")?;
+            .context("loading the subscriber key (--subscriber-jwt-key, --subscriber-jwt-alg)")?;
         auth.subscriber_key = Some(Arc::new(subscriber));
     }
     auth.issuers = args

@@ -188,7 +188,7 @@ mod tests {
         let hub = Authorizer::new(AuthConfig::new(
             VerifyingKey::from_config("!ChangeMe!", None).unwrap(),
         ));
-        let g = hub.verify(&token, Role::Publisher, "unused").unwrap();
+        let g = hub.verify(&token, Role::Publisher).unwrap();
         assert!(g.can_publish("https://example.com/books/1"));
         assert!(g.can_subscribe(&["x"]));
         assert_eq!(g.payload.unwrap()["user"], "alice");
@@ -215,14 +215,9 @@ mod tests {
             VerifyingKey::from_config(&format!("{dir}ec_public.pem"), Some("ES256")).unwrap(),
         );
         config.issuers = vec!["https://auth.example.com".into()];
+        config.resource_identifier = Some("https://hub.example.com/.well-known/mercure".into());
         let hub = Authorizer::new(config);
-        let g = hub
-            .verify(
-                &token,
-                Role::Publisher,
-                "https://hub.example.com/.well-known/mercure",
-            )
-            .unwrap();
+        let g = hub.verify(&token, Role::Publisher).unwrap();
         assert!(g.can_publish("https://example.com/books/7"));
         // The default 1.0 lifetime applied.
         assert!(g.expires_at.is_some());

@@ -69,49 +69,25 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// This endpoint's own URL as the request reached it: the audience 1.0 tokens must carry
-/// when no resource identifier is configured.
-///
-/// HTTP/2 requests carry the host in `:authority` (the URI), HTTP/1.1 in `Host`.
-pub(crate) fn derived_audience(state: &AppState, uri: &http::Uri, headers: &HeaderMap) -> String {
-    let scheme = if state.config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}/.well-known/mercure")
-}
-
 /// What a subscriber's token (or its absence, with `--anonymous`) allows.
 pub(crate) fn subscriber_grants(
     state: &AppState,
-    derived_audience: &str,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Grants, ApiError> {
     let token = state.auth.extract_token(headers, query)?.map(|(t, _)| t);
-    let audience = state.auth.audience(derived_audience);
-    Ok(state
-        .auth
-        .authorize(token.as_deref(), Role::Subscriber, audience)?)
+    Ok(state.auth.authorize(token.as_deref(), Role::Subscriber)?)
 }
 
 async fn publish(state: AppState, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let query = req.uri().query().map(str::to_owned);
-    let derived = derived_audience(&state, req.uri(), &headers);
-    let audience = state.auth.audience(&derived);
     let grants = match state.auth.extract_token(&headers, query.as_deref())? {
         Some((token, source)) => {
             state.auth.check_publish_origin(&headers, source)?;
-            state.auth.verify(&token, Role::Publisher, audience)?
+            state.auth.verify(&token, Role::Publisher)?
         }
-        None => state.auth.authorize(None, Role::Publisher, audience)?,
+        None => state.auth.authorize(None, Role::Publisher)?,
     };
     if !is_form(&headers) {
         return Err(ApiError::UnsupportedMediaType(
@@ -119,7 +95,7 @@ async fn publish(state: AppState, req: Request) -> Result<Response, ApiError> {
         ));
     }
     let body = read_body(&state, req).await?;
-    let new = NewUpdate::from_form(&body);
+    let new = NewUpdate::from_form(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     grants.check_publish(&new.topics)?;
     let stored = state.hub.publish(new).await?;
     let id = stored.update.id.clone();
@@ -194,7 +170,6 @@ fn parse_subscribe_query(
 
 async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
-    let derived = derived_audience(&state, req.uri(), &headers);
     // QUERY carries its selectors in a form body instead of the URL.
     let query = if req.method().as_str() == "QUERY" {
         let body = read_body(&state, req).await?;
@@ -204,7 +179,7 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
         req.uri().query().unwrap_or("").to_owned()
     };
     let wanted = parse_subscribe_query(&state, &query, &headers)?;
-    let grants = subscriber_grants(&state, &derived, &headers, Some(&query))?;
+    let grants = subscriber_grants(&state, &headers, Some(&query))?;
     let grant_selectors = grant_texts(&grants);
     let expires_at = grants.expires_at.map(|exp| {
         let left = exp.duration_since(SystemTime::now()).unwrap_or_default();

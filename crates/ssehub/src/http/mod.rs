@@ -10,6 +10,7 @@ pub mod h1;
 mod mercure;
 mod openai;
 mod ops;
+mod refusals;
 pub mod server;
 mod sse;
 mod subscriptions;
@@ -71,11 +72,27 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        // After every route: it applies to the routes added so far.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .with_state(state);
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// axum's own 404 has an empty body; this one names what was asked for.
+async fn not_found(uri: http::Uri) -> error::ApiError {
+    error::ApiError::NotFound(format!("no such resource: {}", uri.path()))
+}
+
+/// axum's own 405 has an empty body (it still adds `Allow`); this one names the method.
+async fn method_not_allowed(method: Method, uri: http::Uri) -> error::ApiError {
+    error::ApiError::MethodNotAllowed(format!(
+        "{method} is not supported on {} (the Allow header lists what is)",
+        uri.path()
+    ))
 }
 
 /// CORS for browsers on other origins: an explicit allow-list with credentials (cookies,

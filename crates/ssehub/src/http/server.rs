@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::h1;
+use super::refusals::Explained;
 use crate::hub::Metrics;
 
 /// How a TLS handshake may take before the connection is dropped.
@@ -243,7 +244,8 @@ pub async fn serve(
 
 /// Serves one connection: stream requests on HTTP/1.1 through [`h1`] when `fast_path` is
 /// given, everything else (and everything after the first request `h1` does not take)
-/// through hyper. `watcher` is held to the end, so graceful shutdown waits for either.
+/// through hyper, whose own error answers get a body on the way out ([`Explained`]).
+/// `watcher` is held to the end, so graceful shutdown waits for either.
 async fn serve_connection<IO, S>(
     io: IO,
     fast_path: Option<&Router>,
@@ -267,7 +269,7 @@ where
             h1::Outcome::Handoff(io) => io,
         },
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(Explained::new(io)), service);
     // Boxed: hyper's connection state is several KiB, and inline it would make every
     // connection task that size, including the idle streams that never reach hyper.
     Box::pin(watcher.watch(conn.into_owned())).await

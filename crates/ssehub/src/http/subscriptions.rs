@@ -7,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 use serde_json::json;
 
+use crate::auth::{AuthError, Role, TokenFormat};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::mercure::{derived_audience, subscriber_grants};
+use crate::http::mercure::subscriber_grants;
 use crate::hub::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
 
 /// `GET /.well-known/mercure/subscriptions`
@@ -58,12 +59,24 @@ async fn list(
         (Some(t), None) => topic_iri(t),
         _ => SUBSCRIPTIONS_PATH.to_owned(),
     };
-    let derived = derived_audience(&state, req.uri(), headers);
-    let grants = subscriber_grants(&state, &derived, headers, req.uri().query())?;
+    let grants = subscriber_grants(&state, headers, req.uri().query())?;
     if !grants.can_subscribe(&[iri.as_str()]) {
-        return Err(ApiError::Forbidden(format!(
-            "the token does not grant {iri}: add a subscribe selector matching it (e.g. {SUBSCRIPTIONS_PATH}{{/topic}}{{/subscriber}})"
-        )));
+        // No credentials at all is RFC 6750's 401 with a bare challenge, even where
+        // `--anonymous` let the request this far: anonymous grants never cover this API.
+        if grants.format == TokenFormat::Anonymous {
+            return Err(AuthError::MissingToken {
+                role: Role::Subscriber,
+                cookie: state.auth.config().cookie_name.clone(),
+            }
+            .into());
+        }
+        return Err(AuthError::TopicNotGranted {
+            topic: iri,
+            detail: format!(
+                "the subscriptions API needs a subscribe selector matching it (e.g. {SUBSCRIPTIONS_PATH}{{/topic}}{{/subscriber}})"
+            ),
+        }
+        .into());
     }
     // Read before listing: subscribing from this id then misses no change after the listing.
     let last_event_id = state.hub.last_event_id();

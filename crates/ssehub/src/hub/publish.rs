@@ -25,21 +25,49 @@ pub struct NewUpdate {
 impl NewUpdate {
     /// Reads a publish from its `application/x-www-form-urlencoded` body, as Mercure defines
     /// the fields; unknown fields are ignored.
-    pub fn from_form(body: &[u8]) -> Self {
+    ///
+    /// # Errors
+    /// [`InvalidUpdate::NotUtf8`] when a field's percent-decoded value is not UTF-8: replacing
+    /// the bytes with U+FFFD, as a lenient form parser does, would store different data than
+    /// was sent and still answer 200.
+    pub fn from_form(body: &[u8]) -> Result<Self, InvalidUpdate> {
         let mut new = NewUpdate::default();
-        for (k, v) in form_urlencoded::parse(body) {
-            match &*k {
-                "topic" => new.topics.push(v.into_owned()),
-                "data" => new.data = v.into_owned(),
+        for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let field = match &*form_decode(name) {
+                b"topic" => "topic",
+                b"data" => "data",
+                b"private" => "private",
+                b"id" => "id",
+                b"type" => "type",
+                b"retry" => "retry",
+                _ => continue,
+            };
+            let value = String::from_utf8(form_decode(value))
+                .map_err(|_| InvalidUpdate::NotUtf8 { field })?;
+            match field {
+                "topic" => new.topics.push(value),
+                "data" => new.data = value,
                 "private" => new.private = true,
-                "id" => new.id = Some(v.into_owned()),
-                "type" => new.event_type = Some(v.into_owned()),
-                "retry" => new.retry = Some(v.into_owned()),
-                _ => {}
+                "id" => new.id = Some(value),
+                "type" => new.event_type = Some(value),
+                _ => new.retry = Some(value),
             }
         }
-        new
+        Ok(new)
     }
+}
+
+/// One name or value of a form body: `+` is a space, then percent-decoding, as bytes.
+fn form_decode(raw: &[u8]) -> Vec<u8> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_encoding::percent_decode(&spaced).collect()
 }
 
 /// Why a publish was refused before being stored.
@@ -60,6 +88,14 @@ pub enum InvalidUpdate {
     /// The type cannot be carried in an SSE `event:` line.
     #[error("invalid type {0:?}: it must not contain CR or LF")]
     Type(String),
+    /// A field's value is not UTF-8 once percent-decoded.
+    #[error(
+        "field `{field}` is not valid UTF-8 once percent-decoded: updates carry text, so encode binary data (base64, for example)"
+    )]
+    NotUtf8 {
+        /// The form field.
+        field: &'static str,
+    },
     /// `retry` is not a number of milliseconds.
     #[error("invalid retry {0:?}: it must be ASCII digits (milliseconds)")]
     Retry(String),
@@ -145,10 +181,11 @@ mod tests {
     #[test]
     fn form_fields_are_read_as_mercure_defines_them() {
         let new = NewUpdate::from_form(
-            b"topic=%2Fa&topic=%2Fb&data=x%0Ay&private=on&id=i&type=t&retry=5&other=z",
-        );
+            b"topic=%2Fa&topic=%2Fb&data=x%0Ay+z&private=on&id=i&type=t&retry=5&other=z&&lone",
+        )
+        .unwrap();
         assert_eq!(new.topics, ["/a", "/b"]);
-        assert_eq!(new.data, "x\ny");
+        assert_eq!(new.data, "x\ny z");
         assert!(new.private);
         assert_eq!(
             (
@@ -158,7 +195,33 @@ mod tests {
             ),
             (Some("i"), Some("t"), Some("5"))
         );
-        assert!(!NewUpdate::from_form(b"topic=%2Fa").private);
+        assert!(!NewUpdate::from_form(b"topic=%2Fa").unwrap().private);
+        assert!(NewUpdate::from_form(b"topic=%2Fa&private").unwrap().private);
+        assert_eq!(
+            NewUpdate::from_form(b"topic=%2F%C3%A9t%C3%A9")
+                .unwrap()
+                .topics,
+            ["/\u{e9}t\u{e9}"]
+        );
+    }
+
+    /// Regression (issue 15): invalid UTF-8 in a published field was replaced with U+FFFD and
+    /// the altered update stored with a 200.
+    #[test]
+    fn invalid_utf8_in_a_form_field_is_refused_naming_the_field() {
+        for (body, field) in [
+            (&b"topic=%2Fa&data=%FF%FE"[..], "data"),
+            (b"topic=%2F%C3", "topic"),
+            (b"topic=%2Fa&id=%80", "id"),
+            (b"topic=%2Fa&type=\xff", "type"),
+            (b"topic=%2Fa&retry=1%E2%82", "retry"),
+        ] {
+            let err = NewUpdate::from_form(body).unwrap_err();
+            assert_eq!(err, InvalidUpdate::NotUtf8 { field });
+            assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+        }
+        // Fields the hub does not read are not its business.
+        assert!(NewUpdate::from_form(b"topic=%2Fa&extra=%FF").is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::support::{SECRET, TestServer, expiring_token, token, token_v1};
+use super::support::{TestServer, expired_token, expiring_token, token, token_v1};
 use ssehub::auth::{Key, MintClaims, MintTopic, mint};
 
 async fn refusal(res: reqwest::Response) -> (u16, String, String) {
@@ -48,11 +48,7 @@ async fn a_token_signed_with_another_key_is_a_bad_signature() {
 #[tokio::test]
 async fn an_expired_token_says_it_expired() {
     let hub = TestServer::start().await;
-    let mut claims = MintClaims::default();
-    claims.publish = vec![MintTopic::exact("*")];
-    claims.issued_at = Some(std::time::SystemTime::now() - Duration::from_secs(3600));
-    claims.expires_in = Some(Duration::from_secs(60));
-    let old = mint(&Key::secret(SECRET.as_bytes(), None).unwrap(), claims).unwrap();
+    let old = expired_token(&["*"]);
     let (status, _, body) = refusal(hub.publish_with(&old, &[("topic", "/t")]).await).await;
     assert_eq!(status, 401);
     assert!(body.contains("expired"), "{body}");
@@ -128,6 +124,67 @@ async fn cookie_authenticated_publishing_checks_the_origin() {
     assert!(body.contains("origin not allowed"), "{body}");
 }
 
+/// Regression (issue 15): without --resource-identifier the audience came from the request's
+/// Host header, so a token minted for any other hub passed by naming that hub as the Host.
+#[tokio::test]
+async fn a_v1_token_for_the_host_header_the_client_sent_is_refused() {
+    let hub = TestServer::start().await;
+    let elsewhere = token_v1(&["*"], &["*"], "http://other.example/.well-known/mercure");
+    let (status, challenge, body) = refusal(
+        hub.client
+            .post(hub.hub_url())
+            .header("host", "other.example")
+            .bearer_auth(&elsewhere)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("topic=/t&data=x")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // The hub names the audience it wants: its own URL from the address it listens on.
+    assert!(body.contains("wrong audience"), "{body}");
+    assert!(body.contains(&hub.hub_url()), "{body}");
+    // A client that reaches the hub under another name (`:authority` on HTTP/2) fares no
+    // better, subscribing over HTTP/1.1 (the hub's own writer) or HTTP/2.
+    let other = format!("http://other.example:{}", hub.addr.port());
+    let named = token_v1(&["*"], &["*"], &format!("{other}/.well-known/mercure"));
+    for h2 in [false, true] {
+        let mut client = reqwest::Client::builder().resolve("other.example", hub.addr);
+        if h2 {
+            client = client.http2_prior_knowledge();
+        }
+        let res = client
+            .build()
+            .unwrap()
+            .get(format!("{other}/.well-known/mercure?topic=/t"))
+            .bearer_auth(&named)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "h2: {h2}");
+    }
+}
+
+#[tokio::test]
+async fn a_configured_resource_identifier_is_the_audience() {
+    let id = "https://hub.example/.well-known/mercure";
+    let hub = TestServer::start_with(|c| c.auth.resource_identifier = Some(id.into())).await;
+    let named = token_v1(&["*"], &[], id);
+    assert_eq!(
+        hub.publish_with(&named, &[("topic", "/t")]).await.status(),
+        200
+    );
+    // The listen address is no longer the audience once one is configured.
+    let local = token_v1(&["*"], &[], &hub.hub_url());
+    assert_eq!(
+        hub.publish_with(&local, &[("topic", "/t")]).await.status(),
+        401
+    );
+}
+
 #[tokio::test]
 async fn v1_tokens_need_the_hubs_audience() {
     let hub = TestServer::start().await;
@@ -142,13 +199,17 @@ async fn v1_tokens_need_the_hubs_audience() {
     assert!(body.contains("wrong audience"), "{body}");
 }
 
+/// Regression (issue 15): the token lived 2 s from now in whole seconds, so anywhere in
+/// 1-2 s, and a loaded machine could see the stream end before its first event.
 #[tokio::test]
 async fn a_subscription_ends_when_its_token_expires() {
+    const LIFETIME: u64 = 4;
     let hub = TestServer::start().await;
-    let short = expiring_token(&["/t"], Duration::from_secs(2));
+    let short = expiring_token(&["/t"], LIFETIME);
     let mut sub = hub
         .subscribe_with("topic=/t", &[("authorization", &format!("Bearer {short}"))])
-        .await;
+        .await
+        .with_extra_patience(Duration::from_secs(LIFETIME + 1));
     hub.publish_ok("/t", "before").await;
     assert_eq!(sub.next_event().await.data, "before");
     // The stream ends by itself once the token is past its exp.

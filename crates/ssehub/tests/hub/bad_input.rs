@@ -120,9 +120,58 @@ async fn bad_subscriptions_are_400_naming_the_problem() {
     }
 }
 
+/// Regression (issue 15): invalid UTF-8 in a form field was replaced with U+FFFD and the
+/// altered update stored and acknowledged.
+#[tokio::test]
+async fn invalid_utf8_in_published_data_is_400_naming_the_field() {
+    let hub = TestServer::start().await;
+    for (body, field) in [
+        ("topic=%2Ft&data=caf%E9", "`data`"),
+        ("topic=%2Ft%FF&data=x", "`topic`"),
+    ] {
+        let res = hub
+            .client
+            .post(hub.hub_url())
+            .bearer_auth(admin_token())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, text) = status_and_body(res).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(field) && text.contains("UTF-8"), "{text}");
+    }
+    // Nothing was stored.
+    let mut sub = hub.subscribe("topic=*&lastEventID=earliest").await;
+    let id = hub.publish_ok("/t", "caf\u{e9}").await;
+    let event = sub.next_event().await;
+    assert_eq!(
+        (event.id.unwrap(), event.data),
+        (id, "caf\u{e9}".to_owned())
+    );
+}
+
 #[tokio::test]
 async fn other_methods_are_405() {
     let hub = TestServer::start().await;
     let res = hub.client.delete(hub.hub_url()).send().await.unwrap();
     assert_eq!(res.status(), 405);
+}
+
+/// Regression (issue 15): axum's own 404 and 405 answers had empty bodies.
+#[tokio::test]
+async fn unknown_paths_and_methods_say_so_in_the_body() {
+    let hub = TestServer::start().await;
+    let (status, body) = status_and_body(hub.get("/no/such/thing").await).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("/no/such/thing"), "{body}");
+    let res = hub.client.delete(hub.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(res.headers().contains_key("allow"));
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("DELETE") && body.contains("/healthz"),
+        "{body}"
+    );
 }

@@ -280,6 +280,67 @@ async fn the_first_run_generates_a_key_and_prints_a_token_that_works_across_rest
     );
 }
 
+/// Regression (issue 15): `serve --publisher-jwt-key /etc/ssehub/publisher.pem` without such a
+/// file started, with the path's text as the HMAC secret anyone could sign with.
+#[test]
+fn a_key_path_that_does_not_exist_stops_serve_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir/publisher.pem");
+    let missing = missing.to_str().unwrap();
+    for (flags, alg_flag) in [
+        (vec!["--publisher-jwt-key", missing], "--publisher-jwt-alg"),
+        (
+            vec![
+                "--publisher-jwt-key",
+                SECRET,
+                "--subscriber-jwt-key",
+                missing,
+            ],
+            "--subscriber-jwt-alg",
+        ),
+    ] {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(&flags)
+            .env_remove("SSEHUB_PUBLISHER_JWT_ALG")
+            .env_remove("SSEHUB_SUBSCRIBER_JWT_ALG")
+            .env_remove("MERCURE_PUBLISHER_JWT_ALG")
+            .env_remove("MERCURE_SUBSCRIBER_JWT_ALG")
+            .env_remove("MERCURE_JWT_ALG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read stderr until it closes (the process exited) or the hub says it listens, which
+        // would mean it started: stopped here rather than left to serve forever.
+        let mut stderr = String::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            stderr.push_str(&line);
+            stderr.push('\n');
+            if line.contains("listening on") {
+                let _ = child.kill();
+                break;
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{flags:?} started:\n{stderr}");
+        assert!(
+            !stderr.contains("listening on"),
+            "{flags:?} started:\n{stderr}"
+        );
+        // It names the value, and the way to mean it as a literal secret.
+        assert!(stderr.contains(missing), "{stderr}");
+        assert!(
+            stderr.contains(alg_flag) && stderr.contains("HS256"),
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_and_publish_commands_talk_to_a_running_hub() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,10 +9,17 @@ use tokio::net::TcpStream;
 
 use super::support::{PATIENCE, TestServer, admin_token, expiring_token};
 
+/// How long the short-lived tokens below live, in whole seconds: long enough for a stream to
+/// carry an event on a loaded machine before its token expires and ends it.
+const SHORT_LIFE: u64 = 4;
+
 /// A raw HTTP/1.1 connection with a read buffer.
 struct Raw {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// How long a read may wait: [`PATIENCE`] plus a short token's lifetime, since some reads
+    /// wait for a stream to end at its token's expiry.
+    patience: Duration,
 }
 
 /// A response head.
@@ -35,6 +42,7 @@ impl Raw {
         Raw {
             stream: TcpStream::connect(hub.addr).await.unwrap(),
             buf: Vec::new(),
+            patience: PATIENCE + Duration::from_secs(SHORT_LIFE + 1),
         }
     }
 
@@ -44,7 +52,7 @@ impl Raw {
 
     async fn fill(&mut self) {
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(PATIENCE, self.stream.read(&mut chunk))
+        let n = tokio::time::timeout(self.patience, self.stream.read(&mut chunk))
             .await
             .expect("the hub answered in time")
             .unwrap();
@@ -136,7 +144,7 @@ impl Raw {
     async fn closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(
-            tokio::time::timeout(PATIENCE, self.stream.read(&mut byte)).await,
+            tokio::time::timeout(self.patience, self.stream.read(&mut byte)).await,
             Ok(Ok(0) | Err(_))
         )
     }
@@ -174,7 +182,7 @@ async fn a_stream_is_a_chunked_http11_response_with_the_event_stream_headers() {
 async fn a_connection_carries_another_request_after_its_stream_ends() {
     let hub = TestServer::start().await;
     let mut raw = Raw::connect(&hub).await;
-    let token = expiring_token(&["/short"], Duration::from_secs(1));
+    let token = expiring_token(&["/short"], SHORT_LIFE);
     raw.send(&subscribe_request(&hub, "topic=/short", &token))
         .await;
     assert_eq!(raw.head().await.status, 200);
@@ -191,11 +199,13 @@ async fn a_connection_carries_another_request_after_its_stream_ends() {
     raw.chunks_until(&id).await;
 }
 
+/// Regression (issue 15): the stream's token lived "1 s", which whole-second `exp` made
+/// anywhere in 0-1 s, so the stream could end before the event the test waits for.
 #[tokio::test]
 async fn requests_pipelined_behind_a_stream_are_answered_after_it_in_order() {
     let hub = TestServer::start().await;
     let mut raw = Raw::connect(&hub).await;
-    let token = expiring_token(&["/piped"], Duration::from_secs(1));
+    let token = expiring_token(&["/piped"], SHORT_LIFE);
     // Both requests in one write: the second waits in the connection while the stream runs.
     let both = format!(
         "{}GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
@@ -279,12 +289,14 @@ async fn other_requests_and_malformed_ones_are_answered_as_before() {
     let mut bad = Raw::connect(&hub).await;
     bad.send("GET /.well-known/mercure?topic=/x HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
         .await;
-    assert_eq!(bad.head().await.status, 400);
+    let head = bad.head().await;
+    assert_eq!(head.status, 400);
+    bad.sized_body(&head).await;
     assert!(bad.closed().await);
 
     // `Connection: close` on a stream request is honoured.
     let mut once = Raw::connect(&hub).await;
-    let token = expiring_token(&["/once"], Duration::from_secs(1));
+    let token = expiring_token(&["/once"], SHORT_LIFE);
     once.send(&format!(
         "GET /.well-known/mercure?topic=/once HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     ))
@@ -337,4 +349,48 @@ async fn a_completion_request_whose_body_arrives_late_is_read_whole_and_answered
     // The pipelined request was not taken for part of the body.
     let health = raw.head().await;
     assert_eq!(health.status, 200);
+}
+
+/// Regression (issue 15): hyper's own answers to requests it cannot take (400, 414, 431) had
+/// empty bodies, so the client could not tell what was wrong.
+#[tokio::test]
+async fn the_http_layers_own_refusals_say_what_was_wrong() {
+    let hub = TestServer::start().await;
+    let long_target = format!("/{}", "a".repeat(70_000));
+    let many_headers: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases = [
+        (
+            "GET /.well-known/mercure?topic=/x HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"
+                .to_owned(),
+            400,
+            "malformed request",
+        ),
+        (
+            format!("GET {long_target} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            414,
+            "URI too long",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+            "header fields too large",
+        ),
+    ];
+    for (request, status, needle) in cases {
+        let mut raw = Raw::connect(&hub).await;
+        raw.send(&request).await;
+        let head = raw.head().await;
+        assert_eq!(head.status, status, "{needle}");
+        assert_eq!(head.get("content-type"), Some("text/plain; charset=utf-8"));
+        let body = raw.sized_body(&head).await;
+        assert!(body.contains(needle), "{status}: {body}");
+        assert!(raw.closed().await);
+    }
+    // Also on a connection hyper already serves (after a request the stream path handed it).
+    let mut raw = Raw::connect(&hub).await;
+    raw.health_check(&hub).await;
+    raw.send("GARBAGE GARBAGE\r\n\r\n").await;
+    let head = raw.head().await;
+    assert_eq!(head.status, 400);
+    assert!(raw.sized_body(&head).await.contains("malformed request"));
 }

@@ -103,6 +103,31 @@ async fn subscriptions_are_published_as_private_events_and_listed() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+}
+
+/// Regression (issue 15): with `--anonymous`, asking the subscriptions API without any token
+/// was a 403, where RFC 6750 asks for a 401 with a `WWW-Authenticate` challenge.
+#[tokio::test]
+async fn the_subscriptions_api_without_a_token_is_401_with_a_challenge() {
+    for anonymous in [true, false] {
+        let hub = TestServer::start_with(|c| {
+            c.subscriptions = true;
+            c.auth.anonymous = anonymous;
+        })
+        .await;
+        for path in [
+            "/.well-known/mercure/subscriptions",
+            "/.well-known/mercure/subscriptions/%2Froom",
+        ] {
+            let res = hub.get(path).await;
+            assert_eq!(res.status(), 401, "anonymous {anonymous}: {path}");
+            assert_eq!(res.headers()["www-authenticate"], "Bearer");
+            let body = res.text().await.unwrap();
+            assert!(body.contains("JWT"), "{body}");
+        }
+    }
 }
 
 #[tokio::test]

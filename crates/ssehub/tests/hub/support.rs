@@ -48,11 +48,23 @@ pub(crate) fn admin_token() -> String {
     token(&["*"], &["*"])
 }
 
-/// A token expiring after `secs`.
-pub(crate) fn expiring_token(subscribe: &[&str], lifetime: Duration) -> String {
+/// A subscriber token whose `exp` is more than `whole_secs` seconds away (and at most one
+/// more). `exp` is whole seconds, so a lifetime of `n` s from now truncates to anywhere in
+/// `(n - 1, n]`: a 1 s token could expire before its first use.
+pub(crate) fn expiring_token(subscribe: &[&str], whole_secs: u64) -> String {
     let mut claims = MintClaims::default();
     claims.subscribe = exact(subscribe);
-    claims.expires_in = Some(lifetime);
+    claims.expires_in = Some(Duration::from_secs(whole_secs + 1));
+    mint(&key(), claims).unwrap()
+}
+
+/// A publisher token that expired an hour ago, well past any leeway, so its refusal does not
+/// depend on when the test runs.
+pub(crate) fn expired_token(publish: &[&str]) -> String {
+    let mut claims = MintClaims::default();
+    claims.publish = exact(publish);
+    claims.issued_at = Some(std::time::SystemTime::now() - Duration::from_secs(7200));
+    claims.expires_in = Some(Duration::from_secs(3600));
     mint(&key(), claims).unwrap()
 }
 
@@ -277,6 +289,8 @@ pub(crate) struct Sse {
     parser: Parser,
     pending: std::collections::VecDeque<Frame>,
     ended: bool,
+    /// How long to wait for the next frame before failing the test.
+    patience: Duration,
 }
 
 impl Sse {
@@ -288,16 +302,24 @@ impl Sse {
             parser: Parser::new().with_comments(true),
             pending: Default::default(),
             ended: false,
+            patience: PATIENCE,
         }
+    }
+
+    /// Waits `extra` longer for each frame: for a stream that ends at a token's expiry.
+    pub(crate) fn with_extra_patience(mut self, extra: Duration) -> Self {
+        self.patience += extra;
+        self
     }
 
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The next frame, or `None` when the stream ended; fails the test after [`PATIENCE`].
+    /// The next frame, or `None` when the stream ended; fails the test after [`PATIENCE`]
+    /// (plus any extra patience given).
     pub(crate) async fn next_frame(&mut self) -> Option<Frame> {
-        tokio::time::timeout(PATIENCE, self.next_frame_inner())
+        tokio::time::timeout(self.patience, self.next_frame_inner())
             .await
             .expect("no frame within the patience window")
     }
