@@ -80,7 +80,7 @@ pub enum RunError {
 /// included), or the listener breaks.
 pub async fn run(
     listener: TcpListener,
-    mut config: Config,
+    config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     start(listener, config, shutdown).await?.serve().await
@@ -123,7 +123,7 @@ impl std::fmt::Debug for Started {
 /// Fails when the store, keys or TLS files are unusable.
 pub async fn start(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: CancellationToken,
 ) -> Result<Started, RunError> {
     let tls = match &config.tls {
