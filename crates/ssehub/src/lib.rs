@@ -41,6 +41,7 @@ pub mod http;
 pub mod hub;
 pub mod relay;
 pub mod store;
+pub mod streams;
 pub mod topic;
 pub mod update;
 
@@ -65,6 +66,9 @@ pub enum RunError {
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The Durable Streams store could not be opened.
+    #[error("stream store: {0}")]
+    Streams(#[from] streams::StreamError),
 }
 
 /// Serves a hub on `listener` until `shutdown` fires, then drains within the grace period.
@@ -127,6 +131,12 @@ pub async fn run(
         config.simulator,
     );
     let relay = relay::Relay::new(hub.clone(), upstream, shutdown.clone(), tracker.clone());
+    let streams = streams::Streams::open(
+        &config.data_dir,
+        streams::StreamsOptions::default(),
+        shutdown.clone(),
+    )?;
+    tracker.spawn(streams.clone().sweep_until_shutdown());
     let config = Arc::new(config);
     let state = http::AppState {
         hub,
@@ -134,12 +144,14 @@ pub async fn run(
         selectors,
         config,
         relay,
+        streams: streams.clone(),
     };
     let app = http::app(state);
     let served = http::server::serve(listener, app, serve_options, shutdown, metrics).await;
     tracker.close();
     tracker.wait().await;
     let _ = pruner.await;
+    streams.close().await;
     if let Err(err) = store.close().await {
         tracing::error!(error = %err, "final history commit failed");
         return Err(err.into());

@@ -12,6 +12,7 @@ mod openai;
 mod ops;
 pub mod server;
 mod sse;
+mod streams;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::hub::{Hub, SUBSCRIPTIONS_PATH};
 use crate::relay::Relay;
+use crate::streams::Streams;
 use crate::topic::{MERCURE_PATH, RELAY_STREAMS, SelectorCache};
 
 /// The relay's OpenAI-compatible endpoint.
@@ -43,6 +45,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The OpenAI-compatible relay.
     pub relay: Arc<Relay>,
+    /// The Durable Streams store behind `/v1/stream/*`.
+    pub streams: Streams,
 }
 
 /// The hub's routes.
@@ -71,11 +75,13 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .with_state(state);
-    match cors {
+        .with_state(state.clone());
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
-    }
+    };
+    // Merged after the hub's layers: streams have their own CORS and headers.
+    router.merge(streams::router(state))
 }
 
 /// CORS for browsers on other origins: an explicit allow-list with credentials (cookies,
