@@ -298,6 +298,23 @@ impl Streams {
     ///
     /// [`StreamError::NotFound`], [`StreamError::Gone`], or a storage failure.
     pub async fn read(&self, path: &str, start: Start) -> Result<Chunk, StreamError> {
+        self.read_at_most(path, start, self.inner.options.read_bytes)
+            .await
+    }
+
+    /// [`Streams::read`] with a smaller bound, for readers that hold their chunk longer
+    /// (an SSE frame waits in the connection until the client takes it).
+    ///
+    /// # Errors
+    ///
+    /// As [`Streams::read`].
+    pub async fn read_at_most(
+        &self,
+        path: &str,
+        start: Start,
+        max_bytes: usize,
+    ) -> Result<Chunk, StreamError> {
+        let max = max_bytes.min(self.inner.options.read_bytes).max(1);
         let this = self.clone();
         let path = path.to_owned();
         blocking(move || {
@@ -315,7 +332,6 @@ impl Streams {
                 Start::Now => meta.tail,
                 Start::At(o) => o.0,
             };
-            let max = this.inner.options.read_bytes;
             store::read_chunk(&streams, &records, meta, from, max)
         })
         .await

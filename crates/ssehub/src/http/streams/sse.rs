@@ -32,8 +32,12 @@ use crate::streams::cursor::response_cursor;
 use crate::streams::offset::{Offset, Start};
 use crate::streams::{Chunk, Streams, Watch};
 
-/// Longest line of base64 text in one `data:` line.
-const BASE64_LINE: usize = 64 * 1024;
+/// Input bytes per `data:` line of base64 (a multiple of 3, so each line is whole base64).
+const BASE64_LINE_INPUT: usize = 48 * 1024;
+
+/// Most payload bytes read for one event. A frame waits in the connection until the client
+/// takes it, so this bounds what a stuck reader pins (about 4/3 of it, as base64).
+const SSE_READ_BYTES: usize = 256 * 1024;
 
 /// One SSE response in progress.
 struct Tail {
@@ -109,7 +113,10 @@ impl Tail {
             return None;
         }
         loop {
-            let chunk = match self.streams.read(&self.path, Start::At(self.from)).await {
+            let read = self
+                .streams
+                .read_at_most(&self.path, Start::At(self.from), SSE_READ_BYTES);
+            let chunk = match read.await {
                 Ok(chunk) if chunk.meta.id == self.id => chunk,
                 Ok(_) => return None,
                 Err(err) => {
@@ -149,15 +156,15 @@ impl Tail {
         let mut out = Vec::with_capacity(chunk.len() * 4 / 3 + 64);
         out.extend_from_slice(b"event: data\n");
         if self.base64 {
-            let text = base64::engine::general_purpose::STANDARD.encode(chunk.parts.concat());
-            // Line breaks at multiples of 4 keep each line valid base64 on its own.
-            for line in text.as_bytes().chunks(BASE64_LINE) {
+            let bytes = chunk.parts.concat();
+            let engine = base64::engine::general_purpose::STANDARD;
+            let mut line = String::new();
+            for input in bytes.chunks(BASE64_LINE_INPUT) {
+                line.clear();
+                engine.encode_string(input, &mut line);
                 out.extend_from_slice(b"data:");
-                out.extend_from_slice(line);
+                out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
-            }
-            if text.is_empty() {
-                out.extend_from_slice(b"data:\n");
             }
         } else {
             let bytes = body_bytes(chunk);
