@@ -11,6 +11,8 @@
 //!   queues; private parts behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
 //!   watchable, cancellable.
+//! - [`streams`] (leaf beside `store`): the Durable Streams protocol's store and live tail:
+//!   byte streams in their own redb file (`streams.redb`), offsets, producers, forks, expiry.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).
@@ -21,6 +23,9 @@
 //!                                                             │ feed
 //!                                                             ▼
 //!  GET /.well-known/mercure ─> auth ─> hub::subscribe ─> replay ─> join fan-out ─> SSE bytes
+//!
+//!  PUT/POST /v1/stream/{path} ─> auth ─> streams writer (group commit, fsync) ─> 201/204 offset
+//!  GET /v1/stream/{path}      ─> auth ─> streams read (bounded chunk) ─> body, long-poll, SSE
 //! ```
 //!
 //! Key decisions:
@@ -90,6 +95,11 @@ pub async fn run(
         &config.data_dir,
         Default::default(),
     )?);
+    let streams = streams::Streams::open(
+        &config.data_dir,
+        streams::StreamsOptions::default(),
+        shutdown.clone(),
+    )?;
     let tracker = TaskTracker::new();
     let retention = store::Retention {
         max_events: config.history_max_events,
@@ -131,11 +141,6 @@ pub async fn run(
         config.simulator,
     );
     let relay = relay::Relay::new(hub.clone(), upstream, shutdown.clone(), tracker.clone());
-    let streams = streams::Streams::open(
-        &config.data_dir,
-        streams::StreamsOptions::default(),
-        shutdown.clone(),
-    )?;
     tracker.spawn(streams.clone().sweep_until_shutdown());
     let config = Arc::new(config);
     let state = http::AppState {
