@@ -26,6 +26,7 @@ pub mod content;
 pub mod cursor;
 mod error;
 pub mod expiry;
+mod fork;
 mod live;
 mod meta;
 pub mod offset;

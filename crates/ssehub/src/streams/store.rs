@@ -51,8 +51,11 @@ pub(crate) fn load(
 /// One part of a stream's readable history: stream `id`'s records in `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Segment {
+    /// Whose records.
     id: u64,
+    /// First position read from them.
     start: u64,
+    /// Position where the next generation took over (`u64::MAX`: the reading stream's own).
     end: u64,
 }
 

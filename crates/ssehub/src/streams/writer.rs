@@ -13,7 +13,6 @@
 //! every write through one thread is also what makes producer validation and the append it
 //! admits atomic: no two requests of a producer can interleave.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
@@ -22,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::content::{self, DEFAULT_CONTENT_TYPE, Record, media_type};
 use super::error::StreamError;
 use super::expiry::now_ms;
+use super::fork;
 use super::live::Live;
 use super::meta::{ForkOf, StreamMeta};
 use super::offset::Offset;
@@ -114,9 +114,13 @@ pub(crate) struct Writer {
 
 /// The tables of one write transaction.
 struct Tables<'t> {
+    /// Path -> metadata.
     streams: Table<'t, &'static str, &'static [u8]>,
+    /// (id, end position) -> flags + payload.
     records: Table<'t, (u64, u64), &'static [u8]>,
+    /// (id, producer id) -> producer state.
     producers: Table<'t, (u64, &'static str), &'static [u8]>,
+    /// The id counter.
     counters: Table<'t, &'static str, u64>,
 }
 
@@ -344,16 +348,12 @@ impl Writer {
                 });
             }
             let offset = if f.sub_offset > 0 {
-                resolve_sub_offset(t, &src, anchor, f.sub_offset)?
+                fork::resolve_sub_offset(&t.streams, &t.records, &src, anchor, f.sub_offset)?
             } else {
                 anchor
             };
             content_type.get_or_insert_with(|| src.content_type.clone());
-            // A fork without an expiry of its own inherits its source's (PROTOCOL.md 4.2).
-            if ttl_secs.is_none() && expires_at.is_none() {
-                ttl_secs = src.ttl_secs;
-                expires_at = src.expires_at.clone();
-            }
+            (ttl_secs, expires_at) = fork::inherited_expiry(&req, &src);
             fork = Some(ForkOf {
                 source: f.source.clone(),
                 source_id: src.id,
@@ -601,53 +601,6 @@ fn next_id(t: &mut Tables<'_>) -> Result<u64, StreamError> {
     Ok(id)
 }
 
-/// Where a fork at `anchor` plus `sub` diverges from `source`: `sub` bytes (or, for JSON,
-/// messages) past the anchor, without passing the next data boundary.
-fn resolve_sub_offset(
-    t: &Tables<'_>,
-    source: &StreamMeta,
-    anchor: u64,
-    sub: u64,
-) -> Result<u64, StreamError> {
-    let json = content::is_json(&source.content_type);
-    let (mut found, mut seen_any, mut available) = (None, false, 0u64);
-    store::walk(&t.streams, &t.records, source, anchor, |seen| {
-        if seen.payload.is_empty() {
-            return ControlFlow::Continue(());
-        }
-        seen_any = true;
-        if json {
-            available += 1;
-            if available == sub {
-                found = Some(seen.end());
-                return ControlFlow::Break(());
-            }
-        } else {
-            available = seen.end() - anchor;
-            if available >= sub {
-                found = Some(anchor + sub);
-                return ControlFlow::Break(());
-            }
-        }
-        if seen.boundary {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })?;
-    if !seen_any {
-        return Err(StreamError::SubOffset(
-            "the source has no data past the fork offset".into(),
-        ));
-    }
-    let unit = if json { "messages" } else { "bytes" };
-    found.ok_or_else(|| {
-        StreamError::SubOffset(format!(
-            "{sub} {unit} is past the next data boundary ({available} {unit} past the fork offset)"
-        ))
-    })
-}
-
 /// Why an existing stream does not match a `PUT`, or `None` when it does.
 fn config_mismatch(existing: &StreamMeta, req: &CreateRequest) -> Option<String> {
     if let Some(ct) = &req.content_type
@@ -664,14 +617,6 @@ fn config_mismatch(existing: &StreamMeta, req: &CreateRequest) -> Option<String>
     if req.closed != existing.closed {
         return Some(if existing.closed { "closed" } else { "open" }.into());
     }
-    let fork_matches = match (&req.fork, &existing.fork) {
-        (None, None) => true,
-        (Some(r), Some(e)) => {
-            r.source == e.source
-                && r.offset.is_none_or(|o| o.0 == e.anchor)
-                && r.sub_offset == e.sub_offset
-        }
-        _ => false,
-    };
-    (!fork_matches).then(|| "fork source or offset".into())
+    (!fork::same_fork(req.fork.as_ref(), existing.fork.as_ref()))
+        .then(|| "fork source or offset".into())
 }

@@ -41,7 +41,9 @@ const SSE_READ_BYTES: usize = 256 * 1024;
 
 /// One SSE response in progress.
 struct Tail {
+    /// Where chunks are read and commits watched.
     streams: Streams,
+    /// The stream's path (its key).
     path: String,
     /// The stream's id when the response started: a stream created again at the same path is
     /// another stream, and ends this response.
@@ -52,11 +54,15 @@ struct Tail {
     watch: Watch,
     /// The client's `cursor` parameter.
     cursor: Option<String>,
+    /// Data events carry base64 (binary content types).
     base64: bool,
     /// A control event has been sent (the first one goes out even when there is no data).
     announced: bool,
+    /// The closing control event has been sent: the response ends.
     finished: bool,
+    /// Silence after which a keep-alive control event goes out.
     keep_alive: Duration,
+    /// When the response ends (at a quiet moment) so the client reconnects.
     ends_at: Instant,
 }
 
