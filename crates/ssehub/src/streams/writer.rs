@@ -14,6 +14,7 @@
 //! admits atomic: no two requests of a producer can interleave.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
@@ -110,6 +111,8 @@ pub(crate) struct Writer {
     pub(crate) max_batch: usize,
     /// A batch closes once its bodies reach this many bytes.
     pub(crate) max_batch_bytes: usize,
+    /// Transactions committed, see [`Streams::commits`](super::Streams::commits).
+    pub(crate) commits: Arc<AtomicU64>,
 }
 
 /// The tables of one write transaction.
@@ -194,6 +197,7 @@ impl Writer {
         for d in done {
             d.send();
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
         self.live.changed(touched);
     }
 
