@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine, then runs
-# every check (format, lints, every test, browser tests). CI runs exactly this.
+# every check (format, lints, every test, the Durable Streams conformance suite, browser
+# tests). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,9 @@ cargo check --quiet --manifest-path fuzz/Cargo.toml
 
 step "tests"
 cargo test --workspace --locked
+
+step "Durable Streams conformance suite"
+scripts/test-durable-streams.sh
 
 if [ -x scripts/test-web.sh ]; then
   step "browser module and pages"

@@ -66,6 +66,16 @@ pub struct Config {
     pub simulator: SimulatorOptions,
     /// How often history is pruned to the retention policy.
     pub prune_interval: Duration,
+    /// Serve `/v1/stream/*` (Durable Streams) without tokens: local development, conformance.
+    pub anonymous_streams: bool,
+    /// How long a Durable Streams long-poll waits for data before answering 204; also the
+    /// silence after which an SSE reader gets a keep-alive control event.
+    pub streams_long_poll_timeout: Duration,
+    /// A Durable Streams SSE response ends after this long (at a quiet moment), so clients
+    /// reconnect and CDNs can collapse them.
+    pub streams_sse_max_duration: Duration,
+    /// Durable Streams appends (and initial `PUT` bodies) beyond this are answered 413.
+    pub streams_max_append_bytes: usize,
 }
 
 /// Which history store [`crate::run`] opens.
@@ -131,6 +141,10 @@ impl Config {
             relay_history_max_age: Some(DEFAULT_RELAY_HISTORY_MAX_AGE),
             simulator: SimulatorOptions::default(),
             prune_interval: Duration::from_secs(5),
+            anonymous_streams: false,
+            streams_long_poll_timeout: Duration::from_secs(30),
+            streams_sse_max_duration: Duration::from_secs(60),
+            streams_max_append_bytes: 16 << 20,
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   queues; private parts behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
 //!   watchable, cancellable.
+//! - [`streams`] (leaf beside `store`): the Durable Streams protocol's store and live tail:
+//!   byte streams in their own redb file (`streams.redb`), offsets, producers, forks, expiry.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).
@@ -22,6 +24,9 @@
 //!                                                             │ feed
 //!                                                             ▼
 //!  GET /.well-known/mercure ─> auth ─> hub::subscribe ─> replay ─> join fan-out ─> SSE bytes
+//!
+//!  PUT/POST /v1/stream/{path} ─> auth ─> streams writer (group commit, fsync) ─> 201/204 offset
+//!  GET /v1/stream/{path}      ─> auth ─> streams read (bounded chunk) ─> body, long-poll, SSE
 //! ```
 //!
 //! Key decisions:
@@ -44,6 +49,7 @@ pub mod http;
 pub mod hub;
 pub mod relay;
 pub mod store;
+pub mod streams;
 pub mod topic;
 pub mod update;
 
@@ -70,6 +76,9 @@ pub enum RunError {
     /// The listener failed.
     #[error("listener")]
     Io(#[from] std::io::Error),
+    /// The Durable Streams store could not be opened.
+    #[error("stream store: {0}")]
+    Streams(#[from] streams::StreamError),
 }
 
 /// Serves a hub on `listener` until `shutdown` fires, then drains within the grace period:
@@ -106,6 +115,8 @@ pub struct Started {
     pruner: tokio::task::JoinHandle<()>,
     /// Closed last, once nothing appends any more.
     store: Arc<dyn store::Store>,
+    /// The Durable Streams store, closed with the history store.
+    streams: streams::Streams,
 }
 
 impl std::fmt::Debug for Started {
@@ -164,6 +175,11 @@ pub async fn start(
             Arc::new(store::redis::RedisStore::open(options.clone()).await?)
         }
     };
+    let streams = streams::Streams::open(
+        &config.data_dir,
+        streams::StreamsOptions::default(),
+        shutdown.clone(),
+    )?;
     let tracker = TaskTracker::new();
     let retention = store::Retention {
         max_events: config.history_max_events,
@@ -227,6 +243,7 @@ pub async fn start(
         shutdown.clone(),
         tracker.clone(),
     );
+    tracker.spawn(streams.clone().sweep_until_shutdown());
     tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), "ssehub listening on {url}");
     let config = Arc::new(config);
     let state = http::AppState {
@@ -235,6 +252,7 @@ pub async fn start(
         selectors,
         config,
         relay,
+        streams: streams.clone(),
     };
     Ok(Started {
         listener,
@@ -246,6 +264,7 @@ pub async fn start(
         tracker,
         pruner,
         store,
+        streams,
     })
 }
 
@@ -273,6 +292,7 @@ impl Started {
         self.tracker.close();
         self.tracker.wait().await;
         let _ = self.pruner.await;
+        self.streams.close().await;
         if let Err(err) = self.store.close().await {
             tracing::error!(error = %err, "final history commit failed");
             return Err(err.into());

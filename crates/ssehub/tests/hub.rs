@@ -7,6 +7,7 @@ mod hub {
     mod auth;
     mod bad_input;
     mod binary;
+    mod durable_streams;
     mod history;
     mod http1;
     mod ops;

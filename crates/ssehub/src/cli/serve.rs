@@ -160,6 +160,18 @@ pub(crate) struct ServeArgs {
     /// The simulator's delay before its first token.
     #[arg(long, env = "SSEHUB_SIMULATOR_FIRST_TOKEN_DELAY", default_value = "300ms", value_parser = parse_duration)]
     simulator_first_token_delay: Duration,
+    /// Serve Durable Streams (/v1/stream/*) without tokens: local development, conformance runs.
+    #[arg(long, env = "SSEHUB_ANONYMOUS_STREAMS")]
+    anonymous_streams: bool,
+    /// How long a Durable Streams long-poll waits before answering 204 (also the SSE keep-alive).
+    #[arg(long, env = "SSEHUB_STREAMS_LONG_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    streams_long_poll_timeout: Duration,
+    /// A Durable Streams SSE response ends after this long; clients resume from their offset.
+    #[arg(long, env = "SSEHUB_STREAMS_SSE_MAX_DURATION", default_value = "60s", value_parser = parse_duration)]
+    streams_sse_max_duration: Duration,
+    /// Durable Streams appends beyond this many bytes are answered 413.
+    #[arg(long, env = "SSEHUB_STREAMS_MAX_APPEND_BYTES", default_value_t = 16 << 20)]
+    streams_max_append_bytes: usize,
     /// Log format: `text` or `json`.
     #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -273,6 +285,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.relay_max_streams = args.relay_max_streams;
     config.relay_max_streams_per_key = args.relay_max_streams_per_key;
     config.relay_history_max_age = args.relay_history_max_age.0;
+    config.anonymous_streams = args.anonymous_streams;
+    config.streams_long_poll_timeout = args.streams_long_poll_timeout;
+    config.streams_sse_max_duration = args.streams_sse_max_duration;
+    config.streams_max_append_bytes = args.streams_max_append_bytes;
     config.simulator = SimulatorOptions {
         tokens_per_second: args.simulator_tokens_per_second,
         first_token_delay: args.simulator_first_token_delay,

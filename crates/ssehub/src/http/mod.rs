@@ -13,6 +13,7 @@ mod ops;
 mod refusals;
 pub mod server;
 mod sse;
+mod streams;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::hub::{Hub, SUBSCRIPTIONS_PATH};
 use crate::relay::Relay;
+use crate::streams::Streams;
 use crate::topic::{MERCURE_PATH, RELAY_STREAMS, SelectorCache};
 
 /// The relay's OpenAI-compatible endpoint.
@@ -44,6 +46,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The OpenAI-compatible relay.
     pub relay: Arc<Relay>,
+    /// The Durable Streams store behind `/v1/stream/*`.
+    pub streams: Streams,
 }
 
 /// The hub's routes.
@@ -75,11 +79,13 @@ pub fn app(state: AppState) -> Router {
         // After every route: it applies to the routes added so far.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .with_state(state);
-    match cors {
+        .with_state(state.clone());
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
-    }
+    };
+    // Merged after the hub's layers: streams have their own CORS and headers.
+    router.merge(streams::router(state))
 }
 
 /// axum's own 404 has an empty body; this one names what was asked for.

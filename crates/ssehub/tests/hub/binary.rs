@@ -74,9 +74,9 @@ fn parse_prints_every_conformance_case() {
 }
 
 /// A `ssehub serve` child process, killed when dropped.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
+pub(super) struct Served {
+    pub(super) child: Child,
+    pub(super) addr: SocketAddr,
     stdout: String,
 }
 
@@ -88,7 +88,7 @@ impl Drop for Served {
 }
 
 /// Starts `ssehub serve` on an ephemeral port and waits for its "listening on" line.
-fn serve(dir: &Path, extra: &[&str]) -> Served {
+pub(super) fn serve(dir: &Path, extra: &[&str]) -> Served {
     serve_with_env(dir, extra, &[])
 }
 
@@ -430,7 +430,7 @@ async fn sigterm_ends_streams_and_exits_cleanly() {
 }
 
 /// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
+pub(super) fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
