@@ -61,6 +61,10 @@ pub struct Config {
     pub simulator: SimulatorOptions,
     /// How often history is pruned to the retention policy.
     pub prune_interval: Duration,
+    /// How long this node's lease in the store lasts without renewal (it renews every quarter
+    /// of it): with a shared store, the other nodes end the answers and subscriptions of a
+    /// node that stopped at most this long, and a quarter, after it stopped.
+    pub node_lease: Duration,
 }
 
 /// Which history store [`crate::run`] opens.
@@ -124,6 +128,7 @@ impl Config {
             relay_history_max_age: Some(DEFAULT_RELAY_HISTORY_MAX_AGE),
             simulator: SimulatorOptions::default(),
             prune_interval: Duration::from_secs(5),
+            node_lease: crate::hub::DEFAULT_NODE_LEASE,
         }
     }
 }

@@ -120,6 +120,7 @@ pub async fn run(
         subscriptions: config.subscriptions,
         replay_page: config.replay_page,
         retention,
+        node_lease: config.node_lease,
     };
     let hub = hub::Hub::start(
         store.clone(),
