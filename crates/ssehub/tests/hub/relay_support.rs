@@ -69,6 +69,8 @@ async fn fake_chat(
     }
     let (count, delay, broken) = match model.as_str() {
         "fake-slow" => (usize::MAX, Duration::from_millis(100), false),
+        // Long enough to be watched live from another node, and still finite.
+        "fake-long" => (30, Duration::from_millis(50), false),
         "fake-broken" => (2, Duration::ZERO, true),
         _ => (8, Duration::from_millis(20), false),
     };
