@@ -9,9 +9,10 @@
 //!   or Redis (one history shared by several nodes, each delivering it live).
 //! - [`auth`] (-> topic): JWS verification, both Mercure claim formats, where tokens come from.
 //! - [`hub`] (-> topic, store): publish, subscribe, replay-then-live, fan-out with bounded
-//!   queues; private parts behind a few re-exported names.
+//!   queues, presence, and which nodes sharing the store are alive (leases); private parts
+//!   behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
-//!   watchable, cancellable.
+//!   watchable, cancellable, from any node sharing the store.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).

@@ -143,8 +143,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SSEHUB_SIMULATOR_FIRST_TOKEN_DELAY", default_value = "300ms", value_parser = parse_duration)]
     simulator_first_token_delay: Duration,
     /// With a shared store: how long this node's lease lasts without renewal (renewed every
-    /// quarter of it). Other nodes end the answers and subscriptions of a node that stopped
-    /// this long (and a quarter) after it stopped.
+    /// quarter of it; at least 40ms). Other nodes end the answers and subscriptions of a node
+    /// that stopped this long (and a quarter) after it stopped.
     #[arg(long, env = "SSEHUB_NODE_LEASE", default_value = "4s", value_parser = parse_duration)]
     node_lease: Duration,
     /// Log format: `text` or `json`.
@@ -258,9 +258,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.relay_max_streams = args.relay_max_streams;
     config.relay_max_streams_per_key = args.relay_max_streams_per_key;
     config.relay_history_max_age = args.relay_history_max_age.0;
-    if args.node_lease < Duration::from_millis(100) {
-        bail!("--node-lease must be at least 100ms (it is renewed every quarter of it)");
-    }
     config.node_lease = args.node_lease;
     config.simulator = SimulatorOptions {
         tokens_per_second: args.simulator_tokens_per_second,

@@ -24,6 +24,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::store::{Leases, Store};
 
+/// The shortest lease taken, whatever is asked.
+const MIN_LEASE: Duration = Duration::from_millis(40);
+
 /// Which nodes were alive at the last renewal of this node's lease.
 #[derive(Clone, Debug, Default)]
 pub struct Liveness {
@@ -107,7 +110,9 @@ impl Nodes {
         let bits: u64 = rand::random();
         let nodes = Arc::new(Nodes {
             id: format!("node_{bits:016x}"),
-            lease: lease.max(Duration::from_millis(40)),
+            // Renewed every quarter: a zero period would panic, and one shorter than a few
+            // round trips to the store would let the lease lapse all the time.
+            lease: lease.max(MIN_LEASE),
             store,
             liveness: watch::Sender::new(Liveness::default()),
         });
@@ -197,6 +202,30 @@ mod tests {
             lapsed,
             conclusive,
         }
+    }
+
+    #[tokio::test]
+    async fn a_zero_lease_is_raised_so_that_renewals_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::redb::RedbStore::open(dir.path(), Default::default()).unwrap();
+        let shutdown = CancellationToken::new();
+        let nodes = Nodes::start(
+            Arc::new(store),
+            Duration::ZERO,
+            shutdown.clone(),
+            &TaskTracker::new(),
+        )
+        .await;
+        let mut liveness = nodes.liveness();
+        for _ in 0..3 {
+            liveness.borrow_and_update();
+            tokio::time::timeout(Duration::from_secs(10), liveness.changed())
+                .await
+                .expect("renewals stopped")
+                .unwrap();
+        }
+        assert!(liveness.borrow().live.contains(nodes.id()));
+        shutdown.cancel();
     }
 
     #[tokio::test(start_paused = true)]

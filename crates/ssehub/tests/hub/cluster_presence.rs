@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::cluster_support::{Process, eventually, node, redis_flags};
+use super::cluster_support::{Process, Proxy, eventually, node, node_at, redis_flags};
 use super::redis_server::RedisServer;
 use super::support::{Sse, TestServer, admin_token, token};
 
@@ -116,4 +116,20 @@ async fn a_dead_nodes_subscribers_are_removed_once_its_lease_runs_out() {
         }
     }
     assert_eq!(ends[0]["topic"], "/room");
+}
+
+/// A node cut off from Redis past its lease is taken for gone and its subscribers removed;
+/// back, it announces them again: they were connected to it all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_after_its_lease_ran_out_announces_its_subscribers_again() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis).await;
+    let a = node_at(&proxy.url(), "cut", |c| c.subscriptions = true).await;
+    let b = subscriptions_node(&redis, "cut").await;
+    let _on_a = a.subscribe("topic=/room").await;
+    let subscriber = listed_n(&b, 1).await;
+    proxy.cut();
+    listed_n(&b, 0).await;
+    proxy.restore();
+    assert_eq!(listed_n(&b, 1).await, subscriber);
 }

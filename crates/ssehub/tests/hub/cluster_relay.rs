@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::cluster_support::{Process, node, redis_flags, relay_flags};
+use super::cluster_support::{Process, Proxy, eventually, node, node_at, redis_flags, relay_flags};
 use super::redis_server::RedisServer;
 use super::relay_support::{
     cancel, chunk, drain, fake_upstream, post_chat, relay_config, stream_id, streaming, watch,
@@ -149,6 +149,38 @@ async fn when_the_generating_node_dies_watchers_elsewhere_get_an_error_chunk_and
     let ends = replay.iter().filter(|(eid, _)| eid.ends_with("-end"));
     assert_eq!(ends.count(), 1, "{replay:?}");
     assert_interrupted(&id, &replay);
+}
+
+/// A node cut off from Redis past its lease is taken for gone, and a watcher elsewhere gets
+/// the end. Back, that node stops the generation the others ended rather than recording
+/// after its end (and paying for the rest of the answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_after_its_lease_ran_out_stops_the_answers_the_others_ended() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(&redis).await;
+    let (upstream, seen) = fake_upstream().await;
+    let a = node_at(&proxy.url(), "cut", |c| relay_config(c, &upstream)).await;
+    let b = relay_node(&redis, "cut", &upstream).await;
+    // Two chunks, then the upstream is silent for PAUSE: no append tells a it is cut off.
+    let res = post_chat(&a, streaming("fake-pause")).await;
+    let id = stream_id(&res);
+    Sse::new(res).events(2).await;
+    let mut on_b = Sse::new(watch(&b, &id).send().await.unwrap());
+    on_b.events(2).await;
+    proxy.cut();
+    assert_interrupted(&id, &drain(&mut on_b).await);
+    proxy.restore();
+    eventually(
+        "the upstream request dropped",
+        || async { seen.lock().unwrap().dropped_at },
+        Option::is_some,
+    )
+    .await;
+    assert_eq!(seen.lock().unwrap().finished, 0);
+    let replay = drain(&mut Sse::new(watch(&b, &id).send().await.unwrap())).await;
+    let ids: Vec<&str> = replay.iter().map(|(i, _)| i.as_str()).collect();
+    let expected = ["-1", "-2", "-end", "-done"].map(|suffix| format!("{id}{suffix}"));
+    assert_eq!(ids, expected, "nothing recorded after the end");
 }
 
 /// A single node behaves as before nodes existed: an answer whose generation a `kill -9` cut

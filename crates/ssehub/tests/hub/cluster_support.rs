@@ -10,6 +10,9 @@ use std::time::Duration;
 use ssehub::Config;
 use ssehub::config::StoreConfig;
 use ssehub::store::redis::RedisOptions;
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use super::redis_server::RedisServer;
 use super::support::{PATIENCE, SECRET, TestServer};
@@ -24,7 +27,16 @@ pub(crate) async fn node(
     namespace: &str,
     adjust: impl FnOnce(&mut Config),
 ) -> TestServer {
-    let mut options = RedisOptions::new(redis.url());
+    node_at(&redis.url(), namespace, adjust).await
+}
+
+/// An in-process hub on the `namespace` history of the Redis at `url`.
+pub(crate) async fn node_at(
+    url: &str,
+    namespace: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
+    let mut options = RedisOptions::new(url);
     options.namespace = namespace.to_owned();
     TestServer::start_with(|config| {
         config.store = StoreConfig::Redis(options);
@@ -114,6 +126,61 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A TCP proxy in front of a Redis server that the test can cut (every connection through it
+/// closes, new ones are closed at once) and restore: one node loses Redis, the others keep it.
+pub(crate) struct Proxy {
+    /// Where it listens.
+    port: u16,
+    /// True while cut.
+    cut: watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub(crate) async fn start(redis: &RedisServer) -> Proxy {
+        let url = redis.url();
+        let target: SocketAddr = url
+            .trim_start_matches("redis://")
+            .trim_end_matches("/0")
+            .parse()
+            .expect("redis address");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, _) = watch::channel(false);
+        let cut_of = cut.subscribe();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = cut_of.clone();
+                if *cut.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    /// The Redis URL through this proxy.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub(crate) fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub(crate) fn restore(&self) {
+        self.cut.send_replace(false);
     }
 }
 
