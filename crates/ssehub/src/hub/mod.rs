@@ -463,29 +463,29 @@ async fn dispatch_loop(
 }
 
 fn dispatch(inner: &HubInner, batch: &mut Vec<Stored>, last: &mut u64) {
-    let before = *last;
-    let encoded: Vec<(u64, &Update, bytes::Bytes)> = batch
-        .iter()
-        .filter(|s| s.seq > *last)
+    let fresh = || batch.iter().filter(|s| s.seq > *last);
+    // Before the fan-out moves `last_dispatched` past them: the subscriptions API reads that
+    // id, then lists, and a client subscribing from it must not miss a change.
+    if let Some(presence) = &inner.presence {
+        for stored in fresh().filter(|s| presence::is_event(&s.update)) {
+            presence.observe(stored);
+        }
+    }
+    {
+        let mut followers = inner.followers.lock().unwrap_or_else(|e| e.into_inner());
+        followers.retain(|f| !f.to.is_closed());
+        for stored in fresh() {
+            for f in followers.iter().filter(|f| (f.wants)(&stored.update)) {
+                let _ = f.to.send(stored.clone());
+            }
+        }
+    }
+    let encoded: Vec<(u64, &Update, bytes::Bytes)> = fresh()
         .map(|s| (s.seq, &*s.update, encode::encode_update(&s.update)))
         .collect();
     if let Some((seq, _, _)) = encoded.last() {
         *last = *seq;
     }
     inner.fanout.dispatch(&encoded);
-    let fresh = batch.iter().filter(|s| s.seq > before);
-    if let Some(presence) = &inner.presence {
-        for stored in fresh.clone().filter(|s| presence::is_event(&s.update)) {
-            presence.observe(stored);
-        }
-    }
-    let mut followers = inner.followers.lock().unwrap_or_else(|e| e.into_inner());
-    followers.retain(|f| !f.to.is_closed());
-    for stored in fresh {
-        for f in followers.iter().filter(|f| (f.wants)(&stored.update)) {
-            let _ = f.to.send(stored.clone());
-        }
-    }
-    drop(followers);
     batch.clear();
 }

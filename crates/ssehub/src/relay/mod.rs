@@ -7,6 +7,7 @@
 //!                                                    not by the caller)         ▼
 //! caller / GET /v1/streams/{id} (Last-Event-ID) ──────────────> hub replay-then-live ──> until [DONE]
 //! POST /v1/streams/{id}/cancel ──> cancel token ──> pump drops the upstream request
+//!        (on another node) ──> cancel request in history ──> the generating node's relay ──┘
 //! ```
 //!
 //! A relay stream *is* a hub topic: every chunk is a durable, private update with id
@@ -364,8 +365,9 @@ impl Relay {
         }
     }
 
-    /// Watches a stream `caller` may see: replays what follows `last_event_id` (or all of
-    /// it), then live, ending after `[DONE]`.
+    /// Watches a stream `caller` may see, whichever node generates it: replays what follows
+    /// `last_event_id` (or all of it), then live, ending after `[DONE]`. A stream whose
+    /// generator is gone, now or later, is ended as interrupted (see `cluster`).
     ///
     /// # Errors
     /// [`RelayError::UnknownStream`] when no such stream is retained or it is not the
@@ -380,8 +382,9 @@ impl Relay {
         if !owner::may_access(id, marker.owner.as_deref(), caller) {
             return Err(RelayError::UnknownStream(id.to_owned()));
         }
+        let running_here = self.active().contains_key(id);
         let mut generator = None;
-        if !self.active().contains_key(id) && self.hub.store().get(&done_id(id)).await?.is_none() {
+        if !running_here && self.hub.store().get(&done_id(id)).await?.is_none() {
             match marker.node {
                 Some(node) if !self.nodes_gone(&node).await => generator = Some(node),
                 // Its generator is gone (an earlier process of this hub, or another node):
@@ -401,19 +404,20 @@ impl Relay {
         Ok(watch)
     }
 
-    /// Whether `node`, which generates a stream not running here, is gone. This node is gone
-    /// too in that sense: a stream it generates is either running or ended.
+    /// Whether `node`, named by the marker of a stream that is not running here, is gone. If
+    /// it names this node, the stream lost its pump: as good as gone.
     async fn nodes_gone(&self, node: &str) -> bool {
         node == self.hub.nodes().id() || self.hub.nodes().is_gone(node).await
     }
 
-    /// Stops a stream `caller` may see that is being generated: the upstream request is
-    /// dropped and watchers get a final chunk with `finish_reason: "cancelled"`, then
-    /// `[DONE]`. Returns whether it was still running.
+    /// Stops a stream `caller` may see that is being generated, here or on another live node
+    /// (which is asked through history): the upstream request is dropped and watchers get a
+    /// final chunk with `finish_reason: "cancelled"`, then `[DONE]`. Returns whether it was
+    /// still running.
     ///
     /// # Errors
     /// [`RelayError::UnknownStream`] when no such stream is retained or it is not the
-    /// caller's.
+    /// caller's; [`RelayError::Store`] when another node's stream cannot be asked to stop.
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<bool, RelayError> {
         let running = self.active().get(id).map(|a| {
             let token = (!a.finishing).then(|| a.cancel.clone());
