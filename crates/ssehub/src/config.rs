@@ -76,6 +76,10 @@ pub struct Config {
     pub streams_sse_max_duration: Duration,
     /// Durable Streams appends (and initial `PUT` bodies) beyond this are answered 413.
     pub streams_max_append_bytes: usize,
+    /// How long this node's lease in the store lasts without renewal (it renews every quarter
+    /// of it): with a shared store, the other nodes end the answers and subscriptions of a
+    /// node that stopped at most this long, and a quarter, after it stopped.
+    pub node_lease: Duration,
 }
 
 /// Which history store [`crate::run`] opens.
@@ -145,6 +149,7 @@ impl Config {
             streams_long_poll_timeout: Duration::from_secs(30),
             streams_sse_max_duration: Duration::from_secs(60),
             streams_max_append_bytes: 16 << 20,
+            node_lease: crate::hub::DEFAULT_NODE_LEASE,
         }
     }
 }

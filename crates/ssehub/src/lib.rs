@@ -9,9 +9,10 @@
 //!   or Redis (one history shared by several nodes, each delivering it live).
 //! - [`auth`] (-> topic): JWS verification, both Mercure claim formats, where tokens come from.
 //! - [`hub`] (-> topic, store): publish, subscribe, replay-then-live, fan-out with bounded
-//!   queues; private parts behind a few re-exported names.
+//!   queues, presence, and which nodes sharing the store are alive (leases); private parts
+//!   behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
-//!   watchable, cancellable.
+//!   watchable, cancellable, from any node sharing the store.
 //! - [`streams`] (leaf beside `store`): the Durable Streams protocol's store and live tail:
 //!   byte streams in their own redb file (`streams.redb`), offsets, producers, forks, expiry.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
@@ -207,6 +208,7 @@ pub async fn start(
         subscriptions: config.subscriptions,
         replay_page: config.replay_page,
         retention,
+        node_lease: config.node_lease,
     };
     let hub = hub::Hub::start(
         store.clone(),

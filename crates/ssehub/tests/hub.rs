@@ -7,6 +7,9 @@ mod hub {
     mod auth;
     mod bad_input;
     mod binary;
+    mod cluster_presence;
+    mod cluster_relay;
+    pub(crate) mod cluster_support;
     mod durable_streams;
     mod history;
     mod http1;

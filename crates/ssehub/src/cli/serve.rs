@@ -172,6 +172,11 @@ pub(crate) struct ServeArgs {
     /// Durable Streams appends beyond this many bytes are answered 413.
     #[arg(long, env = "SSEHUB_STREAMS_MAX_APPEND_BYTES", default_value_t = 16 << 20)]
     streams_max_append_bytes: usize,
+    /// With a shared store: how long this node's lease lasts without renewal (renewed every
+    /// quarter of it; at least 40ms). Other nodes end the answers and subscriptions of a node
+    /// that stopped this long (and a quarter) after it stopped.
+    #[arg(long, env = "SSEHUB_NODE_LEASE", default_value = "4s", value_parser = parse_duration)]
+    node_lease: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -289,6 +294,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.streams_long_poll_timeout = args.streams_long_poll_timeout;
     config.streams_sse_max_duration = args.streams_sse_max_duration;
     config.streams_max_append_bytes = args.streams_max_append_bytes;
+    config.node_lease = args.node_lease;
     config.simulator = SimulatorOptions {
         tokens_per_second: args.simulator_tokens_per_second,
         first_token_delay: args.simulator_first_token_delay,

@@ -12,12 +12,16 @@
 //! ```
 //!
 //! Live delivery is driven by the store's feed, not by the publish call, so the same path
-//! serves updates published on this node and (with a shared store) on any other node.
+//! serves updates published on this node and (with a shared store) on any other node. The
+//! same dispatch feeds the hub's own bookkeeping (subscription events for presence) and
+//! whoever follows part of the hub's reserved topics ([`Hub::follow`]); [`Nodes`] tells which
+//! nodes sharing the store are alive.
 
 mod encode;
 mod fanout;
 mod filter;
 mod metrics;
+mod nodes;
 mod presence;
 mod publish;
 mod queue;
@@ -27,15 +31,17 @@ mod stream;
 pub use encode::encode_update;
 pub use filter::Filter;
 pub use metrics::Metrics;
+pub use nodes::{Liveness, Nodes};
 pub use presence::{CONTEXT, SUBSCRIPTIONS_PATH, subscription_iri, topic_iri};
 pub use publish::{InvalidUpdate, NewUpdate, validate};
 pub use queue::QueueLimits;
 pub use stream::{CutOff, SubscriberStream};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,6 +49,10 @@ use tokio_util::task::TaskTracker;
 use crate::store::{Cursor, Retention, Store, StoreError, Stored};
 use crate::update::Update;
 use fanout::Fanout;
+
+/// Default of [`HubOptions::node_lease`]: renewed every second, so three renewals may fail
+/// or come late before the others act.
+pub const DEFAULT_NODE_LEASE: Duration = Duration::from_secs(4);
 
 /// Tuning of the hub core.
 #[derive(Clone, Debug)]
@@ -57,6 +67,9 @@ pub struct HubOptions {
     pub subscriptions: bool,
     /// What history keeps: replay skips what the pruner has yet to remove.
     pub retention: Retention,
+    /// How long this node's lease lasts without renewal: other nodes take it for gone (and
+    /// clean up after it) at most this long, and a renewal period, after it stopped.
+    pub node_lease: Duration,
 }
 
 impl Default for HubOptions {
@@ -70,6 +83,7 @@ impl Default for HubOptions {
             replay_page: 512,
             subscriptions: false,
             retention: Retention::default(),
+            node_lease: DEFAULT_NODE_LEASE,
         }
     }
 }
@@ -126,9 +140,21 @@ pub(crate) struct HubInner {
     pub(crate) retention: Retention,
     pub(crate) shutdown: CancellationToken,
     pub(crate) presence: Option<Arc<presence::Presence>>,
+    /// This node and which others are alive.
+    pub(crate) nodes: Arc<Nodes>,
+    /// Who follows which updates besides subscribers (see [`Hub::follow`]).
+    pub(crate) followers: Mutex<Vec<Follower>>,
     /// Background work the hub starts (subscription-end events), waited for at shutdown
     /// before the store closes.
     pub(crate) tracker: TaskTracker,
+}
+
+/// One [`Hub::follow`]er.
+pub(crate) struct Follower {
+    /// Which updates it wants.
+    wants: fn(&Update) -> bool,
+    /// Where they go; unbounded because only hub-written control updates pass `wants`.
+    to: mpsc::UnboundedSender<Stored>,
 }
 
 /// A handle on the running hub; cheap to clone.
@@ -149,9 +175,15 @@ impl Hub {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<Hub, StoreError> {
+        // The lease comes first: other nodes learn of this one from what it records.
+        let nodes =
+            Nodes::start(store.clone(), options.node_lease, shutdown.clone(), tracker).await;
         // Subscribe before asking where history ends, so no append falls between the two.
         let feed = store.subscribe();
         let last = store.stats().await?.last_seq;
+        let presence = options
+            .subscriptions
+            .then(|| Arc::new(presence::Presence::new(nodes.id())));
         let inner = Arc::new(HubInner {
             fanout: Fanout::new(options.limits, metrics.clone()),
             store,
@@ -160,7 +192,9 @@ impl Hub {
             replay_page: options.replay_page.max(1),
             retention: options.retention,
             shutdown,
-            presence: options.subscriptions.then(Default::default),
+            presence,
+            nodes,
+            followers: Mutex::default(),
             tracker: tracker.clone(),
         });
         // After a restart the newest update in history is what precedes live delivery.
@@ -171,7 +205,42 @@ impl Hub {
             }
         }
         tracker.spawn(dispatch_loop(inner.clone(), feed, last));
-        Ok(Hub { inner })
+        let hub = Hub { inner };
+        if let Some(presence) = &hub.inner.presence {
+            tracker.spawn(presence::recall(
+                hub.inner.store.clone(),
+                presence.clone(),
+                last,
+                hub.inner.replay_page,
+                hub.inner.shutdown.clone(),
+            ));
+            tracker.spawn(presence::follow_nodes(
+                hub.clone(),
+                presence.clone(),
+                hub.inner.nodes.liveness(),
+                hub.inner.shutdown.clone(),
+            ));
+        }
+        Ok(hub)
+    }
+
+    /// Every update from now on for which `wants` is true, in history order, whichever node
+    /// published it. For the hub's own control updates in its reserved topics (the relay's
+    /// cancel requests): the channel is unbounded, so `wants` must let through only updates
+    /// no publisher can make in bulk. Dropping the receiver ends the following.
+    pub fn follow(&self, wants: fn(&Update) -> bool) -> mpsc::UnboundedReceiver<Stored> {
+        let (to, from) = mpsc::unbounded_channel();
+        self.inner
+            .followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Follower { wants, to });
+        from
+    }
+
+    /// This node and which nodes sharing the store are alive.
+    pub fn nodes(&self) -> &Arc<Nodes> {
+        &self.inner.nodes
     }
 
     /// Validates and durably stores an update; live delivery follows from the store's feed.
@@ -394,9 +463,24 @@ async fn dispatch_loop(
 }
 
 fn dispatch(inner: &HubInner, batch: &mut Vec<Stored>, last: &mut u64) {
-    let encoded: Vec<(u64, &Update, bytes::Bytes)> = batch
-        .iter()
-        .filter(|s| s.seq > *last)
+    let fresh = || batch.iter().filter(|s| s.seq > *last);
+    // Before the fan-out moves `last_dispatched` past them: the subscriptions API reads that
+    // id, then lists, and a client subscribing from it must not miss a change.
+    if let Some(presence) = &inner.presence {
+        for stored in fresh().filter(|s| presence::is_event(&s.update)) {
+            presence.observe(stored);
+        }
+    }
+    {
+        let mut followers = inner.followers.lock().unwrap_or_else(|e| e.into_inner());
+        followers.retain(|f| !f.to.is_closed());
+        for stored in fresh() {
+            for f in followers.iter().filter(|f| (f.wants)(&stored.update)) {
+                let _ = f.to.send(stored.clone());
+            }
+        }
+    }
+    let encoded: Vec<(u64, &Update, bytes::Bytes)> = fresh()
         .map(|s| (s.seq, &*s.update, encode::encode_update(&s.update)))
         .collect();
     if let Some((seq, _, _)) = encoded.last() {

@@ -7,6 +7,7 @@
 //!                                                    not by the caller)         ▼
 //! caller / GET /v1/streams/{id} (Last-Event-ID) ──────────────> hub replay-then-live ──> until [DONE]
 //! POST /v1/streams/{id}/cancel ──> cancel token ──> pump drops the upstream request
+//!        (on another node) ──> cancel request in history ──> the generating node's relay ──┘
 //! ```
 //!
 //! A relay stream *is* a hub topic: every chunk is a durable, private update with id
@@ -16,8 +17,9 @@
 //! only cancel (or shutdown) does, and then the upstream request is dropped at once.
 //!
 //! Each stream starts with a marker update (id `{stream}`, topic `/v1/streams/{id}/started`):
-//! it proves the stream exists after a restart, records who owns it (`owner`), and is the
-//! cursor a new watcher replays from.
+//! it proves the stream exists after a restart, records who owns it (`owner`) and which node
+//! generates it (`node`), and is the cursor a new watcher replays from. With nodes sharing a
+//! store, any node can watch and cancel any answer (`cluster`).
 //!
 //! Bounds: generations run per key and in total up to [`Limits`] (`limits`); beyond, 429.
 //! Relay history has its own, shorter retention (`--relay-history-max-age`, applied by the
@@ -25,6 +27,7 @@
 //! rather than cut: it gets the `hub_shutdown` chunk and `[DONE]` the pump records, within the
 //! shutdown grace.
 
+mod cluster;
 mod limits;
 mod owner;
 mod pump;
@@ -49,7 +52,7 @@ use crate::store::StoreError;
 use crate::topic::{RELAY_STREAMS, Selector};
 use crate::update::Update;
 use limits::Slots;
-use pump::{Generation, error_chunk};
+use pump::Generation;
 use upstream::{Reply, Upstream, UpstreamError};
 
 /// Why a relay call failed.
@@ -109,12 +112,15 @@ pub enum Started {
 /// A watcher's view of a relay stream: the hub's SSE bytes, ending after `data: [DONE]`.
 pub struct Watch {
     inner: SubscriberStream,
+    /// For a stream another node generates: keeps it watched for that node's end.
+    remote: Option<cluster::RemoteWatch>,
 }
 
 impl Watch {
     /// SSE byte chunks; the stream ends right after the chunk carrying `[DONE]`.
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
-        futures_util::stream::unfold((self.inner, false), |(mut s, done)| async move {
+        let state = (self.inner, false, self.remote);
+        futures_util::stream::unfold(state, |(mut s, done, remote)| async move {
             // Ends on shutdown only after the pump's last chunk and [DONE] (see `watch_from`).
             if done {
                 return None;
@@ -122,7 +128,7 @@ impl Watch {
             let chunk = s.next_chunk().await?;
             // [DONE] is the topic's last update, so it always ends a chunk.
             let done = chunk.ends_with(b"data: [DONE]\n\n");
-            Some((chunk, (s, done)))
+            Some((chunk, (s, done, remote)))
         })
     }
 }
@@ -150,6 +156,16 @@ pub struct Relay {
     shutdown: CancellationToken,
     /// Pumps are waited for before the store closes.
     tracker: TaskTracker,
+    /// Streams watched here that another node generates.
+    remote: Arc<cluster::Remote>,
+}
+
+/// What a stream's marker records.
+struct Marker {
+    /// See [`owner::owner_tag`].
+    owner: Option<String>,
+    /// The node generating it (absent in markers of versions before nodes).
+    node: Option<String>,
 }
 
 /// A stream this process is generating.
@@ -191,7 +207,7 @@ impl Relay {
         tracker: TaskTracker,
     ) -> Arc<Self> {
         let slots = Slots::new(options.limits, hub.metrics().clone());
-        Arc::new(Relay {
+        let relay = Arc::new(Relay {
             hub,
             upstream,
             active: Mutex::new(HashMap::new()),
@@ -199,7 +215,10 @@ impl Relay {
             grace: options.grace,
             shutdown,
             tracker,
-        })
+            remote: Arc::default(),
+        });
+        relay.follow_cluster();
+        relay
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
@@ -265,7 +284,8 @@ impl Relay {
             id: id.clone(),
             topics: vec![format!("{}/started", topic_of(&id))],
             data: json!({"stream": id, "model": request.get("model"),
-                         "created_ms": Update::now_ms(), "owner": owner})
+                         "created_ms": Update::now_ms(), "owner": owner,
+                         "node": self.hub.nodes().id()})
             .to_string(),
             private: true,
             event_type: None,
@@ -329,6 +349,7 @@ impl Relay {
             .await?;
         Ok(Watch {
             inner: sub.stream.drain_on_shutdown(self.recorded(id)),
+            remote: None,
         })
     }
 
@@ -344,8 +365,9 @@ impl Relay {
         }
     }
 
-    /// Watches a stream `caller` may see: replays what follows `last_event_id` (or all of
-    /// it), then live, ending after `[DONE]`.
+    /// Watches a stream `caller` may see, whichever node generates it: replays what follows
+    /// `last_event_id` (or all of it), then live, ending after `[DONE]`. A stream whose
+    /// generator is gone, now or later, is ended as interrupted (see `cluster`).
     ///
     /// # Errors
     /// [`RelayError::UnknownStream`] when no such stream is retained or it is not the
@@ -356,21 +378,19 @@ impl Relay {
         id: &str,
         last_event_id: Option<&str>,
     ) -> Result<Watch, RelayError> {
-        let owner = self.recorded_owner(id).await?;
-        if !owner::may_access(id, owner.as_deref(), caller) {
+        let marker = self.marker(id).await?;
+        if !owner::may_access(id, marker.owner.as_deref(), caller) {
             return Err(RelayError::UnknownStream(id.to_owned()));
         }
-        let active = self.active().contains_key(id);
-        if !active && self.hub.store().get(&done_id(id)).await?.is_none() {
-            // Its generator died with an earlier process: end it for good, so watchers finish.
-            self.finish(
-                id,
-                Some(error_chunk(
-                    "the hub restarted while this answer was being generated",
-                    "stream_interrupted",
-                )),
-            )
-            .await;
+        let running_here = self.active().contains_key(id);
+        let mut generator = None;
+        if !running_here && self.hub.store().get(&done_id(id)).await?.is_none() {
+            match marker.node {
+                Some(node) if !self.nodes_gone(&node).await => generator = Some(node),
+                // Its generator is gone (an earlier process of this hub, or another node):
+                // end it for good, so watchers finish.
+                _ => self.end_interrupted(id).await,
+            }
         }
         if last_event_id == Some(done_id(id).as_str()) {
             return Err(RelayError::Complete(id.to_owned()));
@@ -379,43 +399,66 @@ impl Relay {
         let after = last_event_id
             .filter(|l| l.strip_prefix(id).is_some_and(|r| r.starts_with('-')))
             .unwrap_or(id);
-        self.watch_from(id, Some(after)).await
+        let mut watch = self.watch_from(id, Some(after)).await?;
+        watch.remote = generator.map(|node| self.remote.watch(id, &node));
+        Ok(watch)
     }
 
-    /// Stops a stream `caller` may see that is being generated: the upstream request is
-    /// dropped and watchers get a final chunk with `finish_reason: "cancelled"`, then
-    /// `[DONE]`. Returns whether it was still running.
+    /// Whether `node`, named by the marker of a stream that is not running here, is gone. If
+    /// it names this node, the stream lost its pump: as good as gone.
+    async fn nodes_gone(&self, node: &str) -> bool {
+        node == self.hub.nodes().id() || self.hub.nodes().is_gone(node).await
+    }
+
+    /// Stops a stream `caller` may see that is being generated, here or on another live node
+    /// (which is asked through history): the upstream request is dropped and watchers get a
+    /// final chunk with `finish_reason: "cancelled"`, then `[DONE]`. Returns whether it was
+    /// still running.
     ///
     /// # Errors
     /// [`RelayError::UnknownStream`] when no such stream is retained or it is not the
-    /// caller's.
+    /// caller's; [`RelayError::Store`] when another node's stream cannot be asked to stop.
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<bool, RelayError> {
         let running = self.active().get(id).map(|a| {
             let token = (!a.finishing).then(|| a.cancel.clone());
             (a.owner.clone(), token)
         });
-        let (owner, token) = match running {
-            Some(running) => running,
-            None => (self.recorded_owner(id).await?, None),
-        };
-        if !owner::may_access(id, owner.as_deref(), caller) {
+        if let Some((owner, token)) = running {
+            if !owner::may_access(id, owner.as_deref(), caller) {
+                return Err(RelayError::UnknownStream(id.to_owned()));
+            }
+            return Ok(token.inspect(CancellationToken::cancel).is_some());
+        }
+        let marker = self.marker(id).await?;
+        if !owner::may_access(id, marker.owner.as_deref(), caller) {
             return Err(RelayError::UnknownStream(id.to_owned()));
         }
-        Ok(token.inspect(CancellationToken::cancel).is_some())
+        let Some(node) = marker.node else {
+            return Ok(false);
+        };
+        if self.hub.store().get(&done_id(id)).await?.is_some() || self.nodes_gone(&node).await {
+            return Ok(false);
+        }
+        self.request_cancel(id, &node).await?;
+        Ok(true)
     }
 
-    /// The owner recorded in stream `id`'s marker.
+    /// What stream `id`'s marker records.
     ///
     /// # Errors
     /// [`RelayError::UnknownStream`] when there is no such marker.
-    async fn recorded_owner(&self, id: &str) -> Result<Option<String>, RelayError> {
+    async fn marker(&self, id: &str) -> Result<Marker, RelayError> {
         let unknown = || RelayError::UnknownStream(id.to_owned());
         if !valid_stream_id(id) {
             return Err(unknown());
         }
         let marker = self.hub.store().get(id).await?.ok_or_else(unknown)?;
         let data: Value = serde_json::from_str(&marker.update.data).unwrap_or_default();
-        Ok(data["owner"].as_str().map(str::to_owned))
+        let text = |field: &str| data[field].as_str().map(str::to_owned);
+        Ok(Marker {
+            owner: text("owner"),
+            node: text("node"),
+        })
     }
 
     fn set_finishing(&self, id: &str) {

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::limits::Slot;
 use super::upstream::{UPSTREAM_IDLE_TIMEOUT, UpstreamError};
 use super::{Relay, done_id, topic_of};
+use crate::hub::PublishError;
+use crate::store::StoreError;
 use crate::update::Update;
 
 /// What one pump needs besides the relay.
@@ -88,21 +90,22 @@ impl Relay {
         tracing::info!(stream = %id, chunks = n, "relay stream finished");
     }
 
-    /// Records an optional last chunk and `[DONE]`.
+    /// Records an optional last chunk and `[DONE]`. Either may be recorded already, by
+    /// another node that took this stream's generator for gone: then it is left as it is.
     pub(super) async fn finish(&self, id: &str, last: Option<String>) {
         let topic = topic_of(id);
-        if let Some(data) = last {
-            let update = chunk_update(format!("{id}-end"), &topic, data);
-            if let Err(err) = self.hub.publish_valid(update).await {
-                tracing::error!(stream = %id, error = %err, "cannot record the last chunk");
+        let end = last.map(|data| chunk_update(format!("{id}-end"), &topic, data));
+        let done = chunk_update(done_id(id), &topic, "[DONE]".into());
+        for update in end.into_iter().chain([done]) {
+            match self.hub.publish_valid(update).await {
+                Ok(_) => {}
+                Err(PublishError::Store(StoreError::Duplicate { id: update })) => {
+                    tracing::debug!(stream = %id, update, "the end of the stream was already recorded");
+                }
+                Err(err) => {
+                    tracing::error!(stream = %id, error = %err, "cannot record the end of the stream");
+                }
             }
-        }
-        if let Err(err) = self
-            .hub
-            .publish_valid(chunk_update(done_id(id), &topic, "[DONE]".into()))
-            .await
-        {
-            tracing::error!(stream = %id, error = %err, "cannot record the end of the stream");
         }
     }
 }

@@ -415,6 +415,40 @@ pub(crate) async fn reopen_keeps_everything<B: Backend>(b: &B) {
     assert_eq!(store.append(update("d")).await.unwrap().seq, seqs[2] + 1);
 }
 
+/// A lease is current while its node renews it and ends once the node stops; whoever renews
+/// sees the others, and that a node stopped, conclusively, once renewals went on long enough.
+pub(crate) async fn leases_show_which_nodes_renew<B: Backend>(b: &B) {
+    let store = b.open("leases").await;
+    let sorted = |mut live: Vec<String>| {
+        live.sort();
+        live
+    };
+    let ttl = Duration::from_secs(1);
+    let first = store.renew_lease("a", ttl).await.unwrap();
+    assert!(first.lapsed, "a held no lease before");
+    assert_eq!(first.live, ["a"]);
+    let with_b = store.renew_lease("b", ttl).await.unwrap();
+    assert_eq!(sorted(with_b.live), ["a", "b"]);
+    // b stops renewing; a goes on, well within half its time to live.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = store.renew_lease("a", ttl).await.unwrap();
+        assert!(!seen.lapsed, "a renewed in time");
+        assert!(seen.live.iter().any(|n| n == "a"));
+        if seen.conclusive && seen.live == ["a"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b's lease never ended conclusively: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back = store.renew_lease("b", ttl).await.unwrap();
+    assert!(back.lapsed, "b's lease had run out");
+    assert_eq!(sorted(back.live), ["a", "b"]);
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, for the backend built by `$make`.
 #[macro_export]
 #[doc(hidden)]
@@ -434,6 +468,7 @@ macro_rules! store_conformance_tests {
             subscribe_sees_new_appends_in_order,
             concurrent_appends_are_all_durable_and_ordered,
             reopen_keeps_everything,
+            leases_show_which_nodes_renew,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -26,6 +26,7 @@ mod codec;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod crc;
+mod lease;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::update::Update;
+pub use lease::Leases;
+pub(crate) use lease::LocalLeases;
 
 /// How many encoded bytes one read of a backend holds by default before it stops early (see
 /// [`Store::read_after`]): the per-subscriber replay page of the README's memory bound.
@@ -290,6 +293,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Backend`] when the store cannot be read.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
+    /// Renews `node`'s lease for `ttl` and lists the nodes holding a current one, in one step.
+    /// Leases are kept apart from history and timed by the store's own clock, so the nodes
+    /// sharing a store agree on who is alive whatever their clocks say (see [`Leases`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be reached.
+    async fn renew_lease(&self, node: &str, ttl: Duration) -> Result<Leases, StoreError>;
+
     /// Stops accepting appends once every append already submitted is durable and answered.
     /// Reads keep working. Call it during graceful shutdown; dropping the store does the same,
     /// but blocks the dropping thread while it waits.
@@ -371,6 +382,9 @@ mod tests {
             }
         }
         async fn stats(&self) -> Result<StoreStats, StoreError> {
+            Err(StoreError::Closed)
+        }
+        async fn renew_lease(&self, _: &str, _: Duration) -> Result<Leases, StoreError> {
             Err(StoreError::Closed)
         }
     }

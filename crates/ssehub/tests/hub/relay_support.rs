@@ -27,6 +27,9 @@ pub(crate) struct Seen {
 
 pub(crate) type Shared = Arc<Mutex<Seen>>;
 
+/// How long model `fake-pause` is silent after its second chunk.
+pub(crate) const PAUSE: Duration = Duration::from_secs(8);
+
 pub(crate) fn chunk(i: usize, text: &str) -> String {
     json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": "fake",
            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}], "n": i})
@@ -69,6 +72,10 @@ async fn fake_chat(
     }
     let (count, delay, broken) = match model.as_str() {
         "fake-slow" => (usize::MAX, Duration::from_millis(100), false),
+        // Long enough to be watched live from another node, and still finite.
+        "fake-long" => (30, Duration::from_millis(50), false),
+        // Two chunks, silence for PAUSE, then a long tail.
+        "fake-pause" => (100, Duration::from_millis(100), false),
         "fake-broken" => (2, Duration::ZERO, true),
         _ => (8, Duration::from_millis(20), false),
     };
@@ -76,6 +83,7 @@ async fn fake_chat(
     let seen2 = seen.clone();
     let frames = futures_util::stream::unfold((0usize, guard), move |(i, guard)| {
         let seen = seen2.clone();
+        let model = model.clone();
         async move {
             if i == count {
                 if broken {
@@ -94,6 +102,9 @@ async fn fake_chat(
             if i > count {
                 std::mem::forget(guard);
                 return None;
+            }
+            if i == 2 && model == "fake-pause" {
+                tokio::time::sleep(PAUSE).await;
             }
             tokio::time::sleep(delay).await;
             Some((

@@ -81,7 +81,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
-    Cursor, DEFAULT_READ_BYTES, Replay, Retention, Store, StoreError, StoreStats, Stored, codec,
+    Cursor, DEFAULT_READ_BYTES, Leases, LocalLeases, Replay, Retention, Store, StoreError,
+    StoreStats, Stored, codec,
 };
 use crate::update::Update;
 use slot::DbSlot;
@@ -206,6 +207,8 @@ pub struct RedbStore {
     writer: Option<thread::JoinHandle<()>>,
     /// Database file, for error messages.
     path: PathBuf,
+    /// Node leases: only this process can use the file, so they live in memory.
+    leases: LocalLeases,
     /// See [`RedbOptions::read_bytes`].
     read_bytes: usize,
 }
@@ -308,6 +311,7 @@ impl RedbStore {
             writer: Some(writer),
             path,
             read_bytes: options.read_bytes.max(1),
+            leases: LocalLeases::default(),
         })
     }
 
@@ -430,6 +434,10 @@ impl Store for RedbStore {
             })
         })
         .await
+    }
+
+    async fn renew_lease(&self, node: &str, ttl: Duration) -> Result<Leases, StoreError> {
+        Ok(self.leases.renew(node, ttl))
     }
 
     async fn close(&self) -> Result<(), StoreError> {

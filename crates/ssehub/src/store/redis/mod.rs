@@ -10,7 +10,9 @@
 //! Keys (one hash tag, so all land in one Cluster slot): `ssehub:{<namespace>}:meta` (hash:
 //! `epoch`, `base`, `seq`), `…:log` (a stream whose entry ids are `<seq>-0`, so replay is
 //! `XRANGE`), `…:ids` (hash: update id → seq). `scripts` explains why each change is one Lua
-//! script; `lua/` holds them.
+//! script; `lua/` holds them. Apart from the history, `…:leases` (hash: node → when its lease
+//! runs out) and `…:lease_clock` say which nodes are alive (`lua/lease.lua`, timed by Redis'
+//! clock).
 //!
 //! Live delivery needs nothing but the log: every node's feed task reads it after the last seq
 //! it delivered and broadcasts what it finds, whoever appended it, in seq order. After Redis
@@ -64,7 +66,9 @@ use redis::{Client, Script, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cursor, PrefixAge, Replay, Retention, Store, StoreError, StoreStats, Stored, codec};
+use super::{
+    Cursor, Leases, PrefixAge, Replay, Retention, Store, StoreError, StoreStats, Stored, codec,
+};
 use crate::update::Update;
 use scripts::{Appended, Identity, Read, Scripts};
 use view::{Change, Generation, Position, View};
@@ -162,6 +166,10 @@ struct Keys {
     meta: String,
     log: String,
     ids: String,
+    /// Node leases (`lua/lease.lua`); not part of the history.
+    leases: String,
+    /// When node leases were renewed, to tell whether an absent lease proves anything.
+    lease_clock: String,
 }
 
 impl Keys {
@@ -171,6 +179,8 @@ impl Keys {
             meta: key("meta"),
             log: key("log"),
             ids: key("ids"),
+            leases: key("leases"),
+            lease_clock: key("lease_clock"),
         }
     }
 }
@@ -748,6 +758,37 @@ impl Store for RedisStore {
             return Ok(now);
         }
         Err(changing())
+    }
+
+    async fn renew_lease(&self, node: &str, ttl: Duration) -> Result<Leases, StoreError> {
+        let shared = &self.shared;
+        let what = "renew this node's lease";
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut invocation = shared.scripts.lease.key(&shared.keys.leases);
+        invocation
+            .key(&shared.keys.lease_clock)
+            .arg(node)
+            .arg(ttl_ms);
+        let mut conn = shared.conn.clone();
+        let timeout = shared.options.timeout;
+        let value = match tokio::time::timeout(timeout, invocation.invoke_async::<Value>(&mut conn))
+            .await
+        {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) => {
+                return Err(StoreError::backend(
+                    format!("cannot {what} in redis at {}", shared.server),
+                    e,
+                ));
+            }
+            Err(_) => {
+                return Err(StoreError::backend(
+                    format!("cannot {what} in redis at {}", shared.server),
+                    NoAnswer(timeout),
+                ));
+            }
+        };
+        scripts::leases(value).map_err(|e| shared.bad_reply(what, e))
     }
 
     async fn close(&self) -> Result<(), StoreError> {

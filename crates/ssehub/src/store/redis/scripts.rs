@@ -37,6 +37,8 @@ pub(super) struct Scripts {
     pub(super) remove: Script,
     /// `lua/stats.lua`: counts, and whether Redis takes writes.
     pub(super) stats: Script,
+    /// `lua/lease.lua`: node leases, apart from history (no prologue).
+    pub(super) lease: Script,
 }
 
 impl Scripts {
@@ -47,6 +49,7 @@ impl Scripts {
             prune: Script::new(script!("#!lua flags=allow-oom", "lua/prune.lua")),
             remove: Script::new(script!("#!lua flags=allow-oom", "lua/remove.lua")),
             stats: Script::new(script!("#!lua", "lua/stats.lua")),
+            lease: Script::new(concat!("#!lua\n", include_str!("lua/lease.lua"))),
         }
     }
 }
@@ -214,6 +217,22 @@ pub(super) fn removed(value: Value) -> Result<u64, BadReply> {
         Value::Int(n) => u64::try_from(n).map_err(|_| BadReply(format!("negative {n}"))),
         other => Err(BadReply(format!("expected an integer, got {other:?}"))),
     }
+}
+
+/// `lease.lua`'s reply.
+pub(super) fn leases(value: Value) -> Result<crate::store::Leases, BadReply> {
+    let mut f = Fields::new(value)?;
+    let lapsed = f.int()? == 1;
+    let conclusive = f.int()? == 1;
+    let mut live = Vec::with_capacity(f.items.len());
+    while f.items.len() > 0 {
+        live.push(f.text()?);
+    }
+    Ok(crate::store::Leases {
+        live,
+        lapsed,
+        conclusive,
+    })
 }
 
 /// `(removed, done)` from `prune.lua`.

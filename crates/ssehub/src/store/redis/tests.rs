@@ -332,3 +332,39 @@ fn options_debug_hides_the_password() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("redis.internal"), "{text}");
 }
+
+/// Renews `node`'s lease every 50 ms until a renewal is conclusive; fails after [`PATIENCE`].
+async fn renew_until_conclusive(store: &RedisStore, node: &str, ttl: Duration) -> Leases {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let leases = store.renew_lease(node, ttl).await.unwrap();
+        if leases.conclusive {
+            return leases;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never conclusive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After a break in which nobody renewed (Redis away, or nodes stopped together), or after
+/// Redis lost the leases, a missing node proves nothing until a whole time to live passed:
+/// otherwise the first node back would take every other live node for gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_lease_is_inconclusive_after_a_break_or_a_flush() {
+    let server = RedisServer::start();
+    let store = open(&server, "lease-break").await;
+    let ttl = Duration::from_millis(400);
+    assert!(!store.renew_lease("a", ttl).await.unwrap().conclusive);
+    renew_until_conclusive(&store, "a", ttl).await;
+    // Nobody renews for longer than the time to live: b's lease and a's ran out meanwhile.
+    store.renew_lease("b", ttl).await.unwrap();
+    tokio::time::sleep(ttl * 2).await;
+    let back = store.renew_lease("a", ttl).await.unwrap();
+    assert!(back.lapsed);
+    assert_eq!(back.live, ["a"]);
+    assert!(!back.conclusive, "b may not have had its turn yet");
+    renew_until_conclusive(&store, "a", ttl).await;
+    assert_eq!(server.command(&["FLUSHALL"]), "+OK");
+    let flushed = store.renew_lease("a", ttl).await.unwrap();
+    assert!(flushed.lapsed && !flushed.conclusive, "{flushed:?}");
+}
