@@ -170,15 +170,20 @@ export class Parser {
   }
 }
 
+/** Fraction by which jitter may lengthen a reconnection delay (never shorten it). */
+export const JITTER = 0.2;
+
 /**
  * Delay (ms) before reconnection attempt number `attempt` (0 for the first after a stream
- * that made progress): `base * 2^attempt`, capped at `cap`, then "equal jitter" (a random value
- * in [d/2, d]) so that clients dropped together by a restart do not come back together.
+ * that made progress): `base * 2^attempt`, capped at `cap` (but never below `base`, the
+ * server's `retry`), then lengthened by a random fraction of at most `JITTER`, so that clients
+ * dropped together by a restart do not come back together. Jitter only adds: a server that asks
+ * for a delay (to shed load) never sees a client return sooner.
  */
 export function backoffDelay(attempt, base = DEFAULT_RETRY_MS, cap = DEFAULT_MAX_RETRY_MS, random = Math.random) {
   const exp = Math.min(Math.max(attempt, 0), 30);
-  const d = Math.min(cap, base * 2 ** exp);
-  return Math.round(d / 2 + random() * (d / 2));
+  const d = Math.min(Math.max(cap, base), base * 2 ** exp);
+  return Math.round(d + random() * JITTER * d);
 }
 
 function abortableSleep(ms, signal) {

@@ -62,7 +62,7 @@ test('reconnects with Last-Event-ID and the server retry after the stream ends',
   assert.equal(fetch.calls[0].headers['last-event-id'], undefined);
   assert.equal(fetch.calls[0].headers.accept, 'text/event-stream');
   assert.equal(fetch.calls[1].headers['last-event-id'], '7');
-  assert.deepEqual(delays, [2500]);
+  assert.deepEqual(delays, [3000]); // 2500 and at most 20 % of jitter on top
   assert.equal(conn.lastEventId, '8');
 });
 
@@ -81,14 +81,22 @@ test('failed attempts back off exponentially up to the cap, and progress resets 
     },
   });
   await conn.closed;
-  assert.deepEqual(delays, [1000, 2000, 4000, 5000, 5000, 1000]);
+  assert.deepEqual(delays, [1200, 2400, 4800, 6000, 6000, 1200]);
 });
 
-test('jitter keeps each delay within [d/2, d]', () => {
-  assert.equal(backoffDelay(0, 1000, 30000, () => 0), 500);
-  assert.equal(backoffDelay(0, 1000, 30000, () => 1), 1000);
-  assert.equal(backoffDelay(3, 1000, 30000, () => 0.5), 6000);
-  assert.equal(backoffDelay(50, 1000, 30000, () => 1), 30000);
+// Regression (issue 15): jitter drew from [d/2, d], so a client came back up to half the
+// server's `retry` sooner than asked.
+test('jitter only lengthens a delay, never below the server retry', () => {
+  assert.equal(backoffDelay(0, 1000, 30000, () => 0), 1000);
+  assert.equal(backoffDelay(0, 1000, 30000, () => 1), 1200);
+  assert.equal(backoffDelay(3, 1000, 30000, () => 0.5), 8800);
+  assert.equal(backoffDelay(50, 1000, 30000, () => 1), 36000);
+  // A retry above the cap is still honoured.
+  assert.equal(backoffDelay(5, 60000, 30000, () => 0), 60000);
+  for (let i = 0; i < 1000; i++) {
+    const d = backoffDelay(0, 2500, 30000);
+    assert.ok(d >= 2500 && d <= 3000, `${d}`);
+  }
   const seen = new Set();
   for (const r of [0, 0.25, 0.5, 0.75, 1]) seen.add(backoffDelay(2, 1000, 30000, () => r));
   assert.equal(seen.size, 5);
