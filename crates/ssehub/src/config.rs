@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::AuthConfig;
+use crate::demo::DemoOptions;
 use crate::relay::simulator::SimulatorOptions;
 use crate::store::redis::RedisOptions;
 
@@ -66,6 +67,8 @@ pub struct Config {
     pub simulator: SimulatorOptions,
     /// How often history is pruned to the retention policy.
     pub prune_interval: Duration,
+    /// `--demo`: simulated producers for the demo pages run ([`Config::enable_demo`]).
+    pub demo: Option<DemoOptions>,
 }
 
 /// Which history store [`crate::run`] opens.
@@ -131,7 +134,17 @@ impl Config {
             relay_history_max_age: Some(DEFAULT_RELAY_HISTORY_MAX_AGE),
             simulator: SimulatorOptions::default(),
             prune_interval: Duration::from_secs(5),
+            demo: None,
         }
+    }
+
+    /// Turns on the demo pages' data (`--demo`): the simulated producers, the demo topics open
+    /// to browsers without a token ([`crate::demo::open_topics`]), and subscription events,
+    /// which the online counter reads.
+    pub fn enable_demo(&mut self, options: DemoOptions) {
+        self.demo = Some(options);
+        self.auth.open_topics = crate::demo::open_topics();
+        self.subscriptions = true;
     }
 }
 

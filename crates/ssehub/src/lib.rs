@@ -12,6 +12,7 @@
 //!   queues; private parts behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
 //!   watchable, cancellable.
+//! - [`demo`] (-> hub, auth): `--demo`'s simulated producers and the topics it opens.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).
@@ -40,6 +41,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod relay;
@@ -189,6 +191,9 @@ pub async fn start(
         &tracker,
     )
     .await?;
+    if let Some(demo) = &config.demo {
+        demo::spawn(hub.clone(), demo.clone(), shutdown.clone(), &tracker);
+    }
     let addr: SocketAddr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");

@@ -7,6 +7,8 @@ mod hub {
     mod auth;
     mod bad_input;
     mod binary;
+    mod demo;
+    mod follow;
     mod history;
     mod http1;
     mod ops;

@@ -202,6 +202,18 @@ impl Fanout {
             .len()
     }
 
+    /// Whether anyone joined would receive a public update on `topic`: an index lookup, then
+    /// the groups that must be scanned anyway.
+    pub(crate) fn has_subscribers(&self, topic: &str) -> bool {
+        let reg = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        reg.by_topic.contains_key(topic)
+            || reg
+                .scan
+                .iter()
+                .filter_map(|key| reg.groups.get(key))
+                .any(|group| group.filter.selects(topic))
+    }
+
     /// Delivers a batch of stored updates, each encoded once, to every matching member.
     ///
     /// Never blocks on a subscriber: a member whose queue is full is cut off.
