@@ -41,8 +41,11 @@ pub const TICKER_PREFIX: &str = "/demo/ticker/";
 /// Where `ssehub publish --follow FILE --topic /demo/logs` sends lines for the log page.
 pub const LOGS_TOPIC: &str = "/demo/logs";
 
-/// Where the simulated log lines go.
+/// Where the simulated log lines go, with this SSE event type so a page can label them.
 pub const SIMULATED_LOGS_TOPIC: &str = "/demo/logs/simulated";
+
+/// The event type of simulated log lines.
+pub const SIMULATED_TYPE: &str = "simulated";
 
 /// The topic whose subscribers the online counter counts.
 pub const ONLINE_TOPIC: &str = "/demo/online";
@@ -100,7 +103,7 @@ async fn run_ticker(hub: Hub, options: DemoOptions, shutdown: CancellationToken)
         }
         let quotes = ticker.step(&mut rand::rng(), crate::update::Update::now_ms());
         for (topic, data) in quotes {
-            publish(&hub, topic, data).await;
+            publish(&hub, topic, data, None).await;
         }
     }
 }
@@ -120,16 +123,18 @@ async fn run_logs(hub: Hub, options: DemoOptions, shutdown: CancellationToken) {
             continue;
         }
         let line = lines.next(&mut rand::rng(), crate::update::Update::now_ms());
-        publish(&hub, SIMULATED_LOGS_TOPIC.to_owned(), line).await;
+        let kind = Some(SIMULATED_TYPE.to_owned());
+        publish(&hub, SIMULATED_LOGS_TOPIC.to_owned(), line, kind).await;
     }
 }
 
 /// Publishes one simulated update; a failure (a full disk) is logged and the next one tried,
 /// since simulated data is worth no more than that.
-async fn publish(hub: &Hub, topic: String, data: String) {
+async fn publish(hub: &Hub, topic: String, data: String, event_type: Option<String>) {
     let update = NewUpdate {
         topics: vec![topic],
         data,
+        event_type,
         ..NewUpdate::default()
     };
     if let Err(err) = hub.publish(update).await {

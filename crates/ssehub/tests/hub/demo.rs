@@ -50,6 +50,7 @@ async fn demo_topics_are_readable_without_a_token_and_the_simulation_feeds_them(
             quotes += 1;
         } else {
             assert!(event.data.contains(" #"), "{}", event.data);
+            assert_eq!(event.event_type(), "simulated");
             lines += 1;
         }
     }
