@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine, then runs
-# every check (format, lints, every test, browser tests). CI runs exactly this.
+# every check (format, lints, every test, the examples, browser tests). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,11 @@ cargo check --quiet --manifest-path fuzz/Cargo.toml
 
 step "tests"
 cargo test --workspace --locked
+
+if [ -x scripts/test-examples.sh ]; then
+  step "examples (Python, Node, PHP, curl) against a real hub"
+  scripts/test-examples.sh
+fi
 
 if [ -x scripts/test-web.sh ]; then
   step "browser module and pages"
