@@ -57,6 +57,8 @@ it('shows simulated prices moving live, with change and a sparkline', async () =
   await page.setViewportSize({ width: 1280, height: 800 });
   await moved(page, 12);
   await page.screenshot({ path: join(resultsDir, 'demo-ticker.png') });
+  // The top of it, small enough for the README (docs/ticker.png is a copy).
+  await page.screenshot({ path: join(resultsDir, 'demo-ticker-readme.png'), clip: { x: 0, y: 0, width: 1280, height: 390 } });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(resultsDir, 'demo-ticker-phone.png') });
   assert.deepEqual(errors, []);
