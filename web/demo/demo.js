@@ -85,6 +85,7 @@ export async function subscribe({ key, topics, restore, save, onupdate, onresume
   const describe = () => {
     if (!resumeFrom) return 'live from now on (a reload resumes from the last update shown)';
     if (unknown) return `id ${resumeFrom} is no longer in history: replayed all ${missed} retained updates`;
+    if (!end) return `resumed from id ${resumeFrom}`;
     const n = missed === 1 ? '1 update' : `${missed} updates`;
     return `resumed from id ${resumeFrom}, missed ${n}`;
   };

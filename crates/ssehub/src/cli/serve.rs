@@ -100,6 +100,7 @@ pub(crate) struct ServeArgs {
     subscriptions: bool,
     /// Feed the demo pages (/demo/ticker, /demo/logs, /demo/online) with simulated data, and
     /// let browsers without a token read the /demo/ topics (only those); implies --subscriptions.
+    /// With a shared store, give it to one node only: each would run its own simulation.
     #[arg(long, env = "SSEHUB_DEMO")]
     demo: bool,
     /// PEM certificate chain: serve HTTPS with HTTP/2 (ALPN).

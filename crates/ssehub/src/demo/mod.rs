@@ -89,7 +89,7 @@ pub fn spawn(hub: Hub, options: DemoOptions, shutdown: CancellationToken, tracke
 
 async fn run_ticker(hub: Hub, options: DemoOptions, shutdown: CancellationToken) {
     let mut ticker = ticker::Ticker::new();
-    let probe = format!("{TICKER_PREFIX}{}", ticker.first_symbol());
+    let topics = ticker.topics();
     let mut audience = Audience::new(options.linger);
     let mut interval = tokio::time::interval(options.ticker_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -98,7 +98,8 @@ async fn run_ticker(hub: Hub, options: DemoOptions, shutdown: CancellationToken)
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if !audience.watched(hub.has_subscribers(&probe), tokio::time::Instant::now()) {
+        let watched = topics.iter().any(|t| hub.has_subscribers(t));
+        if !audience.watched(watched, tokio::time::Instant::now()) {
             continue;
         }
         let quotes = ticker.step(&mut rand::rng(), crate::update::Update::now_ms());

@@ -71,8 +71,12 @@ impl Ticker {
         }
     }
 
-    pub(super) fn first_symbol(&self) -> &'static str {
-        self.quotes[0].symbol
+    /// Every symbol's topic.
+    pub(super) fn topics(&self) -> Vec<String> {
+        self.quotes
+            .iter()
+            .map(|q| format!("{TICKER_PREFIX}{}", q.symbol))
+            .collect()
     }
 
     /// Moves every price one step: `(topic, JSON data)` per symbol.
