@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-/// Lines by level, with `{n}` standing for a small random number.
+/// Lines by level, with `{n}` standing for a small random number and `{pct}` for a percentage.
 const INFO: [&str; 6] = [
     "api: GET /orders/{n} 200 in {n} ms",
     "api: POST /cart 201 in {n} ms",
@@ -14,12 +14,12 @@ const INFO: [&str; 6] = [
 ];
 const DEBUG: [&str; 3] = [
     "db: query took {n} ms (select * from orders where id = {n})",
-    "cache: hit ratio {n}%",
+    "cache: hit ratio {pct}%",
     "http: keep-alive connection {n} reused",
 ];
 const WARN: [&str; 3] = [
     "api: slow request GET /search took {n} ms",
-    "db: connection pool {n}% busy",
+    "db: connection pool {pct}% busy",
     "worker: retrying job {n} (attempt 2 of 5)",
 ];
 const ERROR: [&str; 2] = [
@@ -58,6 +58,7 @@ impl LogLines {
             _ => ("INFO", &INFO),
         };
         let template = templates[rng.random_range(0..templates.len())];
+        let template = template.replace("{pct}", &rng.random_range(1..100).to_string());
         let mut text = String::with_capacity(template.len() + 8);
         let mut parts = template.split("{n}");
         text.push_str(parts.next().unwrap_or_default());
@@ -84,6 +85,6 @@ mod tests {
         for level in ["ERROR", "WARN ", "DEBUG", "INFO "] {
             assert!(made.iter().any(|l| l[13..].starts_with(level)), "{level}");
         }
-        assert!(made.iter().all(|l| !l.contains("{n}")));
+        assert!(made.iter().all(|l| !l.contains('{')));
     }
 }
