@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine, then runs
-# every check (format, lints, every test, the Durable Streams conformance suite, browser
-# tests). CI runs exactly this.
+# every check (format, lints, every test, the Durable Streams conformance suite, the examples,
+# browser tests). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +41,10 @@ cargo test --workspace --locked
 
 step "Durable Streams conformance suite"
 scripts/test-durable-streams.sh
+if [ -x scripts/test-examples.sh ]; then
+  step "examples (Python, Node, PHP, curl) against a real hub"
+  scripts/test-examples.sh
+fi
 
 if [ -x scripts/test-web.sh ]; then
   step "browser module and pages"

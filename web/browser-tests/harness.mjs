@@ -14,12 +14,13 @@ export const resultsDir = resolve(repo, 'web/test-results');
 
 /**
  * Starts `ssehub serve` on 127.0.0.1:0 with a fresh data directory and resolves once it logs
- * the address it listens on. `SSEHUB_BIN` overrides the binary.
+ * the address it listens on. `SSEHUB_BIN` overrides the binary. Subscribers need no token
+ * unless `anonymous` is false.
  */
-export async function startHub(extraArgs = []) {
+export async function startHub(extraArgs = [], { anonymous = true } = {}) {
   const bin = process.env.SSEHUB_BIN || join(repo, 'target/debug/ssehub');
   const dataDir = mkdtempSync(join(tmpdir(), 'ssehub-web-'));
-  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--anonymous', ...extraArgs];
+  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(anonymous ? ['--anonymous'] : []), ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'warn,ssehub=info' } });
   let log = '';
   const url = await new Promise((resolveUrl, reject) => {
@@ -159,4 +160,42 @@ export function hs256(key, claims) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
   return `${head}.${createHmac('sha256', key).update(head).digest('base64url')}`;
+}
+
+/**
+ * Subscribes outside the browser and resolves with the first `n` events (`{id, type, data}`),
+ * then closes the stream. `onopen` runs once the hub answered (the subscription is in place).
+ */
+export async function takeEvents(url, n, { headers = {}, onopen } = {}) {
+  const ac = new AbortController();
+  const r = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal });
+  if (r.status !== 200) throw new Error(`GET ${url}: ${r.status}`);
+  if (onopen) onopen();
+  const events = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of r.body) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = { id: '', type: 'message', data: [] };
+        for (const line of block.split('\n')) {
+          const [field, ...rest] = line.split(':');
+          const value = rest.join(':').replace(/^ /, '');
+          if (field === 'id') event.id = value;
+          else if (field === 'event') event.type = value;
+          else if (field === 'data') event.data.push(value);
+        }
+        if (event.data.length === 0) continue;
+        events.push({ ...event, data: event.data.join('\n') });
+        if (events.length >= n) return events;
+      }
+    }
+  } finally {
+    ac.abort();
+  }
+  throw new Error(`the stream ended after ${events.length} of ${n} events`);
 }

@@ -10,6 +10,9 @@ export const PAGES = {
   'index.html': "connect-src 'self'",
   // The console may subscribe to and publish on a hub of another origin.
   'console.html': 'connect-src *',
+  'demo/ticker.html': "connect-src 'self'",
+  'demo/logs.html': "connect-src 'self'",
+  'demo/online.html': "connect-src 'self'",
 };
 
 /** The policy a page must carry, given its text. */

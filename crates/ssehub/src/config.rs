@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::AuthConfig;
+use crate::demo::DemoOptions;
 use crate::relay::simulator::SimulatorOptions;
 use crate::store::redis::RedisOptions;
 
@@ -80,6 +81,8 @@ pub struct Config {
     /// of it): with a shared store, the other nodes end the answers and subscriptions of a
     /// node that stopped at most this long, and a quarter, after it stopped.
     pub node_lease: Duration,
+    /// `--demo`: simulated producers for the demo pages run ([`Config::enable_demo`]).
+    pub demo: Option<DemoOptions>,
 }
 
 /// Which history store [`crate::run`] opens.
@@ -150,7 +153,17 @@ impl Config {
             streams_sse_max_duration: Duration::from_secs(60),
             streams_max_append_bytes: 16 << 20,
             node_lease: crate::hub::DEFAULT_NODE_LEASE,
+            demo: None,
         }
+    }
+
+    /// Turns on the demo pages' data (`--demo`): the simulated producers, the demo topics open
+    /// to browsers without a token ([`crate::demo::open_topics`]), and subscription events,
+    /// which the online counter reads.
+    pub fn enable_demo(&mut self, options: DemoOptions) {
+        self.demo = Some(options);
+        self.auth.open_topics = crate::demo::open_topics();
+        self.subscriptions = true;
     }
 }
 

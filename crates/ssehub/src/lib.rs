@@ -15,6 +15,7 @@
 //!   watchable, cancellable, from any node sharing the store.
 //! - [`streams`] (leaf beside `store`): the Durable Streams protocol's store and live tail:
 //!   byte streams in their own redb file (`streams.redb`), offsets, producers, forks, expiry.
+//! - [`demo`] (-> hub, auth): `--demo`'s simulated producers and the topics it opens.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).
@@ -46,6 +47,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod relay;
@@ -218,6 +220,9 @@ pub async fn start(
         &tracker,
     )
     .await?;
+    if let Some(demo) = &config.demo {
+        demo::spawn(hub.clone(), demo.clone(), shutdown.clone(), &tracker);
+    }
     let addr: SocketAddr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");

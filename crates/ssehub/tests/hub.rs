@@ -10,7 +10,9 @@ mod hub {
     mod cluster_presence;
     mod cluster_relay;
     pub(crate) mod cluster_support;
+    mod demo;
     mod durable_streams;
+    mod follow;
     mod history;
     mod http1;
     mod ops;

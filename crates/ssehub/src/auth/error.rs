@@ -27,6 +27,17 @@ pub enum AuthError {
         "anonymous subscribers are not allowed on this hub: send a JWT (or start the hub with --anonymous)"
     )]
     AnonymousNotAllowed,
+    /// A subscriber without a token named a selector outside the topics this hub opens to
+    /// such subscribers (`--demo`).
+    #[error(
+        "subscribers without a token may only subscribe to topics under {open} on this hub, and {selector:?} is not confined to them: send a JWT"
+    )]
+    TopicNotOpen {
+        /// The refused selector, as written.
+        selector: String,
+        /// The open prefixes, comma-separated.
+        open: String,
+    },
     /// The request carries credentials in an unusable form (for example a non-Bearer
     /// Authorization header).
     #[error("invalid authorization request: {reason}")]
@@ -163,7 +174,9 @@ impl AuthError {
     /// `Bearer error="...", error_description="..."` carrying this error's message.
     pub fn www_authenticate(&self) -> String {
         let code = match self {
-            AuthError::MissingToken { .. } | AuthError::AnonymousNotAllowed => {
+            AuthError::MissingToken { .. }
+            | AuthError::AnonymousNotAllowed
+            | AuthError::TopicNotOpen { .. } => {
                 return "Bearer".to_owned();
             }
             AuthError::InvalidRequest { .. } => "invalid_request",

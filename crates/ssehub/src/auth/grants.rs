@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::AuthError;
+use super::{AuthError, OpenTopics};
 use crate::topic::{Selector, SelectorCache, SelectorKind};
 
 /// Most selectors one token may carry (all lists together); each one may compile a
@@ -55,6 +55,9 @@ pub struct Grants {
     subscribe_details: Vec<(Vec<Arc<Selector>>, Option<Value>)>,
     /// Memoizes matching against the selectors above.
     cache: Arc<SelectorCache>,
+    /// For a subscriber without a token on a hub with [`super::OpenTopics`]: the prefixes its
+    /// selectors must stay under. `None`: no such limit.
+    confined_to: Option<Vec<String>>,
 }
 
 impl Grants {
@@ -69,6 +72,37 @@ impl Grants {
             format: TokenFormat::Anonymous,
             subscribe_details: Vec::new(),
             cache,
+            confined_to: None,
+        }
+    }
+
+    /// What a subscriber without a token gets on a hub that opens `open` (and is not
+    /// anonymous): its selectors confined to the open prefixes, the open private topics granted.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidClaims`] when an open selector does not parse.
+    pub(crate) fn open(open: &OpenTopics, cache: Arc<SelectorCache>) -> Result<Self, AuthError> {
+        let subscribe = open.compile_subscribe(&cache)?;
+        let mut grants = Grants::anonymous(cache);
+        grants.subscribe = subscribe;
+        grants.confined_to = Some(open.prefixes.clone());
+        Ok(grants)
+    }
+
+    /// Checks a subscription's selectors against the part of the topic space these grants
+    /// confine the holder to; always passes for a token or on an anonymous hub.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::TopicNotOpen`] naming the first selector outside it.
+    pub fn check_selectors<'a>(
+        &self,
+        selectors: impl IntoIterator<Item = &'a Selector>,
+    ) -> Result<(), AuthError> {
+        match &self.confined_to {
+            None => Ok(()),
+            Some(prefixes) => super::open::check_confined(prefixes, selectors),
         }
     }
 

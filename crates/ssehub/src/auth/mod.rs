@@ -19,6 +19,7 @@ mod error;
 mod grants;
 mod keys;
 mod mint;
+mod open;
 mod source;
 mod verify;
 
@@ -30,6 +31,7 @@ pub use grants::{Grants, MAX_TOKEN_SELECTORS, TokenFormat};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{Key, KeyError, SUPPORTED_ALGORITHMS, VerifyingKey, parse_algorithm};
 pub use mint::{ClaimFormat, MatchType, MintClaims, MintTopic, mint};
+pub use open::OpenTopics;
 pub use source::{TokenSource, check_publish_origin, extract_token};
 pub use verify::{AuthConfig, Authorizer, DEFAULT_COOKIE_NAME};
 

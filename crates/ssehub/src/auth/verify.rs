@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::grants::{self, Grants};
 use super::keys::VerifyingKey;
 use super::source::{self, TokenSource};
-use super::{AuthError, Role};
+use super::{AuthError, OpenTopics, Role};
 use crate::topic::SelectorCache;
 
 /// Default cookie carrying the token for browsers.
@@ -36,6 +36,8 @@ pub struct AuthConfig {
     pub cookie_name: String,
     /// Whether subscribers may connect without a token (public updates only).
     pub anonymous: bool,
+    /// Topics subscribers without a token may read when `anonymous` is off (`--demo`).
+    pub open_topics: OpenTopics,
     /// Origins allowed to publish with cookie authentication (`*` allows any).
     pub publish_origins: Vec<String>,
     /// Clock skew tolerated on `exp` and `nbf`.
@@ -57,6 +59,7 @@ impl AuthConfig {
             resource_identifier: None,
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             anonymous: false,
+            open_topics: OpenTopics::default(),
             publish_origins: Vec::new(),
             leeway: Duration::from_secs(5),
             selector_cache: Arc::new(SelectorCache::default()),
@@ -208,7 +211,8 @@ impl Authorizer {
     }
 
     /// Grants for a request that may or may not carry a token: publishers need one;
-    /// subscribers without one get [`Grants::anonymous`] when anonymous access is on.
+    /// subscribers without one get [`Grants::anonymous`] when anonymous access is on, else
+    /// the grants of the open topics ([`AuthConfig::open_topics`]) if any.
     ///
     /// # Errors
     ///
@@ -219,6 +223,9 @@ impl Authorizer {
             (Some(t), _) => self.verify(t, role),
             (None, Role::Subscriber) if self.config.anonymous => {
                 Ok(Grants::anonymous(self.config.selector_cache.clone()))
+            }
+            (None, Role::Subscriber) if !self.config.open_topics.is_empty() => {
+                Grants::open(&self.config.open_topics, self.config.selector_cache.clone())
             }
             (None, Role::Subscriber) => Err(AuthError::AnonymousNotAllowed),
             (None, Role::Publisher) => Err(AuthError::MissingToken {

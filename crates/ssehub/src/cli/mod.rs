@@ -1,5 +1,7 @@
 //! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
 
+mod banner;
+mod follow;
 mod listen;
 mod parse;
 mod publish;

@@ -1,9 +1,13 @@
-//! `ssehub publish`: post one update to a Mercure hub and print its id.
+//! `ssehub publish`: post one update to a Mercure hub and print its id, or with `--follow`,
+//! one update per line of a growing file (or of standard input), like `tail -f`.
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+
+use super::follow;
 
 /// Arguments of `ssehub publish`.
 #[derive(clap::Args, Debug)]
@@ -19,10 +23,15 @@ pub(crate) struct PublishArgs {
     #[arg(long = "topic", required = true)]
     topics: Vec<String>,
     /// The data: text, `@file`, or read from stdin when omitted.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     data: Option<String>,
+    /// Publish every line appended to FILE from now on, one update per line, and keep
+    /// following it across rotation (replaced or truncated) until interrupted; `-` reads
+    /// standard input line by line until it ends. Prints each update's id.
+    #[arg(long, value_name = "FILE")]
+    follow: Option<String>,
     /// A custom update id (the hub generates one otherwise).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     id: Option<String>,
     /// The SSE event type.
     #[arg(long = "type")]
@@ -54,8 +63,8 @@ fn read_data(arg: Option<&str>) -> anyhow::Result<String> {
     }
 }
 
-pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
-    let data = read_data(args.data.as_deref())?;
+/// The publish form for `data` with the other fields from the arguments.
+fn form(args: &PublishArgs, data: String) -> String {
     let mut form: Vec<(&str, String)> = args.topics.iter().map(|t| ("topic", t.clone())).collect();
     form.push(("data", data));
     if let Some(id) = &args.id {
@@ -70,10 +79,23 @@ pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     if args.private {
         form.push(("private", "on".into()));
     }
-    let body = form_urlencoded::Serializer::new(String::new())
+    form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
-        .finish();
-    let mut req = reqwest::Client::new()
+        .finish()
+}
+
+/// How one attempt to publish ended.
+enum Outcome {
+    /// Stored: the id.
+    Published(String),
+    /// Worth trying again later: the hub is unreachable, overloaded or failing.
+    Transient(anyhow::Error),
+    /// Trying again cannot help (a refused token, a malformed update): the status and message.
+    Refused(reqwest::StatusCode, String),
+}
+
+async fn post(client: &reqwest::Client, args: &PublishArgs, body: String) -> Outcome {
+    let mut req = client
         .post(&args.hub)
         .header(
             reqwest::header::CONTENT_TYPE,
@@ -83,15 +105,85 @@ pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     if let Some(token) = &args.token {
         req = req.bearer_auth(token);
     }
-    let res = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the hub at {}", args.hub))?;
+    let res = match req.send().await {
+        Ok(res) => res,
+        Err(e) => {
+            return Outcome::Transient(
+                anyhow::Error::new(e).context(format!("cannot reach the hub at {}", args.hub)),
+            );
+        }
+    };
     let status = res.status();
-    let text = res.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("the hub answered {status}: {}", text.trim());
+    let text = res.text().await.unwrap_or_default().trim().to_owned();
+    if status.is_success() {
+        Outcome::Published(text)
+    } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        Outcome::Transient(anyhow::anyhow!("the hub answered {status}: {text}"))
+    } else {
+        Outcome::Refused(status, text)
     }
-    println!("{}", text.trim());
+}
+
+pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    if let Some(source) = args.follow.clone() {
+        return follow(args, &source).await;
+    }
+    let data = read_data(args.data.as_deref())?;
+    match post(&reqwest::Client::new(), &args, form(&args, data)).await {
+        Outcome::Published(id) => println!("{id}"),
+        Outcome::Transient(err) => return Err(err),
+        Outcome::Refused(status, text) => bail!("the hub answered {status}: {text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Longest wait between two attempts at one line while the hub is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// `--follow`: publishes each line in order. A line the hub cannot take now is tried again
+/// (with backoff) until it can, so a hub restart loses nothing; a line it refuses for good is
+/// skipped with a warning if it is the line's fault (too large), and ends the command if it is
+/// the token's.
+async fn follow(args: PublishArgs, source: &str) -> anyhow::Result<ExitCode> {
+    let shown = if source == "-" {
+        "standard input".to_owned()
+    } else {
+        source.to_owned()
+    };
+    let announce = shown.clone();
+    let mut lines = follow::spawn(source, move || {
+        eprintln!("ssehub publish: following {announce}");
+    });
+    let client = reqwest::Client::new();
+    while let Some(line) = lines.recv().await {
+        let line = line.with_context(|| format!("reading {shown}"))?;
+        let body = form(&args, line);
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match post(&client, &args, body.clone()).await {
+                Outcome::Published(id) => {
+                    println!("{id}");
+                    break;
+                }
+                Outcome::Transient(err) => {
+                    eprintln!(
+                        "ssehub publish: {err:#}; trying again in {} ms",
+                        backoff.as_millis()
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Outcome::Refused(status, text)
+                    if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    eprintln!(
+                        "ssehub publish: a line was skipped: the hub answered {status}: {text}"
+                    );
+                    break;
+                }
+                Outcome::Refused(status, text) => bail!("the hub answered {status}: {text}"),
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

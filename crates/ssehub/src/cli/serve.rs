@@ -1,6 +1,7 @@
 //! `ssehub serve`: flags and environment into a [`ssehub::Config`], first-run key setup,
 //! signals, then [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
 
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,11 +10,14 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use ssehub::auth::{AuthConfig, Key, MintClaims, MintTopic, VerifyingKey, mint};
+use ssehub::auth::{AuthConfig, VerifyingKey};
 use ssehub::config::{StoreConfig, TlsFiles, parse_duration};
+use ssehub::demo::DemoOptions;
 use ssehub::relay::simulator::SimulatorOptions;
 use ssehub::store::redis::RedisOptions;
 use tokio_util::sync::CancellationToken;
+
+use super::banner::{Banner, first_run_help};
 
 /// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>`.
 #[derive(clap::Args, Debug)]
@@ -105,6 +109,11 @@ pub(crate) struct ServeArgs {
     /// Publish subscription events and serve the subscriptions API.
     #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
     subscriptions: bool,
+    /// Feed the demo pages (/demo/ticker, /demo/logs, /demo/online) with simulated data, and
+    /// let browsers without a token read the /demo/ topics (only those); implies --subscriptions.
+    /// With a shared store, give it to one node only: each would run its own simulation.
+    #[arg(long, env = "SSEHUB_DEMO")]
+    demo: bool,
     /// PEM certificate chain: serve HTTPS with HTTP/2 (ALPN).
     #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -204,8 +213,11 @@ fn env_fallback(value: Option<String>, names: &[&str]) -> Option<String> {
 fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: escape codes in a file or a log collector are noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         "text" => builder.init(),
@@ -262,6 +274,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.history_max_age = args.history_max_age;
     config.replay_page = usize::try_from(args.replay_page).unwrap_or(usize::MAX);
     config.subscriptions = args.subscriptions;
+    if args.demo {
+        config.enable_demo(DemoOptions::default());
+    }
     config.tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -311,9 +326,23 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(signal_shutdown(shutdown.clone()));
     // Opens the store (and says where it listens) before anything tells a user to connect.
     let started = ssehub::start(listener, config, shutdown).await?;
+    let base = started.url();
+    let banner = Banner {
+        base: &base,
+        demo: args.demo,
+        upstream: Some(args.upstream.as_str()).filter(|u| *u != "simulate"),
+    };
+    let mut text = banner.text();
     if generated {
-        print_first_run_help(&publisher_key, &started.url(), &args.data_dir)?;
+        let key_file = args.data_dir.join(KEY_FILE);
+        text = format!(
+            "{text}\n{}",
+            first_run_help(&publisher_key, &base, &key_file)?
+        );
     }
+    // One write, and a closed standard output (a supervisor that stopped reading) must not
+    // stop the hub the way `print!` would, by panicking.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     started.serve().await.context("serving")?;
     tracing::info!("ssehub stopped");
     Ok(ExitCode::SUCCESS)
@@ -431,23 +460,4 @@ fn build_auth(
         .map(|s| s.trim().to_owned())
         .collect();
     Ok(auth)
-}
-
-/// Tells a first-time user how to use the hub with the key it generated.
-fn print_first_run_help(key: &str, base: &str, data_dir: &Path) -> anyhow::Result<()> {
-    let mut claims = MintClaims::default();
-    claims.publish = vec![MintTopic::exact("*")];
-    claims.subscribe = vec![MintTopic::exact("*")];
-    let token = mint(&Key::secret(key.as_bytes(), None)?, claims)?;
-    let key_file = data_dir.join(KEY_FILE);
-    println!(
-        "No --publisher-jwt-key was given, so ssehub uses the key stored in {key_file}.\n\
-         A token allowed to publish and subscribe to every topic:\n\n    {token}\n\n\
-         Try it (two terminals):\n\n    \
-         curl -N -H 'Authorization: Bearer {token}' '{base}/.well-known/mercure?topic=/demo'\n    \
-         curl -H 'Authorization: Bearer {token}' -d topic=/demo -d data=hello {base}/.well-known/mercure\n\n\
-         Mint narrower tokens with `ssehub token --key \"$(cat {key_file})\" --subscribe /demo`.\n",
-        key_file = key_file.display()
-    );
-    Ok(())
 }

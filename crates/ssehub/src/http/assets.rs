@@ -1,7 +1,8 @@
 //! The browser side, compiled into the binary so that `ssehub serve` is self-contained: the
-//! chat page (`GET /`), the topic console (`GET /console`) and the ES module both use
-//! (`GET /ssehub.js`). The sources live in `web/` at the workspace root, where their own
-//! tests run.
+//! chat page (`GET /`), the topic console (`GET /console`), the demo pages (`GET /demo/ticker`,
+//! `/demo/logs`, `/demo/online`, with their shared module `/demo/demo.js`) and the ES module
+//! they all use (`GET /ssehub.js`). The sources live in `web/` at the workspace root, where
+//! their own tests run.
 //!
 //! Every answer carries `Cache-Control: no-cache` (a new binary must never be paired with an
 //! old cached module) and `X-Content-Type-Options: nosniff` (the module is only ever run as
@@ -19,6 +20,18 @@ pub(super) const CONSOLE_HTML: &str = include_str!("../../../../web/console.html
 /// The browser module: fetch-based SSE with reconnection, an EventSource-compatible class,
 /// safe Markdown rendering.
 pub(super) const MODULE_JS: &str = include_str!("../../../../web/ssehub.js");
+
+/// The ticker demo: simulated prices with sparklines (`--demo` feeds it).
+pub(super) const TICKER_HTML: &str = include_str!("../../../../web/demo/ticker.html");
+
+/// The log tail demo: lines published by `ssehub publish --follow`, levels coloured.
+pub(super) const LOGS_HTML: &str = include_str!("../../../../web/demo/logs.html");
+
+/// The online counter demo: who has the page open, from subscription events.
+pub(super) const ONLINE_HTML: &str = include_str!("../../../../web/demo/online.html");
+
+/// What the demo pages share: a subscription that resumes after a reload and says so.
+pub(super) const DEMO_JS: &str = include_str!("../../../../web/demo/demo.js");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
@@ -49,6 +62,26 @@ pub(crate) async fn console() -> Response {
 /// `GET /ssehub.js`: the browser module.
 pub(crate) async fn module() -> Response {
     asset(JAVASCRIPT, MODULE_JS)
+}
+
+/// `GET /demo/ticker`
+pub(crate) async fn ticker() -> Response {
+    asset(HTML, TICKER_HTML)
+}
+
+/// `GET /demo/logs`
+pub(crate) async fn logs() -> Response {
+    asset(HTML, LOGS_HTML)
+}
+
+/// `GET /demo/online`
+pub(crate) async fn online() -> Response {
+    asset(HTML, ONLINE_HTML)
+}
+
+/// `GET /demo/demo.js`
+pub(crate) async fn demo_module() -> Response {
+    asset(JAVASCRIPT, DEMO_JS)
 }
 
 #[cfg(test)]
@@ -92,5 +125,23 @@ mod tests {
             assert!(text.contains(marker), "missing {marker}");
             assert!(text.contains("from '/ssehub.js'"));
         }
+    }
+
+    #[tokio::test]
+    async fn demo_pages_are_html_and_load_the_shared_module() {
+        for (response, marker) in [
+            (ticker().await, "<title>ssehub demo: ticker"),
+            (logs().await, "<title>ssehub demo: log tail"),
+            (online().await, "<title>ssehub demo: online now"),
+        ] {
+            assert_eq!(response.headers()[header::CONTENT_TYPE], HTML);
+            let text = body(response).await;
+            assert!(text.contains(marker), "missing {marker}");
+            assert!(text.contains("from '/demo/demo.js'"));
+            assert!(text.contains("Content-Security-Policy"));
+        }
+        let module = demo_module().await;
+        assert_eq!(module.headers()[header::CONTENT_TYPE], JAVASCRIPT);
+        assert!(body(module).await.contains("from '/ssehub.js'"));
     }
 }

@@ -180,6 +180,7 @@ async fn subscribe(state: AppState, req: Request) -> Result<Response, ApiError> 
     };
     let wanted = parse_subscribe_query(&state, &query, &headers)?;
     let grants = subscriber_grants(&state, &headers, Some(&query))?;
+    grants.check_selectors(wanted.selectors.iter().map(|(_, s)| &**s))?;
     let grant_selectors = grant_texts(&grants);
     let expires_at = grants.expires_at.map(|exp| {
         let left = exp.duration_since(SystemTime::now()).unwrap_or_default();

@@ -202,6 +202,18 @@ impl Fanout {
             .len()
     }
 
+    /// Whether anyone joined would receive a public update on `topic`: an index lookup, then
+    /// the groups that must be scanned anyway.
+    pub(crate) fn has_subscribers(&self, topic: &str) -> bool {
+        let reg = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        reg.by_topic.contains_key(topic)
+            || reg
+                .scan
+                .iter()
+                .filter_map(|key| reg.groups.get(key))
+                .any(|group| group.filter.selects(topic))
+    }
+
     /// Delivers a batch of stored updates, each encoded once, to every matching member.
     ///
     /// Never blocks on a subscriber: a member whose queue is full is cut off.
@@ -278,6 +290,7 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::HubOptions;
     use crate::topic::Selector;
 
     fn update(n: u64) -> Update {
@@ -317,5 +330,31 @@ mod tests {
         assert_eq!(fanout.group_count(), 0, "the laggard left the registry");
         // Its backlog is dropped with the cut: its stream ends at once.
         assert!(member.queue.try_pop().is_none());
+    }
+
+    #[test]
+    fn has_subscribers_sees_exact_and_template_members_until_they_leave() {
+        let fanout = Fanout::new(HubOptions::default().limits, Arc::default());
+        let exact = Arc::new(Selector::Exact("/demo/a".into()));
+        let template = Arc::new(Selector::parse_topic("/demo/ticker/{symbol}").unwrap());
+        assert!(!fanout.has_subscribers("/demo/a"));
+        let a = fanout.join(
+            Arc::new(Filter::new(vec![("e:/demo/a".into(), exact)], Vec::new())),
+            Arc::default(),
+        );
+        let b = fanout.join(
+            Arc::new(Filter::new(
+                vec![("t:/demo/ticker/{symbol}".into(), template)],
+                Vec::new(),
+            )),
+            Arc::default(),
+        );
+        assert!(fanout.has_subscribers("/demo/a"));
+        assert!(fanout.has_subscribers("/demo/ticker/ACME"));
+        assert!(!fanout.has_subscribers("/demo/b"));
+        drop(a);
+        assert!(!fanout.has_subscribers("/demo/a"));
+        drop(b);
+        assert!(!fanout.has_subscribers("/demo/ticker/ACME"));
     }
 }

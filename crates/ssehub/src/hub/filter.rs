@@ -73,6 +73,11 @@ impl Filter {
         wanted && (!update.private || self.grants_any(&update.topics))
     }
 
+    /// Whether one of the selectors matches `topic` (grants aside).
+    pub fn selects(&self, topic: &str) -> bool {
+        self.selectors.iter().any(|(_, s)| s.matches(topic))
+    }
+
     /// Whether the grants cover at least one of these topics.
     pub fn grants_any(&self, topics: &[String]) -> bool {
         topics

@@ -396,6 +396,13 @@ impl Hub {
         &self.inner.store
     }
 
+    /// Whether a subscriber joined for live delivery would receive a public update on
+    /// `topic` (one still replaying history is not counted yet). Lets a producer that exists
+    /// only to be watched (the `--demo` publisher) stay quiet when nobody is.
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        self.inner.fanout.has_subscribers(topic)
+    }
+
     /// Distinct subscriber filters currently joined.
     pub fn group_count(&self) -> usize {
         self.inner.fanout.group_count()

@@ -251,6 +251,22 @@ impl Selector {
         }
     }
 
+    /// Whether every topic this selector can match starts with `prefix`: an exact topic under
+    /// it, or a URI template whose literal text before its first expression is (templates are
+    /// anchored, so that text must open the topic). `*` and URL patterns, which resolve against
+    /// a base URL, are never confined. The hub uses it to open part of the topic space to
+    /// subscribers without a token ([`crate::auth::OpenTopics`]).
+    pub fn confined_to(&self, prefix: &str) -> bool {
+        match self {
+            Selector::All | Selector::UrlPattern(_) => false,
+            Selector::Exact(t) => t.starts_with(prefix),
+            Selector::Template(t) => {
+                let literal = t.source.find('{').map_or(&*t.source, |i| &t.source[..i]);
+                literal.starts_with(prefix)
+            }
+        }
+    }
+
     /// The selector as written (`*` for [`Selector::All`]).
     pub fn source(&self) -> &str {
         match self {

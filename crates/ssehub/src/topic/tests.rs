@@ -350,3 +350,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn confinement_to_a_prefix() {
+    for confined in [
+        "/demo/ticker/ACME",
+        "/demo/ticker/{symbol}",
+        "/demo/{+rest}",
+        "/demo/",
+    ] {
+        assert!(topic(confined).confined_to("/demo/"), "{confined}");
+    }
+    for open in ["*", "/demo", "/demox/{a}", "{+all}", "/{x}/demo/", "/other"] {
+        assert!(!topic(open).confined_to("/demo/"), "{open}");
+    }
+    // URL patterns resolve against a base, so none is taken as confined.
+    let pattern = Selector::url_pattern("/demo/*", None).unwrap();
+    assert!(!pattern.confined_to("/demo/"));
+    assert!(!Selector::exact("*").unwrap().confined_to("/demo/"));
+}
+
+proptest! {
+    /// A selector said to be confined never matches a topic outside its prefix, whatever the
+    /// topic and the template's expressions.
+    #[test]
+    fn a_confined_template_matches_only_topics_under_its_prefix(
+        expr in "\\{[+#./;?&]?[a-z]{1,3}\\*?\\}",
+        tail in "[a-z/{}]{0,6}",
+        lead in prop::sample::select(vec!["/demo/", "/demo", "/dem", "", "/x/demo/", "demo/"]),
+        rest in "[/a-z.%0-9:?#=&,+*]{0,24}",
+    ) {
+        let source = format!("/demo/{expr}{tail}");
+        let topic_text = format!("{lead}{rest}");
+        if let Ok(s) = Selector::parse_topic(&source) {
+            prop_assert!(s.confined_to("/demo/"));
+            prop_assert!(!s.matches(&topic_text) || topic_text.starts_with("/demo/"));
+        }
+    }
+}
