@@ -59,7 +59,8 @@ it('the EventSource-compatible class passes every event-format case in the brows
         }
         const es = new Recording('/case', {
           fetch,
-          random: () => 1,
+          // No jitter: the delay must be exactly the case's retry (jitter only adds to it).
+          random: () => 0,
           sleep: async (ms) => {
             delay = ms;
           },
