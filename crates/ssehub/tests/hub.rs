@@ -6,7 +6,8 @@ mod hub {
 
     mod auth;
     mod bad_input;
-    mod binary;
+    pub(crate) mod binary;
+    mod cluster_faults;
     mod history;
     mod http1;
     mod ops;
