@@ -8,6 +8,11 @@
 //!        └─> tally per subscriber: bitset of seqs (loss, dups), latency histogram
 //! ```
 //!
+//! Several nodes of one hub (`ssehub serve --store redis://…`) are one server with several
+//! addresses: `--addr` repeated spreads subscribers over them and `--publish-addr` chooses
+//! where publishers send, so an update may be published on one node and delivered by another;
+//! `--redis-pid` adds the shared Redis' CPU per publish to the report.
+//!
 //! The generator runs on its own small runtime (`--threads`, default 1) so it costs at
 //! most that many cores on a shared box; its own CPU is reported beside the server's.
 //! Every run is bounded in time (`--duration`, `--drain`) and count (`--updates`), and
@@ -18,6 +23,7 @@
 
 mod client;
 mod http;
+mod report;
 mod stats;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,11 +34,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use client::{Endpoint, Progress, PublishPlan};
+use report::{Percentiles, Report, print_text};
 use stats::{Histogram, ProcSample};
 
 /// Load-test an SSE server on loopback (ssehub, nginx+nchan or the axum example).
@@ -45,9 +51,14 @@ struct BenchArgs {
     /// Protocol shape of the server under test.
     #[arg(long, value_enum, default_value = "ssehub")]
     target: Target,
-    /// Server address; must be a loopback address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// Server address; must be a loopback address. Repeat it for several nodes of one hub
+    /// (e.g. on one Redis): subscribers are spread over them round robin.
+    #[arg(long = "addr", default_value = "127.0.0.1:8080")]
+    addrs: Vec<SocketAddr>,
+    /// Where publishers send, round robin (repeat for several); by default the `--addr`s.
+    /// Subscribers on one node and publishers on another measure delivery across nodes.
+    #[arg(long = "publish-addr")]
+    publish_addrs: Vec<SocketAddr>,
     /// Subscriber connections.
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
@@ -82,6 +93,9 @@ struct BenchArgs {
     /// memory and CPU are read from /proc.
     #[arg(long)]
     server_pid: Vec<String>,
+    /// Process id of the Redis the nodes share: its CPU over the run, per publish.
+    #[arg(long)]
+    redis_pid: Option<String>,
     /// Secret (HS256) of the hub's publisher key, to mint a publish token (ssehub target).
     #[arg(
         long,
@@ -119,64 +133,6 @@ enum Target {
     Axum,
 }
 
-/// The result of one run.
-#[derive(Debug, Default, Serialize)]
-struct Report {
-    scenario: String,
-    target: String,
-    subscribers: usize,
-    topics: usize,
-    connected: usize,
-    connect_failures: usize,
-    first_connect_error: Option<String>,
-    connect_secs: f64,
-    server_rss_before_kib: Option<u64>,
-    server_rss_connected_kib: Option<u64>,
-    server_kib_per_subscriber: Option<f64>,
-    published: u64,
-    publish_failures: u64,
-    first_publish_error: Option<String>,
-    publish_secs: f64,
-    publishes_per_sec: f64,
-    expected_deliveries: u64,
-    deliveries: u64,
-    lost: u64,
-    duplicates: u64,
-    reordered: u64,
-    malformed: u64,
-    streams_ended_early: usize,
-    deliveries_per_sec: f64,
-    latency_us: Percentiles,
-    publish_ack_us: Percentiles,
-    server_cpu_cores: Option<f64>,
-    server_rss_end_kib: Option<u64>,
-    generator_cpu_cores: f64,
-    generator_rss_kib: u64,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Percentiles {
-    samples: u64,
-    p50: u64,
-    p90: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-}
-
-impl From<&Histogram> for Percentiles {
-    fn from(h: &Histogram) -> Self {
-        Percentiles {
-            samples: h.count(),
-            p50: h.quantile(0.5),
-            p90: h.quantile(0.9),
-            p99: h.quantile(0.99),
-            p999: h.quantile(0.999),
-            max: h.max(),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     match run(BenchArgs::parse()) {
         Ok(code) => code,
@@ -189,11 +145,12 @@ fn main() -> ExitCode {
 
 /// Runs the benchmark and prints its report.
 fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        args.addr.ip().is_loopback(),
-        "the load generator only targets loopback addresses, not {}",
-        args.addr
-    );
+    for addr in args.addrs.iter().chain(&args.publish_addrs) {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "the load generator only targets loopback addresses, not {addr}"
+        );
+    }
     anyhow::ensure!(args.subscribers > 0, "--subscribers must be at least 1");
     anyhow::ensure!(args.publishers > 0, "--publishers must be at least 1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -227,15 +184,24 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         Target::Ssehub => Some(format!("Bearer {}", publish_token(&args.jwt_key)?)),
         _ => None,
     };
-    let sources = (0..args.source_addrs)
+    let sources: Vec<IpAddr> = (0..args.source_addrs)
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
         .collect();
-    let ep = Arc::new(Endpoint {
-        addr: args.addr,
-        target: args.target,
-        publish_auth,
-        sources,
-    });
+    let publish_addrs = if args.publish_addrs.is_empty() {
+        &args.addrs
+    } else {
+        &args.publish_addrs
+    };
+    let endpoint = |addr: &SocketAddr| {
+        Arc::new(Endpoint {
+            addr: *addr,
+            target: args.target,
+            publish_auth: publish_auth.clone(),
+            sources: Vec::clone(&sources),
+        })
+    };
+    let sub_eps: Vec<Arc<Endpoint>> = args.addrs.iter().map(endpoint).collect();
+    let pub_eps: Vec<Arc<Endpoint>> = publish_addrs.iter().map(endpoint).collect();
     let server = |what: &str| -> anyhow::Result<Option<ProcSample>> {
         if args.server_pid.is_empty() {
             return Ok(None);
@@ -244,9 +210,19 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             .with_context(|| format!("reading the server's /proc ({what})"))
             .map(Some)
     };
+    let redis = || -> anyhow::Result<Option<ProcSample>> {
+        let Some(pid) = &args.redis_pid else {
+            return Ok(None);
+        };
+        ProcSample::read(pid)
+            .context("reading redis' /proc")
+            .map(Some)
+    };
     let mut report = Report {
         scenario: format!("{:?}", args.scenario).to_lowercase(),
         target: format!("{:?}", args.target).to_lowercase(),
+        addrs: args.addrs.iter().map(ToString::to_string).collect(),
+        publish_addrs: publish_addrs.iter().map(ToString::to_string).collect(),
         subscribers: args.subscribers,
         topics,
         ..Default::default()
@@ -264,7 +240,7 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let connect_start = Instant::now();
     for n in 0..args.subscribers {
         let (ep, gate, ready, stop, progress) = (
-            ep.clone(),
+            sub_eps[n % sub_eps.len()].clone(),
             gate.clone(),
             ready_tx.clone(),
             stop.clone(),
@@ -315,6 +291,7 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             Some((c.rss as f64 - b.rss as f64) / 1024.0 / report.connected as f64);
     }
     let me_start = ProcSample::read("self")?;
+    let redis_start = redis()?;
     let window = Instant::now();
 
     if args.scenario == Scenario::Idle {
@@ -343,7 +320,7 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         let pubs: Vec<_> = (0..args.publishers)
             .map(|i| {
                 tokio::spawn(client::publish(
-                    ep.clone(),
+                    pub_eps[i % pub_eps.len()].clone(),
                     plan.clone(),
                     i,
                     args.publishers,
@@ -383,6 +360,13 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let wall = window.elapsed();
     let end_server = server("end")?;
     let me_end = ProcSample::read("self")?;
+    if let (Some(a), Some(b)) = (redis_start, redis()?) {
+        let cores = b.cores_since(&a, wall);
+        report.redis_cpu_cores = Some(cores);
+        report.redis_rss_end_kib = Some(b.rss / 1024);
+        report.redis_cpu_us_per_publish = (report.published > 0)
+            .then(|| cores * wall.as_secs_f64() * 1e6 / report.published as f64);
+    }
     if let (Some(a), Some(b)) = (window_start_server, end_server) {
         report.server_cpu_cores = Some(b.cores_since(&a, wall));
         report.server_rss_end_kib = Some(b.rss / 1024);
@@ -426,69 +410,9 @@ fn publish_token(secret: &str) -> anyhow::Result<String> {
     Ok(mint(&key, claims)?)
 }
 
-fn print_text(r: &Report) {
-    println!(
-        "{} against {}: {} subscribers on {} topic(s)",
-        r.scenario, r.target, r.subscribers, r.topics
-    );
-    println!(
-        "  connected      {} in {:.2} s, {} failed{}",
-        r.connected,
-        r.connect_secs,
-        r.connect_failures,
-        r.first_connect_error
-            .as_deref()
-            .map(|e| format!(" (first: {e})"))
-            .unwrap_or_default()
-    );
-    if let (Some(b), Some(c)) = (r.server_rss_before_kib, r.server_rss_connected_kib) {
-        println!(
-            "  server memory  {b} KiB before, {c} KiB connected, {:.2} KiB per subscriber",
-            r.server_kib_per_subscriber.unwrap_or(0.0)
-        );
-    }
-    if r.scenario != "idle" {
-        println!(
-            "  published      {} in {:.2} s ({:.0}/s), {} failed{}; ack p50 {} us p99 {} us",
-            r.published,
-            r.publish_secs,
-            r.publishes_per_sec,
-            r.publish_failures,
-            r.first_publish_error
-                .as_deref()
-                .map(|e| format!(" (first: {e})"))
-                .unwrap_or_default(),
-            r.publish_ack_us.p50,
-            r.publish_ack_us.p99
-        );
-        println!(
-            "  deliveries     {} of {} ({:.0}/s), lost {}, duplicates {}, reordered {}, ended early {}",
-            r.deliveries,
-            r.expected_deliveries,
-            r.deliveries_per_sec,
-            r.lost,
-            r.duplicates,
-            r.reordered,
-            r.streams_ended_early
-        );
-        let l = &r.latency_us;
-        println!(
-            "  latency        p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us",
-            l.p50, l.p90, l.p99, l.p999, l.max
-        );
-    }
-    if let Some(cpu) = r.server_cpu_cores {
-        println!(
-            "  server         {:.2} cores, {} KiB at the end",
-            cpu,
-            r.server_rss_end_kib.unwrap_or(0)
-        );
-    }
-    println!(
-        "  generator      {:.2} cores, {} KiB",
-        r.generator_cpu_cores, r.generator_rss_kib
-    );
-}
+#[cfg(test)]
+#[path = "../../ssehub/tests/hub/redis_server.rs"]
+mod redis_server;
 
 #[cfg(test)]
 mod tests {
@@ -496,10 +420,22 @@ mod tests {
 
     /// Serves a hub on an ephemeral loopback port; cancel the token to stop it.
     async fn hub(dir: &std::path::Path) -> (SocketAddr, CancellationToken) {
+        hub_on(dir, None).await
+    }
+
+    /// Like [`hub`], with its history in Redis at `redis_url` when given.
+    async fn hub_on(
+        dir: &std::path::Path,
+        redis_url: Option<String>,
+    ) -> (SocketAddr, CancellationToken) {
         use ssehub::auth::{AuthConfig, VerifyingKey};
         let mut auth = AuthConfig::new(VerifyingKey::secret(b"bench-secret", None).unwrap());
         auth.anonymous = true;
-        let config = ssehub::config::Config::new(dir.to_path_buf(), auth);
+        let mut config = ssehub::config::Config::new(dir.to_path_buf(), auth);
+        if let Some(url) = redis_url {
+            let options = ssehub::store::redis::RedisOptions::new(url);
+            config.store = ssehub::config::StoreConfig::Redis(options);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -585,6 +521,72 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// Two nodes on one Redis: subscribers on both, publishers on one, so half the deliveries
+    /// cross nodes; every one is counted, and Redis' CPU is read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscribers_spread_over_two_nodes_of_one_redis_get_every_update() {
+        let redis = super::redis_server::RedisServer::start();
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, stop_a) = hub_on(dir_a.path(), Some(redis.url())).await;
+        let (b, stop_b) = hub_on(dir_b.path(), Some(redis.url())).await;
+        let (a_text, b_text) = (a.to_string(), b.to_string());
+        let pid = redis.pid().to_string();
+        let r = measure(&args(&[
+            "--addr",
+            &a_text,
+            "--addr",
+            &b_text,
+            "--publish-addr",
+            &a_text,
+            "--subscribers",
+            "6",
+            "--rate",
+            "0",
+            "--publishers",
+            "2",
+            "--updates",
+            "40",
+            "--duration",
+            "30s",
+            "--redis-pid",
+            &pid,
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(
+            (r.addrs, r.publish_addrs),
+            (vec![a_text.clone(), b_text], vec![a_text])
+        );
+        assert_eq!(
+            (r.connected, r.published),
+            (6, 40),
+            "{:?}",
+            r.first_publish_error
+        );
+        assert_eq!(
+            (r.expected_deliveries, r.deliveries, r.lost, r.duplicates),
+            (240, 240, 0, 0)
+        );
+        assert!(r.redis_cpu_cores.is_some() && r.redis_cpu_us_per_publish.is_some());
+        // Half the subscribers were on b, which took no publish.
+        let on_b = metrics(b).await;
+        assert!(on_b.contains("\nssehub_publishes_total 0\n"), "{on_b}");
+        assert!(on_b.contains("\nssehub_deliveries_total 120\n"), "{on_b}");
+        stop_a.cancel();
+        stop_b.cancel();
+    }
+
+    /// The hub's `/metrics` text.
+    async fn metrics(addr: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).await.unwrap();
+        text
+    }
+
     #[tokio::test]
     async fn a_refused_subscription_is_a_connect_failure() {
         let dir = tempfile::tempdir().unwrap();
@@ -611,6 +613,8 @@ mod tests {
     #[test]
     fn non_loopback_targets_are_refused() {
         let a = args(&["--addr", "192.0.2.1:80"]);
+        assert!(run(a).unwrap_err().to_string().contains("loopback"));
+        let a = args(&["--addr", "127.0.0.1:80", "--publish-addr", "192.0.2.1:80"]);
         assert!(run(a).unwrap_err().to_string().contains("loopback"));
     }
 }

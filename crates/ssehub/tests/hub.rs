@@ -6,7 +6,8 @@ mod hub {
 
     mod auth;
     mod bad_input;
-    mod binary;
+    pub(crate) mod binary;
+    mod cluster_faults;
     mod cluster_presence;
     mod cluster_relay;
     pub(crate) mod cluster_support;

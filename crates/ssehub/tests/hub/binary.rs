@@ -73,10 +73,10 @@ fn parse_prints_every_conformance_case() {
     }
 }
 
-/// A `ssehub serve` child process, killed when dropped.
-pub(super) struct Served {
-    pub(super) child: Child,
-    pub(super) addr: SocketAddr,
+/// A `ssehub serve` child process, killed (SIGKILL) when dropped.
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     stdout: String,
 }
 
@@ -88,7 +88,7 @@ impl Drop for Served {
 }
 
 /// Starts `ssehub serve` on an ephemeral port and waits for its "listening on" line.
-pub(super) fn serve(dir: &Path, extra: &[&str]) -> Served {
+pub(crate) fn serve(dir: &Path, extra: &[&str]) -> Served {
     serve_with_env(dir, extra, &[])
 }
 

@@ -135,6 +135,14 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id, for reading its CPU from `/proc`.
+    ///
+    /// # Panics
+    /// While the server is stopped.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis-server is stopped").id()
+    }
+
     /// `redis://127.0.0.1:<port>/0`.
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)

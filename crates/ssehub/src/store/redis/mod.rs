@@ -43,7 +43,8 @@
 //!
 //! Every request is bounded by [`RedisOptions::timeout`]: an append fails with
 //! [`StoreError::Backend`] (the publisher gets a 503 naming the cause) instead of hanging,
-//! `stats` reports `writable: false` (`/healthz` answers 503), and the connection is re-made
+//! so does `stats` (`/healthz` answers 503 naming Redis; `/metrics` leaves out the history
+//! size it cannot know), and the connection is re-made
 //! in the background. Open subscriber streams stay open and resume live delivery when Redis
 //! answers again.
 
@@ -223,8 +224,6 @@ pub struct RedisStore {
     closed: AtomicBool,
     /// Ends the feed task when the store is closed or dropped.
     stop: CancellationToken,
-    /// The last stats read, reported (as not writable) while Redis does not answer.
-    last_stats: Mutex<StoreStats>,
     /// Where this node's topic-prefix prune stopped (see `prune_prefix`).
     prefix_scan: Mutex<Option<PrefixScan>>,
 }
@@ -361,12 +360,6 @@ impl RedisStore {
             shared,
             closed: AtomicBool::new(false),
             stop,
-            last_stats: Mutex::new(StoreStats {
-                retained: stats.retained,
-                first_seq: stats.first,
-                last_seq: stats.identity.head,
-                writable: true,
-            }),
             prefix_scan: Mutex::new(None),
         })
     }
@@ -736,15 +729,9 @@ impl Store for RedisStore {
         let shared = &self.shared;
         for _ in 0..ATTEMPTS {
             let (generation, high) = lock(&shared.view).current();
-            let stats = match shared.stats_script().await {
-                Ok(stats) => stats,
-                Err(err) => {
-                    tracing::debug!(error = %err, "history stats unavailable; reporting not writable");
-                    let mut last = lock(&self.last_stats).clone();
-                    last.writable = false;
-                    return Ok(last);
-                }
-            };
+            // Unanswered, the error itself is the report: `/healthz` names Redis and where it is,
+            // which a bare `writable: false` could not.
+            let stats = shared.stats_script().await?;
             if !shared.settle(&generation, high, &stats.identity) {
                 continue;
             }
@@ -754,7 +741,6 @@ impl Store for RedisStore {
                 last_seq: generation.seq(stats.identity.head),
                 writable: !self.closed.load(Ordering::Acquire),
             };
-            *lock(&self.last_stats) = now.clone();
             return Ok(now);
         }
         Err(changing())
