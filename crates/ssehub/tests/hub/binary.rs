@@ -429,6 +429,29 @@ async fn sigterm_ends_streams_and_exits_cleanly() {
     }
 }
 
+/// Waits until the hub's `/metrics` counts `n` subscribers.
+async fn wait_for_subscribers(client: &reqwest::Client, addr: SocketAddr, n: usize) {
+    let metrics = format!("http://{addr}/metrics");
+    let line = format!("\nssehub_subscribers {n}\n");
+    let deadline = tokio::time::Instant::now() + super::support::PATIENCE;
+    while !client
+        .get(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains(&line)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never saw {n} subscribers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Resident memory of a process, in KiB.
 pub(super) fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -464,19 +487,7 @@ async fn memory_growth_under_flood(stuck: bool) -> u64 {
             hub.addr
         );
         s.write_all(req.as_bytes()).await.unwrap();
-        let metrics = format!("http://{}/metrics", hub.addr);
-        while !client
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .contains("\nssehub_subscribers 1\n")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_subscribers(&client, hub.addr, 1).await;
         _socket = Some(s);
     }
     let before = rss_kib(hub.child.id());
@@ -529,19 +540,7 @@ async fn stuck_replay_readers_do_not_grow_the_hubs_memory() {
         s.write_all(req.as_bytes()).await.unwrap();
         sockets.push(s);
     }
-    let metrics = format!("http://{}/metrics", hub.addr);
-    while !client
-        .get(&metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .contains("\nssehub_subscribers 8\n")
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_subscribers(&client, hub.addr, 8).await;
     // Let each replay run until its socket is full.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let grown = rss_kib(hub.child.id()).saturating_sub(before);
