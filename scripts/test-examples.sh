@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 need_pkgs=()
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
@@ -16,11 +16,7 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v php >/dev/null 2>&1 || need_pkgs+=(php-cli)
 command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx curl || need_pkgs+=(php-curl)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  step "installing ${need_pkgs[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+apt_install "${need_pkgs[@]}"
 
 venv=target/examples-venv
 requests_version=2.34.2

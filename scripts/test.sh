@@ -5,16 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 # The Redis store's tests (the shared conformance suite included) start real `redis-server`
 # processes on free loopback ports, so Redis (7.0 or newer) must be installed; it need not run.
-if ! command -v redis-server >/dev/null 2>&1; then
-  step "installing redis-server"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-fi
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 
 # The relay is tested with the official `openai` Python SDK, in a venv of its own so the
 # machine's Python stays untouched. Installed once; later runs reuse it.
