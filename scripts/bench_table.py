@@ -15,16 +15,26 @@ def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else float("nan")
 
-print("| case | server | runs | load | deliveries/s | lost | p50 ms | p99 ms | publishes/s | KiB/sub | server cores | generator cores |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+def opt(xs, fmt):
+    """A median of a field some servers lack (Redis' CPU), or '-'."""
+    xs = [x for x in xs if x is not None]
+    return format(statistics.median(xs), fmt) if xs else "-"
+
+print("| case | server | runs | load | fsync us | deliveries/s | lost | p50 ms | p99 ms | publishes/s | ack p50 ms | ack p99 ms | KiB/sub | server cores | redis cores | redis us/publish | generator cores |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (case, server), rs in sorted(rows.items()):
     rep = [r["report"] for r in rs]
     print(f"| {case} | {server} | {len(rs)} | {med([r['load'] for r in rs]):.1f} "
+          f"| {opt([r.get('sync_us') for r in rs], '.0f')} "
           f"| {med([x['deliveries_per_sec'] for x in rep]):,.0f} "
           f"| {sum(x['lost'] for x in rep)} "
           f"| {med([x['latency_us']['p50'] for x in rep]) / 1000:.2f} "
           f"| {med([x['latency_us']['p99'] for x in rep]) / 1000:.2f} "
           f"| {med([x['publishes_per_sec'] for x in rep]):,.0f} "
+          f"| {med([x['publish_ack_us']['p50'] for x in rep]) / 1000:.2f} "
+          f"| {med([x['publish_ack_us']['p99'] for x in rep]) / 1000:.2f} "
           f"| {med([x['server_kib_per_subscriber'] for x in rep]):.2f} "
           f"| {med([x['server_cpu_cores'] for x in rep]):.2f} "
+          f"| {opt([x.get('redis_cpu_cores') for x in rep], '.2f')} "
+          f"| {opt([x.get('redis_cpu_us_per_publish') for x in rep], '.0f')} "
           f"| {med([x['generator_cpu_cores'] for x in rep]):.2f} |")

@@ -112,7 +112,7 @@ impl Load {
     }
 
     /// Starts `publishers` (numbers) against `addr`; each ends at its first unanswered publish,
-    /// at [`Load::stop`] or after [`MAX_PER_PUBLISHER`].
+    /// at [`Load::finish`] or after [`MAX_PER_PUBLISHER`].
     fn start(&self, addr: SocketAddr, publishers: std::ops::Range<usize>) -> Vec<JoinHandle<()>> {
         publishers
             .map(|p| tokio::spawn(self.clone().publisher(addr, p)))
