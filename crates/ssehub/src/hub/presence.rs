@@ -10,11 +10,13 @@
 //! itself, from join to leave.
 //!
 //! A node that is gone (its lease ran out, see `nodes`) cannot say goodbye, so the others end
-//! its subscriptions. An end event's id is derived from the event that announced the
-//! subscription (`{announcement id}-gone`), whoever publishes it: nodes cleaning up at once,
-//! and the node's own leave should it come after all, store it once (the store refuses a
-//! duplicate id). A node whose lease ran out while it was still serving (it could not reach
-//! the store) announces its subscribers again when it finds out.
+//! its subscriptions. Such an end event's id is derived from the event that announced the
+//! subscription (`{announcement id}-gone`), so nodes cleaning up at once store it once (the
+//! store refuses a duplicate id). A node's own leave gets a fresh, time-ordered id like any
+//! update: the hub's `Last-Event-ID` often names the newest event, and clients (the demo
+//! pages) compare such ids by time; a leave that comes after a cleanup after all is a second,
+//! harmless end event. A node whose lease ran out while it was still serving (it could not
+//! reach the store) announces its subscribers again when it finds out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -182,7 +184,7 @@ impl Presence {
             .into_iter()
             .map(|mut l| {
                 l.doc.active = false;
-                event(&l.doc, &self.node, gone_id(&l.announced))
+                event(&l.doc, &self.node, Update::generate_id())
             })
             .collect()
     }
@@ -541,9 +543,10 @@ mod tests {
     }
 
     #[test]
-    fn a_gone_nodes_subscriptions_end_under_the_id_its_own_leave_would_have_used() {
+    fn a_gone_nodes_subscriptions_end_once_under_an_id_derived_from_the_announcement() {
         let a = Presence::new("node_a");
         let (joined, left) = from_node_b("s1");
+        let announced = joined.id.clone();
         a.observe(&stored(1, joined));
         let before = Instant::now();
         let learnt_late = Liveness::for_tests(&["node_a"], before - Duration::from_secs(1));
@@ -557,7 +560,15 @@ mod tests {
         );
         let ended = a.reap(&Liveness::for_tests(&["node_a"], Instant::now()));
         assert_eq!(ended.len(), 1);
-        assert_eq!(ended[0].id, left.id, "the same id: stored once");
+        assert_eq!(
+            ended[0].id,
+            gone_id(&announced),
+            "derived: nodes ending it at once store it once"
+        );
+        assert_ne!(
+            ended[0].id, left.id,
+            "a node's own leave has a fresh, time-ordered id"
+        );
         assert_eq!(
             (&ended[0].topics, &ended[0].data),
             (&left.topics, &left.data)
@@ -572,6 +583,11 @@ mod tests {
         let again = a.reannounce().remove(0);
         assert_ne!(first.id, again.id);
         assert_eq!((&first.topics, &first.data), (&again.topics, &again.data));
-        assert_eq!(a.leave("s1")[0].id, gone_id(&again.id));
+        let left = a.leave("s1").remove(0);
+        assert!(
+            left.id.starts_with("urn:uuid:") && left.id > again.id,
+            "{}",
+            left.id
+        );
     }
 }
