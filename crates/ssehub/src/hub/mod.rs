@@ -17,6 +17,8 @@
 //! whoever follows part of the hub's reserved topics ([`Hub::follow`]); [`Nodes`] tells which
 //! nodes sharing the store are alive.
 
+#[cfg(test)]
+mod catch_up_tests;
 mod encode;
 mod fanout;
 mod filter;
@@ -409,6 +411,10 @@ impl Hub {
     }
 }
 
+/// First and longest pause before the dispatcher reads history again after a failed catch-up.
+const CATCH_UP_RETRY_MIN: Duration = Duration::from_millis(50);
+const CATCH_UP_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// Most updates dispatched under one registry lock.
 const DISPATCH_BATCH: usize = 256;
 
@@ -446,6 +452,7 @@ async fn dispatch_loop(
         }
         dispatch(&inner, &mut batch, &mut last);
         if lagged {
+            let mut pause = CATCH_UP_RETRY_MIN;
             loop {
                 let page = match inner
                     .store
@@ -454,8 +461,15 @@ async fn dispatch_loop(
                 {
                     Ok(p) => p,
                     Err(err) => {
-                        tracing::error!(error = %err, "cannot read history to catch up; live subscribers may need to reconnect");
-                        break;
+                        // Giving up would skip the missed updates for every live subscriber
+                        // for good: live delivery waits for the store instead.
+                        tracing::warn!(error = %err, retry_in = ?pause, "cannot read history to catch up; retrying");
+                        tokio::select! {
+                            _ = inner.shutdown.cancelled() => return,
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(CATCH_UP_RETRY_MAX);
+                        continue;
                     }
                 };
                 let more = page.more;
