@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::cluster_support::{Process, Proxy, eventually, node, node_at, redis_flags, relay_flags};
 use super::redis_server::RedisServer;
 use super::relay_support::{
-    cancel, chunk, drain, fake_upstream, post_chat, relay_config, stream_id, streaming, watch,
+    cancel, chunk, drain, fake_upstream, post_chat, relay_config, stream_id, streaming,
+    upstream_dropped, watch,
 };
 use super::support::{Sse, TestServer};
 
@@ -81,7 +82,7 @@ async fn an_answer_generated_on_one_node_is_watched_and_resumed_on_another_to_do
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_sent_to_another_node_stops_the_upstream_request_within_a_second() {
+async fn cancel_sent_to_another_node_stops_the_upstream_request() {
     let redis = RedisServer::start();
     let (upstream, seen) = fake_upstream().await;
     let a = relay_node(&redis, "cancel", &upstream).await;
@@ -92,7 +93,6 @@ async fn cancel_sent_to_another_node_stops_the_upstream_request_within_a_second(
     caller.events(2).await;
     let mut on_b = Sse::new(watch(&b, &id).send().await.unwrap());
     on_b.events(2).await;
-    let asked = Instant::now();
     let res = cancel(&b, &id).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["cancelled"], true);
@@ -103,16 +103,9 @@ async fn cancel_sent_to_another_node_stops_the_upstream_request_within_a_second(
         assert_eq!(last["choices"][0]["finish_reason"], "cancelled", "{rest:?}");
         assert_eq!(done, &(format!("{id}-done"), "[DONE]".to_owned()));
     }
-    let dropped = seen
-        .lock()
-        .unwrap()
-        .dropped_at
-        .expect("the upstream never saw its request end");
-    assert!(
-        dropped.duration_since(asked) < Duration::from_secs(1),
-        "the upstream saw the cancel after {:?}",
-        dropped.duration_since(asked)
-    );
+    // "fake-slow" never ends by itself: only the cancel can have dropped its request.
+    // (How soon is measured in BENCHMARKS.md, not asserted here: no timing in tests.)
+    upstream_dropped(&seen).await;
     // Asking again, on either node, says it had finished.
     for hub in [&b, &a] {
         let again: Value = cancel(hub, &id).await.json().await.unwrap();

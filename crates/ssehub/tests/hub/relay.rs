@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::relay_support::{
     cancel, chat_request, chunk, drain, post_chat, relay_hub, relay_with_fake_upstream, stream_id,
-    streaming, watch,
+    streaming, upstream_dropped, watch,
 };
 use super::support::{Sse, TestServer};
 
@@ -198,14 +198,13 @@ async fn a_caller_that_disconnects_with_no_one_watching_still_gets_its_answer_re
 }
 
 #[tokio::test]
-async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watcher() {
+async fn cancel_drops_the_upstream_request_and_ends_every_watcher() {
     let (hub, seen) = relay_with_fake_upstream().await;
     let res = post_chat(&hub, streaming("fake-slow")).await;
     let id = stream_id(&res);
     let mut caller = Sse::new(res);
     caller.events(2).await;
     let mut other = Sse::new(watch(&hub, &id).send().await.unwrap());
-    let asked = Instant::now();
     let res = cancel(&hub, &id).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["cancelled"], true);
@@ -218,15 +217,9 @@ async fn cancel_drops_the_upstream_request_within_a_second_and_ends_every_watche
         assert_eq!(last["ssehub"]["cancelled"], true);
         assert_eq!(done, "[DONE]");
     }
-    let dropped = seen
-        .lock()
-        .unwrap()
-        .dropped_at
-        .expect("upstream never saw the request end");
-    assert!(
-        dropped.duration_since(asked) < Duration::from_secs(1),
-        "upstream saw the cancel too late"
-    );
+    // "fake-slow" never ends by itself: only the cancel can have dropped its request.
+    // (How soon is measured in BENCHMARKS.md, not asserted here: no timing in tests.)
+    upstream_dropped(&seen).await;
     // Cancelling again is harmless and says why nothing happened.
     let again: Value = cancel(&hub, &id).await.json().await.unwrap();
     assert_eq!(again["cancelled"], false);

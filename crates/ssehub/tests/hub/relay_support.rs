@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use ssehub::Config;
 
-use super::support::{Sse, TestServer};
+use super::support::{PATIENCE, Sse, TestServer};
 
 /// What the fake upstream saw.
 #[derive(Default)]
@@ -213,6 +213,24 @@ pub(crate) async fn cancel_as(hub: &TestServer, key: &str, id: &str) -> reqwest:
         .send()
         .await
         .unwrap()
+}
+
+/// Waits (up to PATIENCE, a liveness bound, not a timing claim) until the fake upstream has
+/// seen its streaming request end without running to its end.
+pub(crate) async fn upstream_dropped(seen: &Shared) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while seen.lock().unwrap().dropped_at.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upstream never saw its request end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().finished,
+        0,
+        "the upstream ran to its end"
+    );
 }
 
 pub(crate) fn streaming(model: &str) -> Value {
