@@ -2,8 +2,6 @@
 //! watched, resumed and cancelled on another, and ends for its watchers when its node dies;
 //! a single node still ends an answer interrupted by `kill -9` at the first watch.
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use super::cluster_support::{Process, Proxy, eventually, node, node_at, redis_flags, relay_flags};

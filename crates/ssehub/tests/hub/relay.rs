@@ -1,7 +1,7 @@
 //! The OpenAI-compatible relay against a fake upstream started by the test: streaming,
 //! pass-through, errors, keys, resume at every seam, several watchers, cancel, shutdown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
