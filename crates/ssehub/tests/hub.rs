@@ -6,6 +6,7 @@ mod hub {
 
     mod auth;
     mod bad_input;
+    mod console_token;
     pub(crate) mod binary;
     mod cluster_faults;
     mod cluster_presence;
