@@ -73,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .route("/demo/logs", get(assets::logs))
         .route("/demo/online", get(assets::online))
         .route("/demo/demo.js", get(assets::demo_module))
+        .route("/demo/demo.css", get(assets::demo_styles))
         .route(CHAT_COMPLETIONS_PATH, post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         .route(&format!("{RELAY_STREAMS}{{id}}"), get(openai::watch_stream))
