@@ -6,12 +6,12 @@ mod hub {
 
     mod auth;
     mod bad_input;
-    mod console_token;
     pub(crate) mod binary;
     mod cluster_faults;
     mod cluster_presence;
     mod cluster_relay;
     pub(crate) mod cluster_support;
+    mod console_token;
     mod demo;
     mod durable_streams;
     mod follow;

@@ -52,9 +52,14 @@ fn from_this_machine(peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
     if !peer.ip().to_canonical().is_loopback() {
         return false;
     }
-    if ["forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host"]
-        .iter()
-        .any(|h| headers.contains_key(*h))
+    if [
+        "forwarded",
+        "x-forwarded-for",
+        "x-real-ip",
+        "x-forwarded-host",
+    ]
+    .iter()
+    .any(|h| headers.contains_key(*h))
     {
         return false;
     }
@@ -108,33 +113,66 @@ mod tests {
     #[test]
     fn a_same_origin_request_from_loopback_gets_it() {
         assert!(local(&[("host", "127.0.0.1:8080")]));
-        assert!(local(&[("host", "localhost:8080"), ("sec-fetch-site", "same-origin")]));
-        assert!(local(&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")]));
+        assert!(local(&[
+            ("host", "localhost:8080"),
+            ("sec-fetch-site", "same-origin")
+        ]));
+        assert!(local(&[
+            ("host", "[::1]:8080"),
+            ("origin", "http://[::1]:8080")
+        ]));
         let v6 = "[::1]:50000".parse().unwrap();
-        assert!(from_this_machine(Some(v6), &headers(&[("host", "localhost")])));
+        assert!(from_this_machine(
+            Some(v6),
+            &headers(&[("host", "localhost")])
+        ));
         let mapped = "[::ffff:127.0.0.1]:5".parse().unwrap();
-        assert!(from_this_machine(Some(mapped), &headers(&[("host", "localhost")])));
+        assert!(from_this_machine(
+            Some(mapped),
+            &headers(&[("host", "localhost")])
+        ));
     }
 
     #[test]
     fn a_remote_peer_or_no_known_peer_is_refused() {
         let remote = "192.0.2.7:50000".parse().unwrap();
-        assert!(!from_this_machine(Some(remote), &headers(&[("host", "localhost:8080")])));
+        assert!(!from_this_machine(
+            Some(remote),
+            &headers(&[("host", "localhost:8080")])
+        ));
         let lan = "[fe80::1]:5".parse().unwrap();
-        assert!(!from_this_machine(Some(lan), &headers(&[("host", "localhost")])));
+        assert!(!from_this_machine(
+            Some(lan),
+            &headers(&[("host", "localhost")])
+        ));
         assert!(!from_this_machine(None, &headers(&[("host", "localhost")])));
     }
 
     #[test]
     fn proxied_rebound_or_cross_site_requests_are_refused() {
-        assert!(!local(&[("host", "localhost"), ("x-forwarded-for", "192.0.2.7")]));
-        assert!(!local(&[("host", "localhost"), ("forwarded", "for=192.0.2.7")]));
+        assert!(!local(&[
+            ("host", "localhost"),
+            ("x-forwarded-for", "192.0.2.7")
+        ]));
+        assert!(!local(&[
+            ("host", "localhost"),
+            ("forwarded", "for=192.0.2.7")
+        ]));
         assert!(!local(&[("host", "localhost"), ("x-real-ip", "192.0.2.7")]));
         assert!(!local(&[("host", "hub.example.com")]));
         assert!(!local(&[("host", "evil.example:8080")]));
         assert!(!local(&[]));
-        assert!(!local(&[("host", "localhost:8080"), ("origin", "https://evil.example")]));
-        assert!(!local(&[("host", "localhost:8080"), ("sec-fetch-site", "cross-site")]));
-        assert!(!local(&[("host", "localhost:8080"), ("sec-fetch-site", "same-site")]));
+        assert!(!local(&[
+            ("host", "localhost:8080"),
+            ("origin", "https://evil.example")
+        ]));
+        assert!(!local(&[
+            ("host", "localhost:8080"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        assert!(!local(&[
+            ("host", "localhost:8080"),
+            ("sec-fetch-site", "same-site")
+        ]));
     }
 }

@@ -24,7 +24,11 @@ async fn the_first_run_token_is_given_to_this_machine_only() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["token"], "first-run-token");
     let same_origin = format!("http://{}", hub.addr);
-    let res = ask(&hub, &[("origin", &same_origin), ("sec-fetch-site", "same-origin")]).await;
+    let res = ask(
+        &hub,
+        &[("origin", &same_origin), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
     assert_eq!(res.status(), 200);
 
     for refused in [
