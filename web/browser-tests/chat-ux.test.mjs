@@ -184,6 +184,31 @@ describe('chat page, as people use it', () => {
     await page.close();
   });
 
+  it('an answer still streaming in a conversation left for another resumes when switched back', async () => {
+    const { page, errors } = await openChat();
+    await ask(page, 'Keep writing while I look elsewhere.');
+    await waitChars(page, 20);
+    const { id, current } = await saved(page);
+    await page.click('#new-chat');
+    assert.equal(await page.locator('.turn').count(), 0);
+    await ask(page, 'Meanwhile, another question.');
+    await waitState(page, 'done');
+    await page.locator(`#chats li[data-id="${id}"] .open`).click();
+    await waitState(page, 'done');
+    const back = await saved(page);
+    const reference = await readStream(hub.url, current.streamId);
+    assert.equal(reference.finish, 'stop');
+    assert.ok(current.text.length < reference.text.length, 'the switch was not mid-answer');
+    assert.equal(back.id, id);
+    assert.equal(back.messages[1].content, reference.text);
+    const expected = await page.evaluate(async (t) => (await import('/ssehub.js')).renderMarkdown(t), reference.text);
+    assert.equal(await page.locator('.turn.assistant .answer').count(), 1);
+    assert.equal((await page.textContent('.turn.assistant .answer')).length,
+      await page.evaluate((h) => Object.assign(document.createElement('div'), { innerHTML: h }).textContent.length, expected));
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   it('an example prompt on the empty page sends it; screenshots at 1280x800 and 390x844', async () => {
     const { page, errors } = await openChat();
     await page.setViewportSize({ width: 1280, height: 800 });
