@@ -37,6 +37,9 @@ export class SSEError extends Error {
     this.fatal = fatal;
     /** The wait (ms) a 429 or 5xx asked for with `Retry-After`; 0 when it did not. */
     this.retryAfterMs = 0;
+    /** For a refusal (a status other than 200): the first 4 KiB of its body, and its headers. */
+    this.body = '';
+    this.headers = null;
   }
 }
 
@@ -288,9 +291,13 @@ export function connect(url, options = {}) {
           break;
         }
         if (response.status !== 200) {
-          cancelBody(response);
           const transient = response.status >= 500 || response.status === 429;
           const err = new SSEError(`unexpected HTTP status ${response.status}`, { status: response.status, fatal: !transient });
+          err.headers = response.headers;
+          // The server's own words on why, for a page to show; only for a refusal that ends the
+          // connection, so a retry never waits on a body.
+          if (transient) cancelBody(response);
+          else err.body = await readSome(response, MAX_ERROR_BODY);
           // An overloaded server may say when to come back; never come back sooner.
           const after = response.headers.get('retry-after');
           if (transient && after && /^[0-9]+$/.test(after.trim())) err.retryAfterMs = Number(after.trim()) * 1000;
@@ -367,6 +374,35 @@ function headerValue(text) {
 
 function cancelBody(response) {
   if (response.body) response.body.cancel().catch(() => {});
+}
+
+/** How much of a refusal's body an SSEError keeps. */
+const MAX_ERROR_BODY = 4096;
+
+/** The first `limit` characters of a response body (bounded, whatever the server sends). */
+async function readSome(response, limit) {
+  if (!response.body || typeof response.body.getReader !== 'function') {
+    try {
+      return (await response.text()).slice(0, limit);
+    } catch {
+      return '';
+    }
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    while (text.length < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // A body cut short still says what it said so far.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return text.slice(0, limit);
 }
 
 /**

@@ -1,10 +1,11 @@
 // The chat page in headless Chromium against the real hub and its built-in simulator: the
-// typewriter effect, resume after reload, stop, a second tab watching the same answer.
+// typewriter effect, resume after reload, stop, a second tab watching the same answer, the
+// scroll that follows the newest text, code blocks with Copy, regenerate, the conversation list
+// and the empty state's example prompts.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { startHub, startProxy, launchBrowser, readStream, resultsDir } from './harness.mjs';
+import { startHub, startProxy, launchBrowser, readStream } from './harness.mjs';
+import { openPage, ask, state, saved, mode, waitState, waitChars } from './chat-helpers.mjs';
 
 let hub;
 let browser;
@@ -21,35 +22,7 @@ after(async () => {
   if (hub) await hub.stop();
 });
 
-async function openChat(base = hub.url) {
-  const page = await browser.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  await page.goto(`${base}/`);
-  return { page, errors };
-}
-
-async function ask(page, prompt) {
-  await page.fill('#prompt', prompt);
-  await page.click('#send');
-}
-
-const answerText = (page) => page.evaluate(() => {
-  const all = document.querySelectorAll('.turn.assistant .answer');
-  return all.length ? all[all.length - 1].textContent : '';
-});
-const state = (page) => page.getAttribute('#state', 'data-state');
-const saved = (page) => page.evaluate(() => JSON.parse(sessionStorage.getItem('ssehub.chat')));
-const waitState = (page, s, timeout = 60000) =>
-  page.waitForFunction((want) => document.getElementById('state').dataset.state === want, s, { timeout });
-const waitChars = (page, n) =>
-  page.waitForFunction((min) => {
-    const all = document.querySelectorAll('.turn.assistant .answer');
-    return all.length > 0 && all[all.length - 1].textContent.length >= min;
-  }, n, { timeout: 30000 });
+const openChat = (base = hub.url) => openPage(browser, `${base}/`);
 
 describe('chat page', () => {
   it('renders the answer as it streams, in many intermediate states, not one blob', async () => {
@@ -68,13 +41,9 @@ describe('chat page', () => {
     assert.equal(await state(page), 'streaming');
     assert.equal(await page.getAttribute('.turn.assistant .answer', 'aria-busy'), 'true');
     assert.equal(await page.getAttribute('.turn.assistant .answer', 'aria-live'), 'polite');
-    mkdirSync(resultsDir, { recursive: true });
-    await page.screenshot({ path: join(resultsDir, 'chat-mid-answer.png') });
-    await page.setViewportSize({ width: 390, height: 760 });
-    await page.screenshot({ path: join(resultsDir, 'chat-mid-answer-phone.png') });
-    await page.setViewportSize({ width: 1000, height: 760 });
+    assert.equal(await mode(page), 'stop');
+    assert.equal(await page.getAttribute('#send', 'aria-label'), 'Stop');
     await waitState(page, 'done');
-    await page.screenshot({ path: join(resultsDir, 'chat-done.png'), fullPage: true });
     const states = await page.evaluate(() => window.__states);
     assert.ok(states.length >= 10, `only ${states.length} renderings`);
     const final = states[states.length - 1];
@@ -84,7 +53,8 @@ describe('chat page', () => {
     assert.equal(s.messages.length, 2);
     assert.equal(await page.getAttribute('.turn.assistant .answer', 'aria-busy'), 'false');
     assert.ok(await page.isEnabled('#send'));
-    assert.ok(await page.isDisabled('#stop'));
+    assert.equal(await mode(page), 'send');
+    assert.equal(await page.getAttribute('#send', 'aria-label'), 'Send');
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -150,7 +120,7 @@ describe('chat page', () => {
     await ask(page, 'Something I will interrupt.');
     await waitChars(page, 20);
     const id = (await saved(page)).current.streamId;
-    await page.click('#stop');
+    await page.click('#send');
     await waitState(page, 'stopped', 15000);
     const reference = await readStream(hub.url, id);
     assert.equal(reference.finish, 'cancelled');
@@ -159,7 +129,7 @@ describe('chat page', () => {
     // A complete answer is far longer than what had arrived when stop was pressed.
     const full = await readStream(hub.url, await completeOne());
     assert.ok(reference.text.length < full.text.length, 'the cancelled answer is as long as a complete one');
-    assert.ok(await page.isDisabled('#stop'));
+    assert.equal(await mode(page), 'send');
     assert.ok(await page.isEnabled('#send'));
     assert.deepEqual(errors, []);
     await page.close();

@@ -56,7 +56,9 @@ it('subscribes with fetch, publishes with a bearer token, shows the event with i
   assert.equal(await li.getAttribute('data-type'), 'greeting');
   assert.equal(await li.locator('pre').textContent(), 'hello <b>console</b>');
   mkdirSync(resultsDir, { recursive: true });
-  await page.screenshot({ path: join(resultsDir, 'console.png'), fullPage: true });
+  await page.screenshot({ path: join(resultsDir, 'console-keys.png'), fullPage: true });
+  // A hub given its key has no first-run token to offer.
+  assert.ok(await page.isHidden('#use-dev-token'));
   // A new subscription asking for history from `earliest` gets the same event replayed.
   await page.click('#sub-stop');
   await page.click('#clear');

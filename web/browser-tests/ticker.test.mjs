@@ -96,3 +96,23 @@ it('a page away while updates were published counts them as missed, and shows ev
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+it('the demo pages share one stylesheet and one header, each marking itself current', async () => {
+  for (const [path, name] of [['/demo/ticker', 'Ticker'], ['/demo/logs', 'Logs'], ['/demo/online', 'Online']]) {
+    const page = await browser.context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    // A stylesheet the CSP refused would show up as a console error.
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto(`${hub.url}${path}`);
+    const got = await page.evaluate(() => ({
+      sheets: [...document.styleSheets].filter((s) => s.href && s.href.endsWith('/demo/demo.css') && s.cssRules.length > 10).length,
+      header: getComputedStyle(document.querySelector('header')).display,
+      links: [...document.querySelectorAll('nav[data-demo-nav] a')].map((a) => a.textContent),
+      current: document.querySelector('nav[data-demo-nav] [aria-current="page"]')?.textContent,
+    }));
+    assert.deepEqual(got, { sheets: 1, header: 'flex', links: ['Chat', 'Console', 'Ticker', 'Logs', 'Online'], current: name }, path);
+    assert.deepEqual(errors.filter((e) => !e.includes('net::ERR_ABORTED')), [], path);
+    await page.close();
+  }
+});

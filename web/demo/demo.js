@@ -12,6 +12,21 @@ import { connect } from '/ssehub.js';
 
 export const HUB = '/.well-known/mercure';
 
+/** The pages every demo page links to, in the order of its header. */
+const PAGES = [['/', 'Chat'], ['/console', 'Console'], ['/demo/ticker', 'Ticker'], ['/demo/logs', 'Logs'], ['/demo/online', 'Online']];
+
+/** Fills a page's `<nav data-demo-nav>` with the links, the page itself marked current. */
+function fillNav() {
+  const nav = document.querySelector('nav[data-demo-nav]');
+  if (!nav) return;
+  nav.replaceChildren(...PAGES.map(([href, text]) => {
+    const a = Object.assign(document.createElement('a'), { href, textContent: text });
+    if (href === location.pathname) a.setAttribute('aria-current', 'page');
+    return a;
+  }));
+}
+if (typeof document !== 'undefined') fillNav();
+
 /** A topic that only serves to ask where history ends; nobody publishes to it. */
 const PROBE_TOPIC = '/demo/probe';
 

@@ -128,6 +128,25 @@ for (const status of [400, 401, 403, 404]) {
   });
 }
 
+test('a refusal carries the server\'s body (bounded) and headers, for a page to show why', async () => {
+  const refusal = () => new Response('unauthorized: this hub requires a subscriber token\n', {
+    status: 401,
+    headers: { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="mercure"' },
+  });
+  const huge = () => new Response('x'.repeat(100000), { status: 403 });
+  for (const [reply, body] of [[refusal, 'unauthorized: this hub requires a subscriber token\n'], [huge, 'x'.repeat(4096)]]) {
+    const fetch = fakeFetch([reply()]);
+    const errors = [];
+    const conn = connect('http://h/s', { fetch, onerror: (e) => errors.push(e) });
+    await conn.closed;
+    assert.equal(errors[0].body, body);
+  }
+  const fetch = fakeFetch([refusal()]);
+  let error;
+  await connect('http://h/s', { fetch, onerror: (e) => (error = e) }).closed;
+  assert.equal(error.headers.get('www-authenticate'), 'Bearer realm="mercure"');
+});
+
 for (const status of [500, 503, 429]) test(`${status} is retried`, async () => {
   const fetch = fakeFetch([sse([], { status }), sse(['data: ok\n\n'])]);
   const { sleep } = recorder();

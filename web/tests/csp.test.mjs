@@ -10,7 +10,7 @@ for (const [page, connect] of Object.entries(PAGES)) {
     const html = readFileSync(new URL(`../${page}`, import.meta.url), 'utf8');
     const m = META.exec(html);
     assert.ok(m, 'no CSP meta tag');
-    assert.equal(m[1], policyFor(html, connect));
+    assert.equal(m[1], policyFor(html, connect, page));
     assert.match(m[1], /script-src 'self' 'sha256-/);
     assert.doesNotMatch(m[1], /unsafe-inline'[^;]*;?\s*$|script-src[^;]*unsafe/);
   });

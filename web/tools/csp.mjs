@@ -15,15 +15,18 @@ export const PAGES = {
   'demo/online.html': "connect-src 'self'",
 };
 
-/** The policy a page must carry, given its text. */
-export function policyFor(html, connect) {
+/** Pages that also load a stylesheet from the hub (`/demo/demo.css`). */
+const SHARED_CSS = new Set(['demo/ticker.html', 'demo/logs.html', 'demo/online.html']);
+
+/** The policy a page must carry, given its text (and its path, for its style sources). */
+export function policyFor(html, connect, page = '') {
   const hashes = [...html.matchAll(/<script type="module">([\s\S]*?)<\/script>/g)].map(
     (m) => `'sha256-${createHash('sha256').update(m[1], 'utf8').digest('base64')}'`,
   );
   return [
     "default-src 'none'",
     `script-src 'self' ${hashes.join(' ')}`,
-    "style-src 'unsafe-inline'",
+    SHARED_CSS.has(page) ? "style-src 'self' 'unsafe-inline'" : "style-src 'unsafe-inline'",
     connect,
     "img-src 'self' data:",
     "base-uri 'none'",
@@ -37,7 +40,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const [page, connect] of Object.entries(PAGES)) {
     const path = fileURLToPath(new URL(`../${page}`, import.meta.url));
     const html = readFileSync(path, 'utf8');
-    const tag = `<meta http-equiv="Content-Security-Policy" content="${policyFor(html, connect)}">`;
+    const tag = `<meta http-equiv="Content-Security-Policy" content="${policyFor(html, connect, page)}">`;
     const next = META.test(html) ? html.replace(META, tag) : html.replace('<meta charset="utf-8">', `<meta charset="utf-8">\n${tag}`);
     writeFileSync(path, next);
   }

@@ -83,6 +83,9 @@ pub struct Config {
     pub node_lease: Duration,
     /// `--demo`: simulated producers for the demo pages run ([`Config::enable_demo`]).
     pub demo: Option<DemoOptions>,
+    /// The token `ssehub serve` printed at first run, which the console offers to fill in when
+    /// it is opened on this machine (`GET /console/dev-token`, loopback only); `None`: never.
+    pub console_token: Option<String>,
 }
 
 /// Which history store [`crate::run`] opens.
@@ -154,6 +157,7 @@ impl Config {
             streams_max_append_bytes: 16 << 20,
             node_lease: crate::hub::DEFAULT_NODE_LEASE,
             demo: None,
+            console_token: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod hub {
     mod cluster_presence;
     mod cluster_relay;
     pub(crate) mod cluster_support;
+    mod console_token;
     mod demo;
     mod durable_streams;
     mod follow;

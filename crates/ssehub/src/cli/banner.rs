@@ -40,21 +40,27 @@ impl Banner<'_> {
     }
 }
 
-/// Tells a first-time user how to use the hub with the key it generated.
-pub(crate) fn first_run_help(key: &str, base: &str, key_file: &Path) -> anyhow::Result<String> {
+/// The token a first run prints (and the console offers on this machine): allowed to publish
+/// and subscribe to every topic, signed with the generated key.
+pub(crate) fn first_run_token(key: &str) -> anyhow::Result<String> {
     let mut claims = MintClaims::default();
     claims.publish = vec![MintTopic::exact("*")];
     claims.subscribe = vec![MintTopic::exact("*")];
-    let token = mint(&Key::secret(key.as_bytes(), None)?, claims)?;
-    Ok(format!(
+    Ok(mint(&Key::secret(key.as_bytes(), None)?, claims)?)
+}
+
+/// Tells a first-time user how to use the hub with the key it generated and its `token`.
+pub(crate) fn first_run_help(token: &str, base: &str, key_file: &Path) -> String {
+    format!(
         "No --publisher-jwt-key was given, so ssehub uses the key stored in {key_file}.\n\
          A token allowed to publish and subscribe to every topic:\n\n    {token}\n\n\
          Try it (two terminals):\n\n    \
          curl -N -H 'Authorization: Bearer {token}' '{base}/.well-known/mercure?topic=/demo'\n    \
          curl -H 'Authorization: Bearer {token}' -d topic=/demo -d data=hello {base}/.well-known/mercure\n\n\
-         Mint narrower tokens with `ssehub token --key \"$(cat {key_file})\" --subscribe /demo`.\n",
+         Mint narrower tokens with `ssehub token --key \"$(cat {key_file})\" --subscribe /demo`.\n\
+         The console ({base}/console) fills it in for you when opened on this machine.\n",
         key_file = key_file.display()
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use ssehub::relay::simulator::SimulatorOptions;
 use ssehub::store::redis::RedisOptions;
 use tokio_util::sync::CancellationToken;
 
-use super::banner::{Banner, first_run_help};
+use super::banner::{Banner, first_run_help, first_run_token};
 
 /// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>`.
 #[derive(clap::Args, Debug)]
@@ -277,6 +277,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.demo {
         config.enable_demo(DemoOptions::default());
     }
+    // The console offers the printed token to a browser on this machine (never a given key's).
+    let first_token = generated
+        .then(|| first_run_token(&publisher_key))
+        .transpose()?;
+    config.console_token.clone_from(&first_token);
     config.tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -333,12 +338,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         upstream: Some(args.upstream.as_str()).filter(|u| *u != "simulate"),
     };
     let mut text = banner.text();
-    if generated {
+    if let Some(token) = &first_token {
         let key_file = args.data_dir.join(KEY_FILE);
-        text = format!(
-            "{text}\n{}",
-            first_run_help(&publisher_key, &base, &key_file)?
-        );
+        text = format!("{text}\n{}", first_run_help(token, &base, &key_file));
     }
     // One write, and a closed standard output (a supervisor that stopped reading) must not
     // stop the hub the way `print!` would, by panicking.

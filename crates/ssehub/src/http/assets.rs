@@ -1,6 +1,7 @@
 //! The browser side, compiled into the binary so that `ssehub serve` is self-contained: the
 //! chat page (`GET /`), the topic console (`GET /console`), the demo pages (`GET /demo/ticker`,
-//! `/demo/logs`, `/demo/online`, with their shared module `/demo/demo.js`) and the ES module
+//! `/demo/logs`, `/demo/online`, with their shared module `/demo/demo.js` and stylesheet
+//! `/demo/demo.css`) and the ES module
 //! they all use (`GET /ssehub.js`). The sources live in `web/` at the workspace root, where
 //! their own tests run.
 //!
@@ -33,7 +34,11 @@ pub(super) const ONLINE_HTML: &str = include_str!("../../../../web/demo/online.h
 /// What the demo pages share: a subscription that resumes after a reload and says so.
 pub(super) const DEMO_JS: &str = include_str!("../../../../web/demo/demo.js");
 
+/// What the demo pages share in looks: palette, header, status footer.
+pub(super) const DEMO_CSS: &str = include_str!("../../../../web/demo/demo.css");
+
 const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -82,6 +87,11 @@ pub(crate) async fn online() -> Response {
 /// `GET /demo/demo.js`
 pub(crate) async fn demo_module() -> Response {
     asset(JAVASCRIPT, DEMO_JS)
+}
+
+/// `GET /demo/demo.css`
+pub(crate) async fn demo_styles() -> Response {
+    asset(CSS, DEMO_CSS)
 }
 
 #[cfg(test)]
@@ -139,9 +149,15 @@ mod tests {
             assert!(text.contains(marker), "missing {marker}");
             assert!(text.contains("from '/demo/demo.js'"));
             assert!(text.contains("Content-Security-Policy"));
+            assert!(text.contains(r#"<link rel="stylesheet" href="/demo/demo.css">"#));
+            assert!(text.contains("style-src 'self' 'unsafe-inline'"));
         }
         let module = demo_module().await;
         assert_eq!(module.headers()[header::CONTENT_TYPE], JAVASCRIPT);
         assert!(body(module).await.contains("from '/ssehub.js'"));
+        let styles = demo_styles().await;
+        assert_eq!(styles.headers()[header::CONTENT_TYPE], CSS);
+        assert_eq!(styles.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(body(styles).await.contains(".state[data-state=\"open\"]"));
     }
 }

@@ -3,6 +3,7 @@
 //! connections and runs it.
 
 mod assets;
+mod console_token;
 mod error;
 // Public only for the fuzz target (`fuzz/fuzz_targets/http1.rs`); not a stable interface.
 #[doc(hidden)]
@@ -66,11 +67,13 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/", get(assets::chat))
         .route("/console", get(assets::console))
+        .route(console_token::PATH, get(console_token::dev_token))
         .route("/ssehub.js", get(assets::module))
         .route("/demo/ticker", get(assets::ticker))
         .route("/demo/logs", get(assets::logs))
         .route("/demo/online", get(assets::online))
         .route("/demo/demo.js", get(assets::demo_module))
+        .route("/demo/demo.css", get(assets::demo_styles))
         .route(CHAT_COMPLETIONS_PATH, post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         .route(&format!("{RELAY_STREAMS}{{id}}"), get(openai::watch_stream))

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -176,7 +177,10 @@ pub async fn serve(
                     if refuse {
                         return Ok::<_, Infallible>(over_capacity(max));
                     }
-                    tower::ServiceExt::oneshot(app, req.map(Body::new)).await
+                    let mut req = req.map(Body::new);
+                    // Who is asking, for the few answers given only to this machine.
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app, req).await
                 }
             });
             // A refused connection goes straight to hyper, whose every answer is the 503.
