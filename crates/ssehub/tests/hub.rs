@@ -13,6 +13,8 @@ mod hub {
     pub(crate) mod cluster_support;
     mod demo;
     mod durable_streams;
+    mod durable_streams_ops;
+    mod durable_streams_relay;
     mod follow;
     mod history;
     mod http1;
