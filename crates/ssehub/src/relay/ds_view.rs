@@ -108,7 +108,7 @@ impl Relay {
             }
             for stored in &replay.updates {
                 let u = &stored.update;
-                if u.topics.iter().any(|t| *t == topic) {
+                if u.topics.contains(&topic) {
                     if u.id == done {
                         read.next = stored.seq;
                         read.closed = true;
@@ -163,7 +163,7 @@ impl Relay {
                     () = self.shutdown.cancelled() => return Ok(read),
                 };
                 match next {
-                    Ok(s) if s.seq > after && s.update.topics.iter().any(|t| *t == topic) => break,
+                    Ok(s) if s.seq > after && s.update.topics.contains(&topic) => break,
                     Ok(_) => {}
                     Err(RecvError::Lagged(_)) => break,
                     // The store is closing: the hub is shutting down.
