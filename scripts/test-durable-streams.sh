@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The official Durable Streams server conformance suite (npm @durable-streams/server-conformance-tests,
 # pinned in conformance/durable-streams/package-lock.json) against a real `ssehub serve`.
-# Installs what it needs on a fresh Debian machine (node, npm; the suite from the lock file),
+# Also runs relay-answer.test.mjs: a relay answer read with @durable-streams/client at
+# /v1/stream/__relay/{id}. Installs what it needs on a fresh Debian machine (node, npm; the suite from the lock file),
 # starts the hub on a free port with a fresh data directory and --anonymous-streams, runs the
 # suite, stops the hub by its PID. Fails on any failure not listed, with its reason, in
 # conformance/durable-streams/expected-failures.txt, and on a listed one that passes.

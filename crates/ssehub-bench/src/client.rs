@@ -226,12 +226,12 @@ fn digits(b: &[u8]) -> Option<u64> {
 
 /// Splits a byte stream into lines (LF or CRLF), carrying a partial line between reads.
 #[derive(Debug, Default)]
-struct LineReader {
+pub(super) struct LineReader {
     partial: Vec<u8>,
 }
 
 impl LineReader {
-    fn feed(&mut self, mut input: &[u8], mut on_line: impl FnMut(&[u8])) {
+    pub(super) fn feed(&mut self, mut input: &[u8], mut on_line: impl FnMut(&[u8])) {
         while let Some(i) = memchr::memchr(b'\n', input) {
             let line = &input[..i];
             input = &input[i + 1..];

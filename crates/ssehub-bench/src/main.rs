@@ -22,6 +22,7 @@
 //! product a team deploys, and it needs nothing of the hub beyond minting a token.
 
 mod client;
+mod ds;
 mod http;
 mod report;
 mod stats;
@@ -107,6 +108,9 @@ struct BenchArgs {
     /// Worker threads of the generator.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Size of the `ds-catchup` stream, in bytes.
+    #[arg(long, default_value_t = 100_000_000)]
+    stream_bytes: u64,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -120,6 +124,12 @@ enum Scenario {
     Fanout,
     /// Subscribers spread over many topics, updates round robin over the topics.
     Topics,
+    /// Durable Streams: `--publishers` writers append to one stream as fast as acknowledged.
+    DsAppend,
+    /// Durable Streams: `--subscribers` SSE readers of one stream, one writer at `--rate`.
+    DsSse,
+    /// Durable Streams: read a `--stream-bytes` stream from offset 0 (`--subscribers` at once).
+    DsCatchup,
 }
 
 /// The protocol shape of the server under test.
@@ -131,6 +141,17 @@ enum Target {
     Nchan,
     /// The axum broadcast example (`examples/axum_broadcast.rs`): same shape as nchan.
     Axum,
+}
+
+impl Scenario {
+    fn durable_streams(self) -> Option<ds::DsScenario> {
+        match self {
+            Scenario::DsAppend => Some(ds::DsScenario::Append),
+            Scenario::DsSse => Some(ds::DsScenario::Sse),
+            Scenario::DsCatchup => Some(ds::DsScenario::Catchup),
+            _ => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -152,6 +173,9 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     anyhow::ensure!(args.subscribers > 0, "--subscribers must be at least 1");
+    if let Some(scenario) = args.scenario.durable_streams() {
+        return run_ds(&args, scenario);
+    }
     anyhow::ensure!(args.publishers > 0, "--publishers must be at least 1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
@@ -174,10 +198,39 @@ fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A Durable Streams scenario against the first `--addr` (printed as one JSON object).
+fn run_ds(args: &BenchArgs, scenario: ds::DsScenario) -> anyhow::Result<ExitCode> {
+    let plan = ds::DsPlan {
+        addr: args.addrs[0],
+        writers: args.publishers,
+        readers: args.subscribers,
+        rate: args.rate,
+        duration: args.duration,
+        drain: args.drain,
+        payload: args.payload,
+        stream_bytes: args.stream_bytes,
+        server_pids: args.server_pid.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(ds::run(scenario, &plan))?;
+    println!("{}", serde_json::to_string(&report)?);
+    let clean = report.append_failures == 0 && report.lost == 0 && report.readers_ended_early == 0;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
 async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let topics = match args.scenario {
         Scenario::Idle | Scenario::Fanout => 1,
         Scenario::Topics => args.topics.unwrap_or(args.subscribers).max(1),
+        // Run by `run_ds`, never here.
+        Scenario::DsAppend | Scenario::DsSse | Scenario::DsCatchup => 1,
     };
     let topic_names: Vec<String> = (0..topics).map(|i| format!("bench-{i}")).collect();
     let publish_auth = match args.target {

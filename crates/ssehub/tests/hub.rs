@@ -14,6 +14,8 @@ mod hub {
     mod console_token;
     mod demo;
     mod durable_streams;
+    mod durable_streams_ops;
+    mod durable_streams_relay;
     mod follow;
     mod history;
     mod http1;

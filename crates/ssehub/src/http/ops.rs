@@ -26,12 +26,16 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let history = state.hub.store().stats().await.ok().map(|s| s.retained);
+    let mut text = state.hub.metrics().render(history);
+    // Durable Streams' own counters (streams/metrics.rs).
+    let streams = state.streams.count().await.ok();
+    text.push_str(&state.streams.metrics().render(streams));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.hub.metrics().render(history),
+        text,
     )
         .into_response()
 }

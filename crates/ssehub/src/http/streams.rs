@@ -11,11 +11,13 @@
 //! `POST`, `DELETE`) need a publisher token granting that topic (a fork also the source's);
 //! reads (`GET`, `HEAD`) a subscriber token whose selectors match it. `--anonymous-streams`
 //! serves streams without tokens, for local development and the conformance suite. Errors
-//! map to statuses in `error.rs`.
+//! map to statuses in `error.rs`. `/v1/stream/__relay/{id}` serves relay answers read-only
+//! (`relay.rs`), with the relay's own read rules.
 
 mod error;
 mod headers;
 mod read;
+mod relay;
 mod sse;
 mod write;
 
@@ -98,6 +100,9 @@ async fn endpoint(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn dispatch(state: &AppState, parts: Parts, body: Body) -> Result<Response, DsError> {
+    if parts.uri.path().starts_with(relay::PREFIX) {
+        return relay::dispatch(state, parts).await;
+    }
     let path = stream_path(parts.uri.path())?;
     match parts.method {
         Method::PUT => write::create(state, path, parts, body).await,
@@ -126,6 +131,11 @@ fn stream_path(path: &str) -> Result<String, DsError> {
     if name == "__ds" || name.starts_with("__ds/") {
         return Err(DsError::NotServed(
             "the __ds prefix is reserved for Durable Streams control APIs (subscriptions), which this hub does not serve".into(),
+        ));
+    }
+    if name == "__relay" {
+        return Err(DsError::NotServed(
+            "the __relay prefix is reserved for relay answers: /v1/stream/__relay/{id}".into(),
         ));
     }
     Ok(path.to_owned())

@@ -28,12 +28,14 @@
 //! shutdown grace.
 
 mod cluster;
+mod ds_view;
 mod limits;
 mod owner;
 mod pump;
 pub mod simulator;
 pub mod upstream;
 
+pub use ds_view::AnswerRead;
 pub use limits::{Bound, Limits};
 pub use owner::Caller;
 

@@ -29,6 +29,7 @@ pub mod expiry;
 mod fork;
 mod live;
 mod meta;
+pub mod metrics;
 pub mod offset;
 pub mod producer;
 mod store;
@@ -48,6 +49,7 @@ pub use error::StreamError;
 pub use expiry::Deadline;
 pub use live::Watch;
 pub use meta::{ForkOf, StreamMeta};
+pub use metrics::{ReaderGuard, StreamsMetrics};
 pub use offset::{Offset, Start};
 pub use producer::Producer;
 pub use store::{Chunk, FILE_NAME};
@@ -182,6 +184,8 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Shared with the writer, which counts its commits.
     commits: Arc<AtomicU64>,
+    /// Appends, bytes and live readers, for `/metrics`.
+    metrics: Arc<StreamsMetrics>,
 }
 
 impl Streams {
@@ -231,6 +235,7 @@ impl Streams {
                 shutdown,
                 writer: Mutex::new(Some(handle)),
                 commits,
+                metrics: Arc::default(),
             }),
         })
     }
@@ -274,7 +279,43 @@ impl Streams {
     ///
     /// The [`StreamError`] naming why nothing was stored.
     pub async fn append(&self, req: AppendRequest) -> Result<Appended, StreamError> {
-        self.ask(|tx| Command::Append(req, tx)).await
+        let bytes = req.body.len() as u64;
+        let result = self.ask(|tx| Command::Append(req, tx)).await;
+        let m = &self.inner.metrics;
+        match &result {
+            Ok(a) if a.outcome == Outcome::Stored && bytes > 0 => {
+                m.appends.fetch_add(1, Ordering::Relaxed);
+                m.append_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                m.append_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// Counters for `/metrics`; live readers hold a [`StreamsMetrics::reader`] guard.
+    pub fn metrics(&self) -> &Arc<StreamsMetrics> {
+        &self.inner.metrics
+    }
+
+    /// How many streams are stored (expired ones until the sweeper removes them).
+    ///
+    /// # Errors
+    ///
+    /// A storage failure.
+    pub async fn count(&self) -> Result<u64, StreamError> {
+        let this = self.clone();
+        blocking(move || {
+            use redb::ReadableTableMetadata as _;
+            let txn = this.inner.db.begin_read().map_err(StreamError::storage)?;
+            let streams = txn
+                .open_table(store::STREAMS)
+                .map_err(StreamError::storage)?;
+            streams.len().map_err(StreamError::storage)
+        })
+        .await
     }
 
     /// Deletes a stream (only hides it while forks read its data).

@@ -8,6 +8,7 @@ use super::headers::{
     PRODUCER_EPOCH, PRODUCER_EXPECTED_SEQ, PRODUCER_RECEIVED_SEQ, STREAM_CLOSED, STREAM_NEXT_OFFSET,
 };
 use crate::auth::AuthError;
+use crate::relay::RelayError;
 use crate::streams::StreamError;
 
 /// A refused or failed Durable Streams request.
@@ -37,6 +38,15 @@ pub(crate) enum DsError {
     /// A method streams do not have (405).
     #[error("{0} is not a Durable Streams method: use PUT, POST, GET, HEAD or DELETE")]
     MethodNotAllowed(http::Method),
+    /// A write to a read-only stream (a relay answer) (405).
+    #[error("{0}")]
+    ReadOnly(String),
+    /// No credential where one is needed (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Reading a relay answer failed.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 impl DsError {
@@ -48,7 +58,11 @@ impl DsError {
             DsError::Forbidden(_) => StatusCode::FORBIDDEN,
             DsError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             DsError::NotServed(_) => StatusCode::NOT_FOUND,
-            DsError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            DsError::MethodNotAllowed(_) | DsError::ReadOnly(_) => StatusCode::METHOD_NOT_ALLOWED,
+            DsError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            DsError::Relay(RelayError::UnknownStream(_)) => StatusCode::NOT_FOUND,
+            DsError::Relay(RelayError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+            DsError::Relay(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -73,6 +87,8 @@ impl DsError {
                     "GET, HEAD, PUT, POST, DELETE, OPTIONS".into(),
                 )]
             }
+            DsError::ReadOnly(_) => vec![(header::ALLOW, "GET, HEAD, OPTIONS".into())],
+            DsError::Unauthorized(_) => vec![(header::WWW_AUTHENTICATE, "Bearer".into())],
             _ => Vec::new(),
         }
     }

@@ -210,6 +210,7 @@ async fn long_poll(state: &AppState, path: &str, query: &ReadQuery) -> Result<Re
     };
     let timeout = state.config.streams_long_poll_timeout;
     let cursor = response_cursor(query.cursor.as_deref());
+    let _reader = state.streams.metrics().reader();
     match state.streams.wait(path, from, timeout).await? {
         Some(chunk) if !chunk.is_empty() => {
             let mut res = data_response(state, &chunk);

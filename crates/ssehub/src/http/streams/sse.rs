@@ -30,7 +30,7 @@ use crate::http::AppState;
 use crate::streams::content;
 use crate::streams::cursor::response_cursor;
 use crate::streams::offset::{Offset, Start};
-use crate::streams::{Chunk, Streams, Watch};
+use crate::streams::{Chunk, ReaderGuard, Streams, Watch};
 
 /// Input bytes per `data:` line of base64 (a multiple of 3, so each line is whole base64).
 const BASE64_LINE_INPUT: usize = 48 * 1024;
@@ -64,6 +64,8 @@ struct Tail {
     keep_alive: Duration,
     /// When the response ends (at a quiet moment) so the client reconnects.
     ends_at: Instant,
+    /// Counts this connection in `ssehub_ds_readers` while it lasts.
+    _reader: ReaderGuard,
 }
 
 /// Starts an SSE response.
@@ -93,6 +95,7 @@ pub(super) async fn respond(
         finished: false,
         keep_alive: state.config.streams_long_poll_timeout,
         ends_at: Instant::now() + state.config.streams_sse_max_duration,
+        _reader: state.streams.metrics().reader(),
     };
     let frames = futures_util::stream::unfold(tail, |mut tail| async move {
         let frame = tail.next_frame().await?;
