@@ -234,6 +234,12 @@ describe('chat page, as people use it', () => {
     assert.equal(await page.getAttribute('#toggle-sidebar', 'aria-expanded'), 'true');
     assert.ok(await page.isVisible('#chats'));
     await page.screenshot({ path: join(resultsDir, 'chat-phone-list.png') });
+    await page.keyboard.press('Escape');
+    assert.equal(await page.getAttribute('#toggle-sidebar', 'aria-expanded'), 'false');
+    assert.ok(await page.isHidden('#chats'));
+    await page.click('#toggle-sidebar');
+    await page.mouse.click(350, 400);
+    assert.ok(await page.isHidden('#chats'), 'a tap beside the drawer did not close it');
     assert.deepEqual(errors, []);
     await page.close();
   });

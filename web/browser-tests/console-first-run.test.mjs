@@ -86,3 +86,25 @@ it('"Use the first-run token" fills in the printed token, and subscribe and publ
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+it('opened under another host name, the console offers no token and the hub gives none', async () => {
+  // The same hub reached as http://hub.test:PORT (resolved to loopback by Chromium itself): to
+  // the page and to the hub that is not this machine by name, as for a LAN or public address.
+  const port = new URL(hub.url).port;
+  const other = await launchBrowser(['--host-resolver-rules=MAP hub.test 127.0.0.1']);
+  try {
+    const page = await other.context.newPage();
+    const asked = [];
+    page.on('response', (r) => r.url().includes('/console/dev-token') && asked.push(r.status()));
+    await page.goto(`http://hub.test:${port}/console`);
+    await page.waitForFunction(() => document.getElementById('state').dataset.state === 'idle');
+    const status = await page.evaluate(async () => (await fetch('/console/dev-token')).status);
+    assert.equal(status, 404);
+    assert.ok(await page.isHidden('#use-dev-token'));
+    // The page itself never asked: only the probe above did.
+    assert.deepEqual(asked, [404]);
+    await page.close();
+  } finally {
+    await other.close();
+  }
+});

@@ -15,8 +15,9 @@ export const PAGES = {
   'demo/online.html': "connect-src 'self'",
 };
 
-/** Pages that also load a stylesheet from the hub (`/demo/demo.css`). */
+/** Pages that also load a stylesheet from the hub (`/demo/demo.css`), or only that (`/chat.css`). */
 const SHARED_CSS = new Set(['demo/ticker.html', 'demo/logs.html', 'demo/online.html']);
+const ONLY_HUB_CSS = new Set(['index.html']);
 
 /** The policy a page must carry, given its text (and its path, for its style sources). */
 export function policyFor(html, connect, page = '') {
@@ -26,7 +27,7 @@ export function policyFor(html, connect, page = '') {
   return [
     "default-src 'none'",
     `script-src 'self' ${hashes.join(' ')}`,
-    SHARED_CSS.has(page) ? "style-src 'self' 'unsafe-inline'" : "style-src 'unsafe-inline'",
+    ONLY_HUB_CSS.has(page) ? "style-src 'self'" : SHARED_CSS.has(page) ? "style-src 'self' 'unsafe-inline'" : "style-src 'unsafe-inline'",
     connect,
     "img-src 'self' data:",
     "base-uri 'none'",

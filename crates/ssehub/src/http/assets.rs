@@ -1,5 +1,5 @@
 //! The browser side, compiled into the binary so that `ssehub serve` is self-contained: the
-//! chat page (`GET /`), the topic console (`GET /console`), the demo pages (`GET /demo/ticker`,
+//! chat page (`GET /`, with `GET /chat.css`), the topic console (`GET /console`), the demo pages (`GET /demo/ticker`,
 //! `/demo/logs`, `/demo/online`, with their shared module `/demo/demo.js` and stylesheet
 //! `/demo/demo.css`) and the ES module
 //! they all use (`GET /ssehub.js`). The sources live in `web/` at the workspace root, where
@@ -14,6 +14,9 @@ use http::header;
 
 /// The chat page: prompt box, streamed answer, stop, resume after reload, watch link.
 pub(super) const CHAT_HTML: &str = include_str!("../../../../web/index.html");
+
+/// The chat page's stylesheet.
+pub(super) const CHAT_CSS: &str = include_str!("../../../../web/chat.css");
 
 /// The console: subscribe to Mercure topics, publish, watch events arrive.
 pub(super) const CONSOLE_HTML: &str = include_str!("../../../../web/console.html");
@@ -57,6 +60,11 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// `GET /`: the chat page.
 pub(crate) async fn chat() -> Response {
     asset(HTML, CHAT_HTML)
+}
+
+/// `GET /chat.css`: the chat page's stylesheet.
+pub(crate) async fn chat_styles() -> Response {
+    asset(CSS, CHAT_CSS)
 }
 
 /// `GET /console`: the topic console.
@@ -155,6 +163,9 @@ mod tests {
         let module = demo_module().await;
         assert_eq!(module.headers()[header::CONTENT_TYPE], JAVASCRIPT);
         assert!(body(module).await.contains("from '/ssehub.js'"));
+        let chat = chat_styles().await;
+        assert_eq!(chat.headers()[header::CONTENT_TYPE], CSS);
+        assert!(body(chat).await.contains("#conversation"));
         let styles = demo_styles().await;
         assert_eq!(styles.headers()[header::CONTENT_TYPE], CSS);
         assert_eq!(styles.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");

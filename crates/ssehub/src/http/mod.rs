@@ -66,6 +66,7 @@ pub fn app(state: AppState) -> Router {
             get(subscriptions::one),
         )
         .route("/", get(assets::chat))
+        .route("/chat.css", get(assets::chat_styles))
         .route("/console", get(assets::console))
         .route(console_token::PATH, get(console_token::dev_token))
         .route("/ssehub.js", get(assets::module))
