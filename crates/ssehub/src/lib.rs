@@ -51,6 +51,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod relay;
+pub mod reload;
 pub mod store;
 pub mod streams;
 pub mod topic;
@@ -64,6 +65,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+pub use reload::Reloader;
 
 /// Why the hub could not start or stopped abnormally. Each variant names the part that failed
 /// and leaves the details to its source, so that `{:#}` prints each context once.
@@ -120,6 +122,8 @@ pub struct Started {
     store: Arc<dyn store::Store>,
     /// The Durable Streams store, closed with the history store.
     streams: streams::Streams,
+    /// Swaps the live settings while serving (SIGHUP in `ssehub serve`).
+    reloader: Reloader,
 }
 
 impl std::fmt::Debug for Started {
@@ -226,9 +230,10 @@ pub async fn start(
     let addr: SocketAddr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
+    let connections = http::server::ConnectionCap::new(config.max_connections);
     let serve_options = http::server::ServeOptions {
         tls,
-        max_connections: config.max_connections,
+        max_connections: connections.clone(),
         grace: config.shutdown_grace,
     };
     let upstream = relay::upstream::Upstream::from_config(
@@ -252,7 +257,16 @@ pub async fn start(
     );
     tracker.spawn(streams.clone().sweep_until_shutdown());
     tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), "ssehub listening on {url}");
-    let config = Arc::new(config);
+    let derived_resource_identifier = config.auth.resource_identifier.clone();
+    let config = Arc::new(arc_swap::ArcSwap::from_pointee(config));
+    let reloader = Reloader {
+        config: config.clone(),
+        auth: auth.clone(),
+        hub: hub.clone(),
+        relay: relay.clone(),
+        connections,
+        derived_resource_identifier,
+    };
     let state = http::AppState {
         hub,
         auth,
@@ -272,6 +286,7 @@ pub async fn start(
         pruner,
         store,
         streams,
+        reloader,
     })
 }
 
@@ -280,6 +295,12 @@ impl Started {
     #[must_use]
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// A handle that changes the live settings while the hub serves.
+    #[must_use]
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves until the shutdown token fires, drains within the grace period, then closes the

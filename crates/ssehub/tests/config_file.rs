@@ -331,3 +331,110 @@ async fn serve_reads_the_file_and_a_flag_or_the_environment_wins_over_it() {
     assert_eq!(publish_status(&hub, &publish_token(NEW_KEY)).await, 200);
     assert_eq!(publish_status(&hub, &publish_token(OLD_KEY)).await, 401);
 }
+
+fn hub_file(data: &Path, key: &str, rest: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata-dir = {:?}\npublisher-jwt-key = {key:?}\n{rest}",
+        data.to_str().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_new_key_and_cors_origin_and_names_what_needs_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let before = "cors-origins = [\"https://a.example\"]\n";
+    let file = write(dir.path(), "hub.toml", &hub_file(&data, OLD_KEY, before));
+    let hub = Hub::start(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(publish_status(&hub, &publish_token(OLD_KEY)).await, 200);
+    assert_eq!(cors_allowed(&hub, "https://b.example").await, None);
+
+    let after = "cors-origins = [\"https://a.example\", \"https://b.example\"]\n\
+                 heartbeat = \"5s\"\nstore-cache-bytes = 1048576\n";
+    write(dir.path(), "hub.toml", &hub_file(&data, NEW_KEY, after));
+    hub.hup();
+    let changed = hub.wait_for_log(&["configuration reloaded: "]);
+    for part in [
+        "publisher-jwt-key changed (secret, not shown)",
+        "cors-origins [https://a.example] -> [https://a.example, https://b.example]",
+        "heartbeat 40s -> 5s",
+    ] {
+        assert!(changed.contains(part), "{part:?} not in {changed}");
+    }
+    assert!(!changed.contains("store-cache-bytes"), "{changed}");
+    let restart = hub.wait_for_log(&["need a restart"]);
+    assert!(restart.contains("store-cache-bytes"), "{restart}");
+    assert!(!restart.contains("heartbeat"), "{restart}");
+    let log = hub.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains(NEW_KEY) && !log.contains(OLD_KEY),
+        "a key was logged"
+    );
+
+    assert_eq!(publish_status(&hub, &publish_token(NEW_KEY)).await, 200);
+    assert_eq!(publish_status(&hub, &publish_token(OLD_KEY)).await, 401);
+    assert_eq!(
+        cors_allowed(&hub, "https://b.example").await.as_deref(),
+        Some("https://b.example")
+    );
+    assert_eq!(
+        cors_allowed(&hub, "https://a.example").await.as_deref(),
+        Some("https://a.example")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_file_on_sighup_keeps_the_running_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = write(dir.path(), "hub.toml", &hub_file(&data, OLD_KEY, ""));
+    let hub = Hub::start(&["--config", file.to_str().unwrap()], &[]);
+    let cases = [
+        (
+            "heartbaet = \"5s\"\n",
+            "hub.toml:4: unknown key `heartbaet` (did you mean `heartbeat`?)",
+        ),
+        (
+            "max-connections = \"lots\"\n",
+            "hub.toml:4: key `max-connections`: invalid value \"lots\"",
+        ),
+        (
+            "relay-max-streams = 0\n",
+            "--relay-max-streams and --relay-max-streams-per-key must be at least 1",
+        ),
+    ];
+    for (n, (rest, message)) in cases.into_iter().enumerate() {
+        write(dir.path(), "hub.toml", &hub_file(&data, NEW_KEY, rest));
+        hub.hup();
+        let deadline = Instant::now() + PATIENCE;
+        while hub
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("reload refused, the running configuration stays"))
+            .count()
+            <= n
+        {
+            assert!(Instant::now() < deadline, "no refusal for {rest}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let line = hub.wait_for_log(&["reload refused", message]);
+        assert!(!line.contains(NEW_KEY), "{line}");
+        assert_eq!(
+            publish_status(&hub, &publish_token(OLD_KEY)).await,
+            200,
+            "{rest}"
+        );
+        assert_eq!(
+            publish_status(&hub, &publish_token(NEW_KEY)).await,
+            401,
+            "{rest}"
+        );
+    }
+    // Fixed, the same file is applied.
+    write(dir.path(), "hub.toml", &hub_file(&data, NEW_KEY, ""));
+    hub.hup();
+    hub.wait_for_log(&["configuration reloaded: publisher-jwt-key changed"]);
+    assert_eq!(publish_status(&hub, &publish_token(NEW_KEY)).await, 200);
+}

@@ -8,6 +8,8 @@ mod follow;
 mod listen;
 mod parse;
 mod publish;
+#[cfg(unix)]
+mod reload;
 mod serve;
 mod token;
 

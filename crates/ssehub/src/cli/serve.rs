@@ -238,7 +238,7 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
 /// the config file.
 pub(crate) async fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<ExitCode> {
     // Before anything starts (not even the logger): a refused file stops here.
-    let resolved = super::effective::resolve(&argv)?;
+    let resolved = Arc::new(super::effective::resolve(&argv)?);
     super::config_cmd::check(&resolved)?;
     let args = &resolved.args;
     init_logging(&args.log_format)?;
@@ -259,8 +259,17 @@ pub(crate) async fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<ExitCod
         .with_context(|| format!("binding {}", args.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
+    // Before the hub says it listens: a SIGHUP from then on reloads, never kills it.
+    #[cfg(unix)]
+    let hup = super::reload::listen_for_sighup();
     // Opens the store (and says where it listens) before anything tells a user to connect.
-    let started = ssehub::start(listener, config, shutdown).await?;
+    let started = ssehub::start(listener, config, shutdown.clone()).await?;
+    #[cfg(unix)]
+    {
+        let reload =
+            super::reload::on_sighup(hup, argv, resolved.clone(), started.reloader(), shutdown);
+        tokio::spawn(reload);
+    }
     let base = started.url();
     let banner = Banner {
         base: &base,
@@ -382,7 +391,7 @@ fn store_config(args: &ServeArgs) -> anyhow::Result<StoreConfig> {
 const KEY_FILE: &str = "publisher-jwt-key";
 
 /// Reads the key generated on an earlier run, or makes and stores a new random one.
-fn first_run_key(dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn first_run_key(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_owned()),
