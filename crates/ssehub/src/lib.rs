@@ -19,7 +19,9 @@
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).
-//! - [`config`] and [`run`]: the glue that configures and starts all of the above.
+//! - [`config`] and [`run`]: the glue that configures and starts all of the above;
+//!   [`reload`]: what a running hub changes without a restart (keys, origins, limits), swapped
+//!   in where requests read them (`ArcSwap`, atomics), for `ssehub serve`'s SIGHUP.
 //!
 //! ```text
 //!  POST /.well-known/mercure ─> auth ─> hub::publish ─> Store::append (log fsync, group commit) ─> 200 id

@@ -438,3 +438,56 @@ async fn a_refused_file_on_sighup_keeps_the_running_configuration() {
     hub.wait_for_log(&["configuration reloaded: publisher-jwt-key changed"]);
     assert_eq!(publish_status(&hub, &publish_token(NEW_KEY)).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_the_body_limit_and_the_connection_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = write(dir.path(), "hub.toml", &hub_file(&data, OLD_KEY, ""));
+    let hub = Hub::start(&["--config", file.to_str().unwrap()], &[]);
+    let token = publish_token(OLD_KEY);
+    assert_eq!(publish_status(&hub, &token).await, 200);
+
+    let after = "max-body-bytes = 10\nmax-connections = 1\n";
+    write(dir.path(), "hub.toml", &hub_file(&data, OLD_KEY, after));
+    hub.hup();
+    let line = hub.wait_for_log(&["configuration reloaded: "]);
+    assert!(line.contains("max-body-bytes 1048576 -> 10"), "{line}");
+    assert!(line.contains("max-connections 19000 -> 1"), "{line}");
+    // The publish body is 17 bytes.
+    assert_eq!(publish_status(&hub, &token).await, 413);
+
+    // One open stream holds the only connection (once the publishes' connections are gone);
+    // the next connection is refused.
+    let deadline = Instant::now() + PATIENCE;
+    let held = loop {
+        let res = reqwest::Client::new()
+            .get(hub.url("/.well-known/mercure?topic=/t"))
+            .bearer_auth(publish_token_subscribe(OLD_KEY))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break res;
+        }
+        assert_eq!(res.status(), 503);
+        assert!(
+            Instant::now() < deadline,
+            "the earlier connections never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let refused = reqwest::Client::new()
+        .get(hub.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    drop(held);
+}
+
+fn publish_token_subscribe(secret: &str) -> String {
+    let mut claims = MintClaims::default();
+    claims.subscribe = vec![MintTopic::exact("*")];
+    mint(&Key::secret(secret.as_bytes(), None).unwrap(), claims).unwrap()
+}

@@ -1,4 +1,6 @@
-//! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
+//! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`;
+//! `serve`'s configuration file, its layering and its reload have modules of their own
+//! (`config_file`, `effective`, `reload`).
 
 mod banner;
 mod config_cmd;

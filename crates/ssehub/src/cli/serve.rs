@@ -1,5 +1,6 @@
-//! `ssehub serve`: flags and environment into a [`ssehub::Config`], first-run key setup,
-//! signals, then [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
+//! `ssehub serve`: flags, environment and config file (resolved by `effective.rs`) into a
+//! [`ssehub::Config`], first-run key setup, signals (SIGHUP: `reload.rs`), then
+//! [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
