@@ -104,3 +104,64 @@ impl Reloader {
         kept
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_util::sync::CancellationToken;
+
+    use crate::auth::{AuthConfig, VerifyingKey};
+    use crate::config::Config;
+
+    fn config(dir: &std::path::Path, key: &str, cors: &[&str]) -> Config {
+        let key = VerifyingKey::from_config(key, Some("HS256")).unwrap();
+        let mut config = Config::new(dir.to_owned(), AuthConfig::new(key));
+        config.cors_origins = cors.iter().map(|o| (*o).to_owned()).collect();
+        config
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_derived_audience_and_refuses_to_switch_the_cors_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = CancellationToken::new();
+        let started = crate::start(
+            listener,
+            config(dir.path(), "k1", &["https://a"]),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let reloader = started.reloader();
+        let audience = reloader.auth.audience();
+        assert!(audience.is_some());
+
+        let kept = reloader.apply(config(dir.path(), "k2", &["https://a", "https://b"]));
+        assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(
+            reloader.auth.audience(),
+            audience,
+            "the derived audience was lost"
+        );
+        assert_eq!(
+            reloader.config.load().cors_origins,
+            ["https://a", "https://b"]
+        );
+
+        for switch in [&["*"][..], &[][..]] {
+            let kept = reloader.apply(config(dir.path(), "k2", switch));
+            assert_eq!(kept, ["cors_origins"]);
+            assert_eq!(
+                reloader.config.load().cors_origins,
+                ["https://a", "https://b"]
+            );
+        }
+        let mut limits = config(dir.path(), "k2", &["https://a"]);
+        limits.max_connections = 7;
+        limits.max_body_bytes = 9;
+        reloader.apply(limits);
+        assert_eq!(reloader.connections.max(), 7);
+        assert_eq!(reloader.config.load().max_body_bytes, 9);
+        shutdown.cancel();
+        started.serve().await.unwrap();
+    }
+}
