@@ -188,7 +188,9 @@ fn values_of(arg: &Arg, value: &DeValue<'_>) -> Result<Vec<String>, String> {
 fn scalar(value: &DeValue<'_>) -> Option<String> {
     match value {
         DeValue::String(s) => Some(s.to_string()),
-        DeValue::Integer(i) if i.radix() == 10 => Some(i.as_str().replace('_', "")),
+        DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n.to_string()),
         DeValue::Float(f) => Some(f.as_str().replace('_', "")),
         _ => None,
     }

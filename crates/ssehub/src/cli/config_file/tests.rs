@@ -203,7 +203,7 @@ fn a_secret_value_is_not_echoed_in_an_error() {
 #[test]
 fn values_become_flag_values() {
     let file = parse_str(
-        "cors-origins = \"https://a, https://b\"\npublish-origins = [\"https://c\"]\nanonymous = false\nmax-connections = 1_000\nheartbeat = 40\n",
+        "cors-origins = \"https://a, https://b\"\npublish-origins = [\"https://c\"]\nanonymous = false\nmax-connections = 1_000\nheartbeat = 40\nmax-body-bytes = 0x10\n",
     )
     .unwrap();
     let values = |k: &str| file.entries[k].values.clone();
@@ -212,6 +212,7 @@ fn values_become_flag_values() {
     assert!(values("anonymous").is_empty());
     assert_eq!(values("max-connections"), ["1000"]);
     assert_eq!(values("heartbeat"), ["40"]);
+    assert_eq!(values("max-body-bytes"), ["16"]);
 }
 
 #[test]
