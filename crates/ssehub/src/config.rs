@@ -1,7 +1,7 @@
 //! Hub configuration, independent of how it was given (flags, environment, tests).
 //!
-//! `cli/serve.rs` turns flags and `SSEHUB_*`/`MERCURE_*` variables into a [`Config`];
-//! tests build one directly with [`Config::for_tests`].
+//! `cli/serve.rs` turns flags, `SSEHUB_*`/`MERCURE_*` variables and the `--config` file into
+//! a [`Config`]; tests build one directly with [`Config::for_tests`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -19,7 +19,9 @@
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
 //!   holds no hyper buffers).
-//! - [`config`] and [`run`]: the glue that configures and starts all of the above.
+//! - [`config`] and [`run`]: the glue that configures and starts all of the above;
+//!   [`reload`]: what a running hub changes without a restart (keys, origins, limits), swapped
+//!   in where requests read them (`ArcSwap`, atomics), for `ssehub serve`'s SIGHUP.
 //!
 //! ```text
 //!  POST /.well-known/mercure ─> auth ─> hub::publish ─> Store::append (log fsync, group commit) ─> 200 id
@@ -51,6 +53,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod relay;
+pub mod reload;
 pub mod store;
 pub mod streams;
 pub mod topic;
@@ -64,6 +67,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+pub use reload::Reloader;
 
 /// Why the hub could not start or stopped abnormally. Each variant names the part that failed
 /// and leaves the details to its source, so that `{:#}` prints each context once.
@@ -120,6 +124,8 @@ pub struct Started {
     store: Arc<dyn store::Store>,
     /// The Durable Streams store, closed with the history store.
     streams: streams::Streams,
+    /// Swaps the live settings while serving (SIGHUP in `ssehub serve`).
+    reloader: Reloader,
 }
 
 impl std::fmt::Debug for Started {
@@ -226,9 +232,10 @@ pub async fn start(
     let addr: SocketAddr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
+    let connections = http::server::ConnectionCap::new(config.max_connections);
     let serve_options = http::server::ServeOptions {
         tls,
-        max_connections: config.max_connections,
+        max_connections: connections.clone(),
         grace: config.shutdown_grace,
     };
     let upstream = relay::upstream::Upstream::from_config(
@@ -252,7 +259,16 @@ pub async fn start(
     );
     tracker.spawn(streams.clone().sweep_until_shutdown());
     tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), "ssehub listening on {url}");
-    let config = Arc::new(config);
+    let derived_resource_identifier = config.auth.resource_identifier.clone();
+    let config = Arc::new(arc_swap::ArcSwap::from_pointee(config));
+    let reloader = Reloader {
+        config: config.clone(),
+        auth: auth.clone(),
+        hub: hub.clone(),
+        relay: relay.clone(),
+        connections,
+        derived_resource_identifier,
+    };
     let state = http::AppState {
         hub,
         auth,
@@ -272,6 +288,7 @@ pub async fn start(
         pruner,
         store,
         streams,
+        reloader,
     })
 }
 
@@ -280,6 +297,12 @@ impl Started {
     #[must_use]
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// A handle that changes the live settings while the hub serves.
+    #[must_use]
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves until the shutdown token fires, drains within the grace period, then closes the

@@ -347,7 +347,7 @@ fn v1_token_grants_and_checks_audience() {
 
 #[test]
 fn the_audience_is_the_configured_resource_identifier_only() {
-    assert_eq!(hs_hub().audience(), Some(AUD));
+    assert_eq!(hs_hub().audience().as_deref(), Some(AUD));
     // Without one, 1.0 tokens cannot be checked, so none passes; 0.x tokens still do.
     let bare = Authorizer::new(AuthConfig::new(
         VerifyingKey::secret(SECRET.as_bytes(), None).unwrap(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
@@ -70,8 +71,11 @@ impl AuthConfig {
 /// Verifies tokens and turns them into [`Grants`]. Cheap to share (`Arc`).
 #[derive(Debug)]
 pub struct Authorizer {
-    /// The settings, fixed at startup.
-    config: AuthConfig,
+    /// The settings; swapped whole by [`Authorizer::replace`] (SIGHUP), read once per check
+    /// so that one token is judged by one version of them.
+    config: ArcSwap<AuthConfig>,
+    /// Shared with the hub; it outlives every replacement of the settings.
+    selector_cache: Arc<SelectorCache>,
 }
 
 /// What the JOSE header says, decoded before any key is chosen.
@@ -158,29 +162,32 @@ fn render_claim(v: Option<&Value>) -> String {
 impl Authorizer {
     /// Wraps the settings.
     pub fn new(config: AuthConfig) -> Self {
-        Authorizer { config }
+        Authorizer {
+            selector_cache: config.selector_cache.clone(),
+            config: ArcSwap::from_pointee(config),
+        }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &AuthConfig {
-        &self.config
+    /// The settings now.
+    pub fn config(&self) -> Arc<AuthConfig> {
+        self.config.load_full()
+    }
+
+    /// Replaces the settings for every check that starts from now on (keys, issuers,
+    /// origins...); checks under way finish with the old ones. The selector cache stays.
+    pub fn replace(&self, mut config: AuthConfig) {
+        config.selector_cache = self.selector_cache.clone();
+        self.config.store(Arc::new(config));
     }
 
     /// The selector cache token grants are compiled into.
     pub fn selector_cache(&self) -> &Arc<SelectorCache> {
-        &self.config.selector_cache
+        &self.selector_cache
     }
 
     /// The audience 1.0 tokens must carry: the configured resource identifier.
-    pub fn audience(&self) -> Option<&str> {
-        self.config.resource_identifier.as_deref()
-    }
-
-    fn key(&self, role: Role) -> &VerifyingKey {
-        match (role, &self.config.subscriber_key) {
-            (Role::Subscriber, Some(k)) => k,
-            _ => &self.config.publisher_key,
-        }
+    pub fn audience(&self) -> Option<String> {
+        self.config.load().resource_identifier.clone()
     }
 
     /// Finds the request's token; see [`source::extract_token`].
@@ -193,7 +200,7 @@ impl Authorizer {
         headers: &http::HeaderMap,
         query: Option<&str>,
     ) -> Result<Option<(String, TokenSource)>, AuthError> {
-        source::extract_token(headers, query, &self.config.cookie_name)
+        source::extract_token(headers, query, &self.config.load().cookie_name)
     }
 
     /// Checks a publish's origin when its token came from a cookie; see
@@ -207,7 +214,7 @@ impl Authorizer {
         headers: &http::HeaderMap,
         source: TokenSource,
     ) -> Result<(), AuthError> {
-        source::check_publish_origin(headers, source, &self.config.publish_origins)
+        source::check_publish_origin(headers, source, &self.config.load().publish_origins)
     }
 
     /// Grants for a request that may or may not carry a token: publishers need one;
@@ -219,18 +226,19 @@ impl Authorizer {
     /// [`AuthError::MissingToken`], [`AuthError::AnonymousNotAllowed`], or as
     /// [`Authorizer::verify`].
     pub fn authorize(&self, token: Option<&str>, role: Role) -> Result<Grants, AuthError> {
+        let config = self.config.load();
         match (token, role) {
             (Some(t), _) => self.verify(t, role),
-            (None, Role::Subscriber) if self.config.anonymous => {
-                Ok(Grants::anonymous(self.config.selector_cache.clone()))
+            (None, Role::Subscriber) if config.anonymous => {
+                Ok(Grants::anonymous(config.selector_cache.clone()))
             }
-            (None, Role::Subscriber) if !self.config.open_topics.is_empty() => {
-                Grants::open(&self.config.open_topics, self.config.selector_cache.clone())
+            (None, Role::Subscriber) if !config.open_topics.is_empty() => {
+                Grants::open(&config.open_topics, config.selector_cache.clone())
             }
             (None, Role::Subscriber) => Err(AuthError::AnonymousNotAllowed),
             (None, Role::Publisher) => Err(AuthError::MissingToken {
                 role,
-                cookie: self.config.cookie_name.clone(),
+                cookie: config.cookie_name.clone(),
             }),
         }
     }
@@ -250,11 +258,10 @@ impl Authorizer {
     ///
     /// As [`Authorizer::verify`].
     pub fn verify_at(&self, token: &str, role: Role, now: SystemTime) -> Result<Grants, AuthError> {
+        let config = self.config.load();
         let token = token.trim();
         let header = read_header(token, role)?;
-        let key = self
-            .key(role)
-            .select(header.alg, header.kid.as_deref(), role)?;
+        let key = key_of(&config, role).select(header.alg, header.kid.as_deref(), role)?;
 
         // The library checks the signature only; time, audience and issuer are
         // checked below so each failure gets its own precise message.
@@ -272,7 +279,7 @@ impl Authorizer {
                 ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm {
                     alg: format!("{:?}", header.alg),
                     role,
-                    allowed: super::keys::alg_list(&self.key(role).algorithms()),
+                    allowed: super::keys::alg_list(&key_of(&config, role).algorithms()),
                 },
                 _ => malformed(e.to_string()),
             })?;
@@ -298,7 +305,7 @@ impl Authorizer {
         }
 
         let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let leeway = self.config.leeway.as_secs();
+        let leeway = config.leeway.as_secs();
         let exp = numeric_date(&claims, "exp")?;
         match exp {
             Some(exp) if now_secs > exp.saturating_add(leeway) => {
@@ -320,7 +327,10 @@ impl Authorizer {
         }
 
         let mut grants = if v1 {
-            let audience = self.audience().ok_or(AuthError::NoResourceIdentifier)?;
+            let audience = config
+                .resource_identifier
+                .as_deref()
+                .ok_or(AuthError::NoResourceIdentifier)?;
             let aud_ok = match claims.get("aud") {
                 Some(Value::String(a)) => a == audience,
                 Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
@@ -332,21 +342,29 @@ impl Authorizer {
                     got: render_claim(claims.get("aud")),
                 });
             }
-            if !self.config.issuers.is_empty() {
+            if !config.issuers.is_empty() {
                 let iss = claims.get("iss").and_then(Value::as_str);
-                if !iss.is_some_and(|i| self.config.issuers.iter().any(|t| t == i)) {
+                if !iss.is_some_and(|i| config.issuers.iter().any(|t| t == i)) {
                     return Err(AuthError::UntrustedIssuer {
                         got: render_claim(claims.get("iss")),
-                        trusted: self.config.issuers.join(", "),
+                        trusted: config.issuers.join(", "),
                     });
                 }
             }
-            grants::from_authorization_details(&claims, &self.config.selector_cache)?
+            grants::from_authorization_details(&claims, &config.selector_cache)?
         } else {
-            grants::from_mercure_claim(&claims, &self.config.selector_cache)?
+            grants::from_mercure_claim(&claims, &config.selector_cache)?
         };
         grants.expires_at = exp.map(|e| UNIX_EPOCH + Duration::from_secs(e));
         grants.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         Ok(grants)
+    }
+}
+
+/// The key that verifies `role`'s tokens.
+fn key_of(config: &AuthConfig, role: Role) -> &VerifyingKey {
+    match (role, &config.subscriber_key) {
+        (Role::Subscriber, Some(k)) => k,
+        _ => &config.publisher_key,
     }
 }

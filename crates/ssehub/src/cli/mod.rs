@@ -1,10 +1,17 @@
-//! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
+//! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`;
+//! `serve`'s configuration file, its layering and its reload have modules of their own
+//! (`config_file`, `effective`, `reload`).
 
 mod banner;
+mod config_cmd;
+mod config_file;
+mod effective;
 mod follow;
 mod listen;
 mod parse;
 mod publish;
+#[cfg(unix)]
+mod reload;
 mod serve;
 mod token;
 
@@ -24,6 +31,9 @@ pub(crate) struct Cli {
 enum Command {
     /// Run the hub (Mercure publish/subscribe, history, relay, pages).
     Serve(Box<serve::ServeArgs>),
+    /// Check or print the configuration of `serve` (config file, environment, flags).
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Subscribe to any SSE URL and print its events (curl for SSE).
     Listen(listen::ListenArgs),
     /// Read an event stream on stdin, print one JSON line per dispatched event.
@@ -41,10 +51,17 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Listen(args) => runtime()?
             .block_on(listen::run(args))
             .map(|()| ExitCode::SUCCESS),
-        Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
+        // `serve` parses its words again: the config file layer needs clap's value sources.
+        Command::Serve(_) => runtime()?.block_on(serve::run(serve_argv())),
+        Command::Config(command) => config_cmd::run(command),
         Command::Publish(args) => runtime()?.block_on(publish::run(args)),
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
     }
+}
+
+/// The command line from the word `serve` on (it is the first: `ssehub` has no global flags).
+fn serve_argv() -> Vec<std::ffi::OsString> {
+    std::env::args_os().skip(1).collect()
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,5 +1,6 @@
-//! `ssehub serve`: flags and environment into a [`ssehub::Config`], first-run key setup,
-//! signals, then [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
+//! `ssehub serve`: flags, environment and config file (resolved by `effective.rs`) into a
+//! [`ssehub::Config`], first-run key setup, signals (SIGHUP: `reload.rs`), then
+//! [`ssehub::start`] (the store opens) and [`ssehub::Started::serve`].
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -19,15 +20,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::banner::{Banner, first_run_help, first_run_token};
 
-/// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>`.
+/// Arguments of `ssehub serve`; every flag can also come from `SSEHUB_<FLAG>` and, but for
+/// `--config`, from the config file's key of the same name (`cli/config_file.rs`).
 #[derive(clap::Args, Debug)]
+#[command(after_help = PRECEDENCE_HELP)]
 pub(crate) struct ServeArgs {
+    /// TOML file whose keys are these flags' names without `--` (see ssehub.example.toml).
+    #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Address to bind.
     #[arg(long, env = "SSEHUB_LISTEN", default_value = ssehub::config::DEFAULT_LISTEN)]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Where the embedded store keeps its files.
     #[arg(long, env = "SSEHUB_DATA_DIR", default_value = "./ssehub-data")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// History store: `embedded` (in --data-dir, one node), or
     /// `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS): one history shared
     /// by every hub pointed at it.
@@ -37,110 +43,112 @@ pub(crate) struct ServeArgs {
         default_value = "embedded",
         hide_env_values = true
     )]
-    store: String,
+    pub(crate) store: String,
     /// With a Redis store: keys are `ssehub:{NAMESPACE}:...`, so several hub clusters can
     /// share one Redis.
     #[arg(long, env = "SSEHUB_REDIS_NAMESPACE", default_value = ssehub::store::redis::DEFAULT_NAMESPACE)]
-    redis_namespace: String,
+    pub(crate) redis_namespace: String,
     /// Page cache of the embedded store in bytes, the store's largest use of memory.
     #[arg(long, env = "SSEHUB_STORE_CACHE_BYTES", default_value_t = ssehub::store::redb::DEFAULT_CACHE_BYTES)]
-    store_cache_bytes: usize,
+    pub(crate) store_cache_bytes: usize,
     /// Start although the write-ahead log is damaged at this byte offset (as the refusal to start
     /// names it): keep the updates before the damage, drop those after it. Use once.
     #[arg(long, env = "SSEHUB_WAL_TRUNCATE_DAMAGED", value_name = "OFFSET")]
-    wal_truncate_damaged: Option<u64>,
+    pub(crate) wal_truncate_damaged: Option<u64>,
     /// HS256 secret, or a PEM public key / JWKS file for RS256/ES256 (also MERCURE_PUBLISHER_JWT_KEY).
     ///
     /// A value that looks like a path (starting with /, ./, ../ or ~, or ending in .pem,
     /// .json, .key, .jwk or .jwks) must name a readable file, or the hub does not start; to
     /// use such text as the HMAC secret itself, also pass --publisher-jwt-alg HS256.
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", hide_env_values = true)]
-    publisher_jwt_key: Option<String>,
+    pub(crate) publisher_jwt_key: Option<String>,
     /// Algorithm of the publisher key (HS256, RS256, ES256, ...; also MERCURE_PUBLISHER_JWT_ALG).
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_ALG")]
-    publisher_jwt_alg: Option<String>,
+    pub(crate) publisher_jwt_alg: Option<String>,
     /// Subscriber key; defaults to the publisher key (also MERCURE_SUBSCRIBER_JWT_KEY).
     ///
     /// Read as --publisher-jwt-key is: a path-shaped value must name a readable file; pass
     /// --subscriber-jwt-alg HS256 to use such text as the HMAC secret itself.
     #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
-    subscriber_jwt_key: Option<String>,
+    pub(crate) subscriber_jwt_key: Option<String>,
     /// Algorithm of the subscriber key (also MERCURE_SUBSCRIBER_JWT_ALG).
     #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_ALG")]
-    subscriber_jwt_alg: Option<String>,
+    pub(crate) subscriber_jwt_alg: Option<String>,
     /// Trusted issuers of 1.0 tokens (comma-separated); none means `iss` is not checked.
     #[arg(long, env = "SSEHUB_JWT_ISSUER", value_delimiter = ',')]
-    jwt_issuer: Vec<String>,
+    pub(crate) jwt_issuer: Vec<String>,
     /// The `aud` 1.0 tokens must carry (default: http(s)://<listen address>/.well-known/mercure).
     ///
     /// The default comes from --listen (https with --tls-cert), never from a request's Host
     /// header, which the client chooses. Set this to the URL clients use when the hub is
     /// behind a proxy, has a DNS name, or listens on 0.0.0.0 or [::].
     #[arg(long, env = "SSEHUB_RESOURCE_IDENTIFIER")]
-    resource_identifier: Option<String>,
+    pub(crate) resource_identifier: Option<String>,
     /// Allow subscribers without a token (public updates only).
     #[arg(long, env = "SSEHUB_ANONYMOUS")]
-    anonymous: bool,
+    pub(crate) anonymous: bool,
     /// Cookie holding the token for browsers.
     #[arg(
         long,
         env = "SSEHUB_COOKIE_NAME",
         default_value = "mercureAuthorization"
     )]
-    cookie_name: String,
+    pub(crate) cookie_name: String,
     /// Origins allowed to subscribe cross-origin with credentials (comma-separated), or `*` without credentials.
     #[arg(long, env = "SSEHUB_CORS_ORIGINS", value_delimiter = ',')]
-    cors_origins: Vec<String>,
+    pub(crate) cors_origins: Vec<String>,
     /// Origins allowed to publish with cookie authentication (comma-separated), or `*`.
     #[arg(long, env = "SSEHUB_PUBLISH_ORIGINS", value_delimiter = ',')]
-    publish_origins: Vec<String>,
+    pub(crate) publish_origins: Vec<String>,
     /// Send a comment after this much silence.
     #[arg(long, env = "SSEHUB_HEARTBEAT", default_value = "40s", value_parser = parse_duration)]
-    heartbeat: Duration,
+    pub(crate) heartbeat: Duration,
     /// Keep at most this many updates in history.
     #[arg(long, env = "SSEHUB_HISTORY_MAX_EVENTS")]
-    history_max_events: Option<u64>,
+    pub(crate) history_max_events: Option<u64>,
     /// Drop updates older than this from history.
     #[arg(long, env = "SSEHUB_HISTORY_MAX_AGE", value_parser = parse_duration)]
-    history_max_age: Option<Duration>,
+    pub(crate) history_max_age: Option<Duration>,
     /// Most updates read from history per replay page (pages are also bounded to 1 MiB).
     #[arg(long, env = "SSEHUB_REPLAY_PAGE", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
-    replay_page: u64,
+    pub(crate) replay_page: u64,
     /// Publish subscription events and serve the subscriptions API.
     #[arg(long, env = "SSEHUB_SUBSCRIPTIONS")]
-    subscriptions: bool,
+    pub(crate) subscriptions: bool,
     /// Feed the demo pages (/demo/ticker, /demo/logs, /demo/online) with simulated data, and
     /// let browsers without a token read the /demo/ topics (only those); implies --subscriptions.
     /// With a shared store, give it to one node only: each would run its own simulation.
     #[arg(long, env = "SSEHUB_DEMO")]
-    demo: bool,
+    pub(crate) demo: bool,
     /// PEM certificate chain: serve HTTPS with HTTP/2 (ALPN).
-    #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
+    // The pair is checked in `hub_config`, not by clap's `requires`: one of the two may come
+    // from the config file, which clap's first parse does not see.
+    #[arg(long, env = "SSEHUB_TLS_CERT")]
+    pub(crate) tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(long, env = "SSEHUB_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[arg(long, env = "SSEHUB_TLS_KEY")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Connections beyond this are answered 503.
     #[arg(long, env = "SSEHUB_MAX_CONNECTIONS", default_value_t = 19_000)]
-    max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Publish bodies beyond this many bytes are answered 413.
     #[arg(long, env = "SSEHUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-    max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Selectors one subscription may name (more: 400).
     #[arg(long, env = "SSEHUB_MAX_SELECTORS", default_value_t = 100)]
-    max_selectors: usize,
+    pub(crate) max_selectors: usize,
     /// Bytes a subscriber may fall behind before it is cut off (it resumes from history).
     #[arg(long, env = "SSEHUB_SUBSCRIBER_QUEUE_BYTES", default_value_t = 4 << 20)]
-    subscriber_queue_bytes: usize,
+    pub(crate) subscriber_queue_bytes: usize,
     /// Time open streams get to end after SIGTERM/SIGINT.
     #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
-    shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// The relay's OpenAI-compatible upstream base URL (ending in /v1), or `simulate`.
     #[arg(long, env = "SSEHUB_UPSTREAM", default_value = "simulate")]
-    upstream: String,
+    pub(crate) upstream: String,
     /// Key sent to the upstream (never to browsers).
     #[arg(long, env = "SSEHUB_UPSTREAM_API_KEY", hide_env_values = true)]
-    upstream_api_key: Option<String>,
+    pub(crate) upstream_api_key: Option<String>,
     /// Keys callers of /v1/... must present as Authorization: Bearer (comma-separated; none = open).
     #[arg(
         long,
@@ -148,66 +156,66 @@ pub(crate) struct ServeArgs {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    relay_api_keys: Vec<String>,
+    pub(crate) relay_api_keys: Vec<String>,
     /// Relay answers generated at once, all callers together (beyond: 429 with Retry-After).
     #[arg(long, env = "SSEHUB_RELAY_MAX_STREAMS", default_value_t = ssehub::config::DEFAULT_RELAY_MAX_STREAMS)]
-    relay_max_streams: usize,
+    pub(crate) relay_max_streams: usize,
     /// Relay answers one --relay-api-keys key may have generated at once (beyond: 429).
     #[arg(long, env = "SSEHUB_RELAY_MAX_STREAMS_PER_KEY", default_value_t = ssehub::config::DEFAULT_RELAY_MAX_STREAMS_PER_KEY)]
-    relay_max_streams_per_key: usize,
+    pub(crate) relay_max_streams_per_key: usize,
     /// Drop relay answers (topics under /v1/streams/) older than this from history; `off`
     /// leaves them to the general retention (--history-max-age, --history-max-events).
     #[arg(long, env = "SSEHUB_RELAY_HISTORY_MAX_AGE", default_value = "1h", value_parser = parse_optional_duration)]
-    relay_history_max_age: MaybeDuration,
+    pub(crate) relay_history_max_age: MaybeDuration,
     /// Pace of the built-in simulator, in tokens per second.
     #[arg(
         long,
         env = "SSEHUB_SIMULATOR_TOKENS_PER_SECOND",
         default_value_t = 30.0
     )]
-    simulator_tokens_per_second: f64,
+    pub(crate) simulator_tokens_per_second: f64,
     /// The simulator's delay before its first token.
     #[arg(long, env = "SSEHUB_SIMULATOR_FIRST_TOKEN_DELAY", default_value = "300ms", value_parser = parse_duration)]
-    simulator_first_token_delay: Duration,
+    pub(crate) simulator_first_token_delay: Duration,
     /// Serve Durable Streams (/v1/stream/*) without tokens: local development, conformance runs.
     #[arg(long, env = "SSEHUB_ANONYMOUS_STREAMS")]
-    anonymous_streams: bool,
+    pub(crate) anonymous_streams: bool,
     /// How long a Durable Streams long-poll waits before answering 204 (also the SSE keep-alive).
     #[arg(long, env = "SSEHUB_STREAMS_LONG_POLL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    streams_long_poll_timeout: Duration,
+    pub(crate) streams_long_poll_timeout: Duration,
     /// A Durable Streams SSE response ends after this long; clients resume from their offset.
     #[arg(long, env = "SSEHUB_STREAMS_SSE_MAX_DURATION", default_value = "60s", value_parser = parse_duration)]
-    streams_sse_max_duration: Duration,
+    pub(crate) streams_sse_max_duration: Duration,
     /// Durable Streams appends beyond this many bytes are answered 413.
     #[arg(long, env = "SSEHUB_STREAMS_MAX_APPEND_BYTES", default_value_t = 16 << 20)]
-    streams_max_append_bytes: usize,
+    pub(crate) streams_max_append_bytes: usize,
     /// With a shared store: how long this node's lease lasts without renewal (renewed every
     /// quarter of it; at least 40ms). Other nodes end the answers and subscriptions of a node
     /// that stopped this long (and a quarter) after it stopped.
     #[arg(long, env = "SSEHUB_NODE_LEASE", default_value = "4s", value_parser = parse_duration)]
-    node_lease: Duration,
+    pub(crate) node_lease: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
-    log_format: String,
+    pub(crate) log_format: String,
 }
+
+/// The end of `ssehub serve --help`.
+const PRECEDENCE_HELP: &str = "\
+Every flag can also be set by its environment variable or by the key of the same name (without \
+`--`) in the --config file. Precedence: flag > environment (SSEHUB_*, then MERCURE_PUBLISHER_JWT_KEY, \
+MERCURE_SUBSCRIBER_JWT_KEY, MERCURE_JWT_KEY and their _ALG forms) > config file > default. \
+`ssehub config print` shows the result and where each value came from; SIGHUP re-reads the file \
+and applies what can change live (keys, CORS and publish origins, limits).";
 
 /// A duration or `off`; its own type because clap reads an `Option` field as "flag absent".
 #[derive(Clone, Copy, Debug)]
-struct MaybeDuration(Option<Duration>);
+pub(crate) struct MaybeDuration(pub(crate) Option<Duration>);
 
 fn parse_optional_duration(s: &str) -> Result<MaybeDuration, ssehub::config::DurationError> {
     if s.trim().eq_ignore_ascii_case("off") {
         return Ok(MaybeDuration(None));
     }
     parse_duration(s).map(|d| MaybeDuration(Some(d)))
-}
-
-fn env_fallback(value: Option<String>, names: &[&str]) -> Option<String> {
-    value.or_else(|| {
-        names
-            .iter()
-            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-    })
 }
 
 fn init_logging(format: &str) -> anyhow::Result<()> {
@@ -227,43 +235,80 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Runs the hub with `argv` (the words from `serve` on) resolved against the environment and
+/// the config file.
+pub(crate) async fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<ExitCode> {
+    // Before anything starts (not even the logger): a refused file stops here.
+    let resolved = Arc::new(super::effective::resolve(&argv)?);
+    super::config_cmd::check(&resolved)?;
+    let args = &resolved.args;
     init_logging(&args.log_format)?;
-    let store = store_config(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-    let publisher_key = env_fallback(
-        args.publisher_jwt_key.clone(),
-        &["MERCURE_PUBLISHER_JWT_KEY", "MERCURE_JWT_KEY"],
-    );
-    let subscriber_key = env_fallback(
-        args.subscriber_jwt_key.clone(),
-        &["MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_JWT_KEY"],
-    );
-    let publisher_alg = env_fallback(
-        args.publisher_jwt_alg.clone(),
-        &["MERCURE_PUBLISHER_JWT_ALG", "MERCURE_JWT_ALG"],
-    );
-    let subscriber_alg = env_fallback(
-        args.subscriber_jwt_alg.clone(),
-        &["MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG"],
-    );
-    let (publisher_key, generated) = match publisher_key {
+    let (publisher_key, generated) = match args.publisher_jwt_key.clone() {
         Some(k) => (k, false),
         None => (first_run_key(&args.data_dir)?, true),
     };
-    let auth = build_auth(
-        &args,
-        publisher_key.clone(),
-        publisher_alg,
-        subscriber_key,
-        subscriber_alg,
-    )?;
-    if generated && matches!(store, StoreConfig::Redis(_)) {
+    let mut config = hub_config(args, publisher_key.clone())?;
+    // The console offers the printed token to a browser on this machine (never a given key's).
+    let first_token = generated
+        .then(|| first_run_token(&publisher_key))
+        .transpose()?;
+    config.console_token.clone_from(&first_token);
+    if generated && matches!(config.store, StoreConfig::Redis(_)) {
         tracing::warn!(
             "no --publisher-jwt-key given: this node made its own key, so tokens minted for it are refused by the other nodes on the shared store; give every node the same key"
         );
     }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    // Before the hub says it listens: a SIGHUP from then on reloads, never kills it.
+    #[cfg(unix)]
+    let hup = super::reload::listen_for_sighup();
+    // Opens the store (and says where it listens) before anything tells a user to connect.
+    let started = ssehub::start(listener, config, shutdown.clone()).await?;
+    #[cfg(unix)]
+    {
+        let reload =
+            super::reload::on_sighup(hup, argv, resolved.clone(), started.reloader(), shutdown);
+        tokio::spawn(reload);
+    }
+    let base = started.url();
+    let banner = Banner {
+        base: &base,
+        demo: args.demo,
+        upstream: Some(args.upstream.as_str()).filter(|u| *u != "simulate"),
+    };
+    let mut text = banner.text();
+    if let Some(token) = &first_token {
+        let key_file = args.data_dir.join(KEY_FILE);
+        text = format!("{text}\n{}", first_run_help(token, &base, &key_file));
+    }
+    // One write, and a closed standard output (a supervisor that stopped reading) must not
+    // stop the hub the way `print!` would, by panicking.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    started.serve().await.context("serving")?;
+    tracing::info!("ssehub stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hub's configuration from resolved arguments and the publisher key (given, or generated
+/// on the first run); reads key files but starts nothing, so `config check` and a reload use it.
+pub(crate) fn hub_config(
+    args: &ServeArgs,
+    publisher_key: String,
+) -> anyhow::Result<ssehub::Config> {
+    let store = store_config(args)?;
+    let auth = build_auth(
+        args,
+        publisher_key,
+        args.publisher_jwt_alg.clone(),
+        args.subscriber_jwt_key.clone(),
+        args.subscriber_jwt_alg.clone(),
+    )?;
     let mut config = ssehub::Config::new(args.data_dir.clone(), auth);
     config.store = store;
     config.store_cache_bytes = args.store_cache_bytes;
@@ -277,17 +322,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.demo {
         config.enable_demo(DemoOptions::default());
     }
-    // The console offers the printed token to a browser on this machine (never a given key's).
-    let first_token = generated
-        .then(|| first_run_token(&publisher_key))
-        .transpose()?;
-    config.console_token.clone_from(&first_token);
     config.tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
         }),
-        _ => None,
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
     };
     config.max_connections = args.max_connections;
     config.max_body_bytes = args.max_body_bytes;
@@ -323,31 +364,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !rate.is_finite() || rate <= 0.0 {
         bail!("--simulator-tokens-per-second must be a positive number");
     }
-
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
-    // Opens the store (and says where it listens) before anything tells a user to connect.
-    let started = ssehub::start(listener, config, shutdown).await?;
-    let base = started.url();
-    let banner = Banner {
-        base: &base,
-        demo: args.demo,
-        upstream: Some(args.upstream.as_str()).filter(|u| *u != "simulate"),
-    };
-    let mut text = banner.text();
-    if let Some(token) = &first_token {
-        let key_file = args.data_dir.join(KEY_FILE);
-        text = format!("{text}\n{}", first_run_help(token, &base, &key_file));
+    if !matches!(args.log_format.as_str(), "text" | "json") {
+        bail!(
+            "unknown --log-format {:?}: use text or json",
+            args.log_format
+        );
     }
-    // One write, and a closed standard output (a supervisor that stopped reading) must not
-    // stop the hub the way `print!` would, by panicking.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    started.serve().await.context("serving")?;
-    tracing::info!("ssehub stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(config)
 }
 
 /// `--store` as a [`StoreConfig`].
@@ -371,7 +394,7 @@ fn store_config(args: &ServeArgs) -> anyhow::Result<StoreConfig> {
 const KEY_FILE: &str = "publisher-jwt-key";
 
 /// Reads the key generated on an earlier run, or makes and stores a new random one.
-fn first_run_key(dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn first_run_key(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_owned()),

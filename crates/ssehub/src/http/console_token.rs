@@ -32,7 +32,7 @@ pub(crate) async fn dev_token(State(state): State<AppState>, request: Request) -
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    match &state.config.console_token {
+    match &state.config.load().console_token {
         Some(token) if from_this_machine(peer, request.headers()) => (
             [
                 (header::CACHE_CONTROL, "no-store"),

@@ -36,7 +36,7 @@ pub(crate) async fn endpoint(State(state): State<AppState>, req: Request) -> Res
 
 /// Reads a body up to the configured limit, answering 413 beyond it.
 async fn read_body(state: &AppState, req: Request) -> Result<Bytes, ApiError> {
-    let limit = state.config.max_body_bytes;
+    let limit = state.config.load().max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -146,10 +146,10 @@ fn parse_subscribe_query(
             })?;
             selectors.push((format!("{kind}:{v}"), sel));
             topics.push(v.to_string());
-            if selectors.len() > state.config.max_selectors {
+            if selectors.len() > state.config.load().max_selectors {
                 return Err(ApiError::BadRequest(format!(
                     "too many selectors: at most {} per subscription",
-                    state.config.max_selectors
+                    state.config.load().max_selectors
                 )));
             }
         }

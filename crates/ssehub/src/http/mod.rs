@@ -19,6 +19,7 @@ mod subscriptions;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::{any, get, post};
 use http::{HeaderName, HeaderValue, Method};
@@ -43,8 +44,9 @@ pub struct AppState {
     pub auth: Arc<Authorizer>,
     /// Compiled selectors shared by every subscription and token grant.
     pub selectors: Arc<SelectorCache>,
-    /// The configuration the hub runs with.
-    pub config: Arc<Config>,
+    /// The configuration the hub runs with; read per request, so that what a reload
+    /// ([`crate::Reloader`]) swaps in applies to the next request.
+    pub config: Arc<ArcSwap<Config>>,
     /// The OpenAI-compatible relay.
     pub relay: Arc<Relay>,
     /// The Durable Streams store behind `/v1/stream/*`.
@@ -53,7 +55,7 @@ pub struct AppState {
 
 /// The hub's routes.
 pub fn app(state: AppState) -> Router {
-    let cors = cors_layer(&state.config.cors_origins);
+    let cors = cors_layer(&state.config);
     let router = Router::new()
         .route(MERCURE_PATH, any(mercure::endpoint))
         .route(SUBSCRIPTIONS_PATH, get(subscriptions::all))
@@ -111,7 +113,11 @@ async fn method_not_allowed(method: Method, uri: http::Uri) -> error::ApiError {
 
 /// CORS for browsers on other origins: an explicit allow-list with credentials (cookies,
 /// `Authorization`), or `*` without credentials. No list, no CORS headers.
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+///
+/// Which of the three it is stays as started; the origins of a list are read per request, so
+/// a reload can change them.
+fn cors_layer(config: &Arc<ArcSwap<Config>>) -> Option<CorsLayer> {
+    let origins = config.load().cors_origins.clone();
     if origins.is_empty() {
         return None;
     }
@@ -136,13 +142,20 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.iter().any(|o| o == "*") {
         return Some(layer.allow_origin(AllowOrigin::any()));
     }
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-        .collect();
     Some(
         layer
-            .allow_origin(AllowOrigin::list(list))
+            .allow_origin(live_origins(config.clone()))
             .allow_credentials(true),
     )
+}
+
+/// The `--cors-origins` list as it is now (a reload may change it).
+pub(crate) fn live_origins(config: Arc<ArcSwap<Config>>) -> AllowOrigin {
+    AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        config
+            .load()
+            .cors_origins
+            .iter()
+            .any(|o| o.trim().as_bytes() == origin.as_bytes())
+    })
 }

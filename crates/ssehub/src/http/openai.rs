@@ -104,7 +104,8 @@ impl From<RelayError> for OpenAiError {
 /// Checks the caller's key against `--relay-api-keys` (none configured: open) and says who
 /// the caller is, which decides the streams it may watch and cancel.
 fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiError> {
-    let keys = &state.config.relay_api_keys;
+    let config = state.config.load();
+    let keys = &config.relay_api_keys;
     if keys.is_empty() {
         return Ok(Caller::Anyone);
     }

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,7 +22,6 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +49,56 @@ pub struct ServeOptions {
     /// TLS configuration; plain sockets when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections served at once; more are answered 503.
-    pub max_connections: usize,
+    pub max_connections: Arc<ConnectionCap>,
     /// How long connections get to finish after shutdown begins.
     pub grace: Duration,
+}
+
+/// The bound on connections served at once (`--max-connections`), which a reload may change:
+/// raising it admits more at once; lowering it refuses new connections until enough end, and
+/// closes none.
+#[derive(Debug)]
+pub struct ConnectionCap {
+    /// The bound.
+    max: AtomicUsize,
+    /// Connections holding a slot now.
+    open: AtomicUsize,
+}
+
+/// A connection's place under the cap, given back when dropped.
+struct CapSlot(Arc<ConnectionCap>);
+
+impl Drop for CapSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnectionCap {
+    /// A cap of `max` connections (at least one).
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(ConnectionCap {
+            max: AtomicUsize::new(max.max(1)),
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// The bound now.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Changes the bound for connections accepted from now on.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max.max(1), Ordering::Relaxed);
+    }
+
+    /// A slot, or `None` at the cap.
+    fn try_take(self: &Arc<Self>) -> Option<CapSlot> {
+        let before = self.open.fetch_add(1, Ordering::AcqRel);
+        let slot = CapSlot(self.clone());
+        (before < self.max()).then_some(slot)
+    }
 }
 
 /// Errors loading TLS material.
@@ -132,7 +178,7 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     let tls = options.tls.clone().map(TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let slots = options.max_connections.clone();
     let graceful = GracefulShutdown::new();
     // Every connection task, so that those still running when the grace period ends can be
     // closed rather than left to whoever owns the runtime.
@@ -154,12 +200,12 @@ pub async fn serve(
             },
         };
         let _ = socket.set_nodelay(true);
-        let permit = slots.clone().try_acquire_owned().ok();
+        let permit = slots.try_take();
         let app = app.clone();
         let builder = builder.clone();
         let tls = tls.clone();
         let metrics = metrics.clone();
-        let max = options.max_connections;
+        let max = slots.max();
         let watcher = graceful.watcher();
         let shutdown = shutdown.clone();
         connections.spawn(async move {

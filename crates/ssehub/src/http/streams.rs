@@ -21,6 +21,9 @@ mod relay;
 mod sse;
 mod write;
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -30,6 +33,7 @@ use http::{HeaderValue, Method, StatusCode, request::Parts};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Role;
+use crate::config::Config;
 use crate::http::AppState;
 use error::DsError;
 
@@ -42,7 +46,7 @@ const MAX_PATH: usize = 1024;
 /// The streams routes, with their own CORS and security headers (merged into the hub's
 /// router after its layers, so they do not apply twice).
 pub(crate) fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.config.cors_origins);
+    let cors = cors_layer(&state.config);
     Router::new()
         .route(&format!("{PREFIX}{{*path}}"), any(endpoint))
         .with_state(state)
@@ -67,7 +71,8 @@ async fn security_headers(mut res: Response) -> Response {
 /// CORS for streams: the hub's `--cors-origins` list (with credentials), or any origin
 /// without credentials when none is configured: tokens travel in `Authorization`, which a
 /// page must set itself, so no ambient credential is exposed.
-fn cors_layer(origins: &[String]) -> CorsLayer {
+fn cors_layer(config: &Arc<ArcSwap<Config>>) -> CorsLayer {
+    let origins = config.load().cors_origins.clone();
     let methods = [
         Method::GET,
         Method::HEAD,
@@ -83,12 +88,8 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     if origins.is_empty() || origins.iter().any(|o| o == "*") {
         return layer.allow_origin(AllowOrigin::any());
     }
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-        .collect();
     layer
-        .allow_origin(AllowOrigin::list(list))
+        .allow_origin(super::live_origins(config.clone()))
         .allow_credentials(true)
 }
 
@@ -157,7 +158,7 @@ pub(crate) fn authorize(
     access: Access,
     paths: &[&str],
 ) -> Result<(), DsError> {
-    if state.config.anonymous_streams {
+    if state.config.load().anonymous_streams {
         return Ok(());
     }
     let query = parts.uri.query();

@@ -39,6 +39,7 @@ pub use publish::{InvalidUpdate, NewUpdate, validate};
 pub use queue::QueueLimits;
 pub use stream::{CutOff, SubscriberStream};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,12 +132,24 @@ pub struct SubscribeRequest<'a> {
 /// The value of the `Last-Event-ID` header when history starts at the beginning.
 pub const EARLIEST: &str = "earliest";
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl HubInner {
+    /// The silence after which a stream opened now sends a comment.
+    pub(crate) fn heartbeat(&self) -> Duration {
+        Duration::from_nanos(self.heartbeat_nanos.load(Ordering::Relaxed))
+    }
+}
+
 /// Shared state behind [`Hub`] handles and subscriber streams.
 pub(crate) struct HubInner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) fanout: Arc<Fanout>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) heartbeat: Duration,
+    /// [`HubOptions::heartbeat`] in nanoseconds; a reload changes it for streams opened later.
+    heartbeat_nanos: AtomicU64,
     pub(crate) replay_page: usize,
     /// See [`HubOptions::retention`].
     pub(crate) retention: Retention,
@@ -190,7 +203,7 @@ impl Hub {
             fanout: Fanout::new(options.limits, metrics.clone()),
             store,
             metrics,
-            heartbeat: options.heartbeat,
+            heartbeat_nanos: AtomicU64::new(nanos(options.heartbeat)),
             replay_page: options.replay_page.max(1),
             retention: options.retention,
             shutdown,
@@ -386,6 +399,14 @@ impl Hub {
             .fanout
             .last_dispatched()
             .map_or(EARLIEST.to_owned(), |(_, id)| id.to_string())
+    }
+
+    /// Sets the silence after which streams opened from now on send a comment (open streams
+    /// keep theirs until they reconnect).
+    pub fn set_heartbeat(&self, heartbeat: Duration) {
+        self.inner
+            .heartbeat_nanos
+            .store(nanos(heartbeat), Ordering::Relaxed);
     }
 
     /// The hub's counters.

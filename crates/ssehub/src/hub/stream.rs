@@ -149,9 +149,10 @@ impl SubscriberStream {
             None => Phase::Opening(first_page, more, head_seq),
         };
         let now = Instant::now();
+        let heartbeat = hub.heartbeat();
         SubscriberStream {
-            heartbeat: hub.heartbeat,
-            heartbeat_timer: Box::pin(tokio::time::sleep_until(now + hub.heartbeat)),
+            heartbeat,
+            heartbeat_timer: Box::pin(tokio::time::sleep_until(now + heartbeat)),
             shutdown: Box::pin(hub.shutdown.clone().cancelled_owned()),
             _gauge: SubscriberGauge(hub.clone()),
             hub,

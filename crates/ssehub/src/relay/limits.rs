@@ -42,16 +42,16 @@ impl std::fmt::Display for Bound {
 
 /// The running generations.
 pub(crate) struct Slots {
-    /// The bounds, from the configuration.
-    limits: Limits,
-    /// What runs now; one short lock per generation start and end.
+    /// What runs now and the bounds (from the configuration, replaced by a reload); one short
+    /// lock per generation start and end.
     state: Mutex<State>,
     /// Where the running count is published (`ssehub_relay_streams_running`).
     metrics: Arc<Metrics>,
 }
 
-#[derive(Default)]
 struct State {
+    /// The bounds; lowering them refuses new generations until enough end, and stops none.
+    limits: Limits,
     /// Running generations, all callers.
     total: usize,
     /// Running generations per key; a key leaves the map when its count drops to zero.
@@ -69,10 +69,18 @@ pub(crate) struct Slot {
 impl Slots {
     pub(crate) fn new(limits: Limits, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Slots {
-            limits,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                limits,
+                total: 0,
+                per_key: HashMap::new(),
+            }),
             metrics,
         })
+    }
+
+    /// Replaces the bounds for the generations that start from now on.
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        self.state().limits = limits;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -87,12 +95,13 @@ impl Slots {
             Caller::Anyone => None,
         };
         let mut state = self.state();
-        let refused = if state.total >= self.limits.total {
-            Some(Bound::Total(self.limits.total))
+        let limits = state.limits;
+        let refused = if state.total >= limits.total {
+            Some(Bound::Total(limits.total))
         } else {
             key.as_ref()
-                .filter(|k| state.per_key.get(*k).copied().unwrap_or(0) >= self.limits.per_key)
-                .map(|_| Bound::Key(self.limits.per_key))
+                .filter(|k| state.per_key.get(*k).copied().unwrap_or(0) >= limits.per_key)
+                .map(|_| Bound::Key(limits.per_key))
         };
         if let Some(bound) = refused {
             drop(state);

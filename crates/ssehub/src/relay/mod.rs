@@ -200,6 +200,11 @@ fn valid_stream_id(id: &str) -> bool {
 }
 
 impl Relay {
+    /// Replaces the bounds on generations running at once (a reload); running ones go on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.slots.set_limits(limits);
+    }
+
     /// A relay over `upstream`, recording into `hub`.
     pub fn new(
         hub: Hub,

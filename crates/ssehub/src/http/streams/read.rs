@@ -193,7 +193,7 @@ fn data_response(state: &AppState, chunk: &Chunk) -> Response {
     }
     let cache = if chunk.is_empty() {
         "no-store"
-    } else if state.config.anonymous_streams {
+    } else if state.config.load().anonymous_streams {
         "public, max-age=60, stale-while-revalidate=300"
     } else {
         "private, max-age=60, stale-while-revalidate=300"
@@ -208,7 +208,7 @@ async fn long_poll(state: &AppState, path: &str, query: &ReadQuery) -> Result<Re
         Start::Beginning => Offset::ZERO,
         Start::Now => state.streams.head(path).await?.tail_offset(),
     };
-    let timeout = state.config.streams_long_poll_timeout;
+    let timeout = state.config.load().streams_long_poll_timeout;
     let cursor = response_cursor(query.cursor.as_deref());
     let _reader = state.streams.metrics().reader();
     match state.streams.wait(path, from, timeout).await? {

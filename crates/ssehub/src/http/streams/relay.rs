@@ -64,7 +64,8 @@ pub(super) async fn dispatch(state: &AppState, parts: Parts) -> Result<Response,
 
 /// Who is reading, by the rules in the module header.
 fn caller(state: &AppState, parts: &Parts, id: &str) -> Result<Caller, DsError> {
-    let keys = &state.config.relay_api_keys;
+    let config = state.config.load();
+    let keys = &config.relay_api_keys;
     if keys.is_empty() {
         return Ok(Caller::Anyone);
     }
@@ -213,7 +214,7 @@ async fn get(state: &AppState, id: &str, parts: &Parts) -> Result<Response, DsEr
             Ok(data_response(&read))
         }
         Some(false) => {
-            let timeout = state.config.streams_long_poll_timeout;
+            let timeout = state.config.load().streams_long_poll_timeout;
             let _reader = state.streams.metrics().reader();
             let read = state
                 .relay
@@ -305,8 +306,8 @@ fn sse(state: &AppState, id: &str, after: u64, cursor: Option<String>) -> Respon
         cursor,
         announced: false,
         finished: false,
-        keep_alive: state.config.streams_long_poll_timeout,
-        ends_at: Instant::now() + state.config.streams_sse_max_duration,
+        keep_alive: state.config.load().streams_long_poll_timeout,
+        ends_at: Instant::now() + state.config.load().streams_sse_max_duration,
         _reader: state.streams.metrics().reader(),
     };
     let frames = futures_util::stream::unfold(tail, |mut tail| async move {

@@ -93,8 +93,8 @@ pub(super) async fn respond(
         base64,
         announced: false,
         finished: false,
-        keep_alive: state.config.streams_long_poll_timeout,
-        ends_at: Instant::now() + state.config.streams_sse_max_duration,
+        keep_alive: state.config.load().streams_long_poll_timeout,
+        ends_at: Instant::now() + state.config.load().streams_sse_max_duration,
         _reader: state.streams.metrics().reader(),
     };
     let frames = futures_util::stream::unfold(tail, |mut tail| async move {

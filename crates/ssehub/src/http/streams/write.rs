@@ -22,7 +22,7 @@ use crate::streams::{
 
 /// Reads a body up to the configured limit, answering 413 beyond it.
 async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes, DsError> {
-    let limit = state.config.streams_max_append_bytes;
+    let limit = state.config.load().streams_max_append_bytes;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -176,7 +176,7 @@ pub(super) async fn create(
 
 /// The absolute URL of the stream as the request reached it.
 fn location(state: &AppState, parts: &Parts, path: &str) -> String {
-    let scheme = if state.config.tls.is_some() {
+    let scheme = if state.config.load().tls.is_some() {
         "https"
     } else {
         "http"
