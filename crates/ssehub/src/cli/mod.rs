@@ -1,8 +1,10 @@
 //! Subcommands of the `ssehub` binary: one module per subcommand, each with its `Args` and `run`.
 
 mod banner;
+mod completions;
 mod follow;
 mod listen;
+mod man;
 mod parse;
 mod publish;
 mod serve;
@@ -32,6 +34,11 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Mint a JWT for publishers and subscribers.
     Token(token::TokenArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
+    /// Write manual pages (ssehub.1 and one per subcommand), for packagers.
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -44,6 +51,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve::run(*args)),
         Command::Publish(args) => runtime()?.block_on(publish::run(args)),
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => completions::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Man(args) => man::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
