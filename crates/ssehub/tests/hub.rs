@@ -17,6 +17,7 @@ mod hub {
     mod history;
     mod http1;
     mod ops;
+    mod packaging;
     mod pubsub;
     mod relay;
     mod relay_bounds;
