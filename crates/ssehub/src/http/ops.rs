@@ -25,13 +25,15 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let history = state.hub.store().stats().await.ok().map(|s| s.retained);
+    let stats = state.hub.store().stats().await.ok();
+    let history = stats.as_ref().map(|s| s.retained);
+    let bytes = stats.and_then(|s| s.bytes);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.hub.metrics().render(history),
+        state.hub.metrics().render(history, bytes),
     )
         .into_response()
 }

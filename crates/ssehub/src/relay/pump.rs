@@ -2,6 +2,7 @@
 //! records how it ended (a last chunk when it did not end by itself, then `[DONE]`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -72,6 +73,10 @@ impl Relay {
                             "storage_error",
                         ));
                     }
+                    self.hub
+                        .metrics()
+                        .relay_chunks
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Some(Err(err)) => {
                     tracing::warn!(stream = %id, error = %err, "upstream failed mid-stream");
