@@ -26,4 +26,5 @@ mod hub {
     mod scale_out;
     mod sdk;
     mod streams;
+    mod traces;
 }

@@ -5,6 +5,7 @@ mod completions;
 mod follow;
 mod listen;
 mod man;
+mod otlp;
 mod parse;
 mod publish;
 mod serve;
