@@ -199,3 +199,46 @@ async fn publish_and_relay_spans_reach_the_collector_with_their_http_attributes(
     );
     assert_ne!(publish.trace_id, relay.trace_id, "one trace per request");
 }
+
+/// Without the flag, the standard `OTEL_EXPORTER_OTLP_ENDPOINT` turns traces on; and the last
+/// batch leaves at shutdown: the default 5 s batch delay never passes before SIGTERM here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_variable_turns_traces_on_and_sigterm_flushes_them() {
+    let (endpoint, received) = collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = serve_with_env(
+        dir.path(),
+        &["--publisher-jwt-key", SECRET],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", Path::new(&endpoint))],
+    );
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/.well-known/mercure", hub.addr))
+        .bearer_auth(admin_token())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("topic=/traced&data=hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let pid = hub.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = hub.child.wait().unwrap();
+        drop(hub);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    let spans = received.lock().unwrap().clone();
+    let (service, publish) = spans
+        .iter()
+        .find(|(_, s)| s.name == "POST /.well-known/mercure")
+        .expect("the publish span was sent before the hub exited");
+    assert_eq!(service, "ssehub", "the default service name");
+    assert_eq!(attr_int(publish, "http.response.status_code"), 200);
+}
