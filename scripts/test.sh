@@ -35,6 +35,9 @@ cargo check --quiet --manifest-path fuzz/Cargo.toml
 step "tests"
 cargo test --workspace --locked
 
+step "packaging: the systemd unit (systemd-analyze verify, security score)"
+scripts/test-packaging.sh
+
 step "Durable Streams conformance suite"
 scripts/test-durable-streams.sh
 if [ -x scripts/test-examples.sh ]; then

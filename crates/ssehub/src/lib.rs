@@ -18,7 +18,8 @@
 //! - [`demo`] (-> hub, auth): `--demo`'s simulated producers and the topics it opens.
 //! - [`http`] (-> everything below): the only layer that speaks HTTP: routes, errors,
 //!   connections, TLS, shutdown, and its own HTTP/1.1 writer for event streams (an idle stream
-//!   holds no hyper buffers).
+//!   holds no hyper buffers); the spans it makes for OpenTelemetry (`http::trace`), which the
+//!   binary exports only with `--otlp-endpoint`.
 //! - [`config`] and [`run`]: the glue that configures and starts all of the above;
 //!   [`reload`]: what a running hub changes without a restart (keys, origins, limits), swapped
 //!   in where requests read them (`ArcSwap`, atomics), for `ssehub serve`'s SIGHUP.

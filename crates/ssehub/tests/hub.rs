@@ -20,6 +20,7 @@ mod hub {
     mod history;
     mod http1;
     mod ops;
+    mod packaging;
     mod pubsub;
     mod relay;
     mod relay_bounds;
@@ -28,4 +29,5 @@ mod hub {
     mod scale_out;
     mod sdk;
     mod streams;
+    mod traces;
 }

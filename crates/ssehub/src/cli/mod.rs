@@ -6,8 +6,11 @@ mod banner;
 mod config_cmd;
 mod config_file;
 mod effective;
+mod completions;
 mod follow;
 mod listen;
+mod man;
+mod otlp;
 mod parse;
 mod publish;
 #[cfg(unix)]
@@ -42,6 +45,11 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Mint a JWT for publishers and subscribers.
     Token(token::TokenArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
+    /// Write manual pages (ssehub.1 and one per subcommand), for packagers.
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -56,6 +64,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(command) => config_cmd::run(command),
         Command::Publish(args) => runtime()?.block_on(publish::run(args)),
         Command::Token(args) => token::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => completions::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Man(args) => man::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

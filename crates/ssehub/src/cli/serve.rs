@@ -197,6 +197,11 @@ pub(crate) struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "SSEHUB_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: String,
+    /// Send OpenTelemetry traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318;
+    /// /v1/traces is added): a span per publish and per relay answer. Off by default; the
+    /// standard OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME are honoured too.
+    #[arg(long, env = "SSEHUB_OTLP_ENDPOINT", value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
 }
 
 /// The end of `ssehub serve --help`.
@@ -218,21 +223,32 @@ fn parse_optional_duration(s: &str) -> Result<MaybeDuration, ssehub::config::Dur
     parse_duration(s).map(|d| MaybeDuration(Some(d)))
 }
 
-fn init_logging(format: &str) -> anyhow::Result<()> {
+fn init_logging(format: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<super::otlp::Traces> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // Spans made for trace export are not log lines (and cost nothing when not exported).
+        .add_directive(format!("{}=off", ssehub::http::trace::TARGET).parse()?);
     // Colour only for a person at a terminal: escape codes in a file or a log collector are noise.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr);
-    match format {
-        "text" => builder.init(),
-        "json" => builder.json().init(),
+    let fmt = match format {
+        "text" => fmt.boxed(),
+        "json" => fmt.json().boxed(),
         other => bail!("unknown --log-format {other:?}: use text or json"),
-    }
-    Ok(())
+    };
+    let (traces_layer, traces) = super::otlp::layer(otlp_endpoint)?;
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(traces_layer)
+        .try_init()?;
+    traces.announce(otlp_endpoint);
+    Ok(traces)
 }
 
 /// Runs the hub with `argv` (the words from `serve` on) resolved against the environment and
@@ -242,7 +258,7 @@ pub(crate) async fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<ExitCod
     let resolved = Arc::new(super::effective::resolve(&argv)?);
     super::config_cmd::check(&resolved)?;
     let args = &resolved.args;
-    init_logging(&args.log_format)?;
+    let traces = init_logging(&args.log_format, args.otlp_endpoint.as_deref())?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let (publisher_key, generated) = match args.publisher_jwt_key.clone() {
@@ -291,6 +307,7 @@ pub(crate) async fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<ExitCod
     // stop the hub the way `print!` would, by panicking.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     started.serve().await.context("serving")?;
+    traces.shutdown().await;
     tracing::info!("ssehub stopped");
     Ok(ExitCode::SUCCESS)
 }

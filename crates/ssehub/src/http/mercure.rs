@@ -8,13 +8,15 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, header};
+use tracing::Instrument as _;
 
 use crate::auth::{Grants, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::sse::{LAST_EVENT_ID, event_stream, last_event_id};
+use crate::http::trace;
 use crate::hub::{Filter, NewUpdate, SubscribeRequest};
-use crate::topic::Selector;
+use crate::topic::{MERCURE_PATH, Selector};
 
 /// The `Cache-Control` the Mercure spec asks for on event streams.
 const STREAM_CACHE_CONTROL: &str = "private, no-cache, no-store, must-revalidate, max-age=0";
@@ -25,7 +27,14 @@ pub(crate) async fn endpoint(State(state): State<AppState>, req: Request) -> Res
     let result = if method == Method::GET || method.as_str() == "QUERY" {
         subscribe(state, req).await
     } else if method == Method::POST {
-        publish(state, req).await
+        // From the request to the durable acknowledgement: `publish` answers only then.
+        let span = trace::server_span(&method, MERCURE_PATH, req.uri().path(), req.headers());
+        let res = publish(state, req)
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+        trace::record_status(&span, res.status());
+        return res;
     } else {
         Err(ApiError::MethodNotAllowed(format!(
             "{method} is not supported on /.well-known/mercure: use GET to subscribe or POST to publish"

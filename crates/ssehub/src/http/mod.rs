@@ -16,6 +16,7 @@ pub mod server;
 mod sse;
 mod streams;
 mod subscriptions;
+pub mod trace;
 
 use std::sync::Arc;
 

@@ -6,9 +6,10 @@ use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
-use crate::http::AppState;
 use crate::http::sse::{event_stream, last_event_id};
+use crate::http::{AppState, CHAT_COMPLETIONS_PATH, trace};
 use crate::relay::{Caller, RelayError, Started, Watch};
 
 /// Request bodies of the relay may carry long conversations.
@@ -145,11 +146,24 @@ fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
     res
 }
 
-/// `POST /v1/chat/completions`
-pub(crate) async fn chat_completions(
-    State(state): State<AppState>,
-    req: Request,
-) -> Result<Response, OpenAiError> {
+/// `POST /v1/chat/completions`, in a server span that lasts, for a streamed answer, until the
+/// answer ends (the relay's pump holds it; see `http/trace.rs`).
+pub(crate) async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
+    let span = trace::server_span(
+        req.method(),
+        CHAT_COMPLETIONS_PATH,
+        req.uri().path(),
+        req.headers(),
+    );
+    let res = start_chat(state, req)
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    trace::record_status(&span, res.status());
+    res
+}
+
+async fn start_chat(state: AppState, req: Request) -> Result<Response, OpenAiError> {
     let caller = check_key(&state, req.headers())?;
     let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
         .await

@@ -25,8 +25,10 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let history = state.hub.store().stats().await.ok().map(|s| s.retained);
-    let mut text = state.hub.metrics().render(history);
+    let stats = state.hub.store().stats().await.ok();
+    let history = stats.as_ref().map(|s| s.retained);
+    let bytes = stats.and_then(|s| s.bytes);
+    let mut text = state.hub.metrics().render(history, bytes);
     // Durable Streams' own counters (streams/metrics.rs).
     let streams = state.streams.count().await.ok();
     text.push_str(&state.streams.metrics().render(streams));

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub relay_streams_running: AtomicU64,
     /// Relay requests refused at a generation bound.
     pub relay_streams_refused: AtomicU64,
+    /// Upstream chunks the relay recorded (one per token for OpenAI-style streams).
+    pub relay_chunks: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -52,8 +54,9 @@ impl Metrics {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of every metric, plus the history size given by the store.
-    pub fn render(&self, history_events: Option<u64>) -> String {
+    /// The Prometheus text exposition of every metric, plus the history's size (updates, and
+    /// bytes where the store knows them) as the store reports it.
+    pub fn render(&self, history_events: Option<u64>, history_bytes: Option<u64>) -> String {
         let mut out = String::with_capacity(2048);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
@@ -116,6 +119,20 @@ impl Metrics {
             "counter",
             get(&self.relay_streams_refused),
         );
+        gauge(
+            "ssehub_relay_chunks_total",
+            "Upstream chunks the relay recorded (about one per token).",
+            "counter",
+            get(&self.relay_chunks),
+        );
+        if let Some(n) = history_bytes {
+            gauge(
+                "ssehub_store_bytes",
+                "Bytes the history store takes on disk (the embedded store's files).",
+                "gauge",
+                n,
+            );
+        }
         if let Some(n) = history_events {
             gauge(
                 "ssehub_history_events",
@@ -154,7 +171,7 @@ mod tests {
         let m = Metrics::default();
         m.observe_publish(Duration::from_micros(300));
         m.observe_publish(Duration::from_millis(30));
-        let text = m.render(Some(2));
+        let text = m.render(Some(2), None);
         assert!(
             text.contains("ssehub_publish_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
             "{text}"
@@ -169,5 +186,27 @@ mod tests {
         );
         assert!(text.contains("ssehub_publishes_total 2\n"), "{text}");
         assert!(text.contains("ssehub_history_events 2\n"), "{text}");
+        assert!(
+            !text.contains("ssehub_store_bytes"),
+            "unknown size, no gauge"
+        );
+    }
+
+    #[test]
+    fn store_bytes_and_relay_chunks_are_exported() {
+        let m = Metrics::default();
+        m.relay_chunks.fetch_add(7, Ordering::Relaxed);
+        let text = m.render(None, Some(4096));
+        assert!(
+            text.contains("# TYPE ssehub_store_bytes gauge\nssehub_store_bytes 4096\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE ssehub_relay_chunks_total counter\nssehub_relay_chunks_total 7\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("ssehub_history_events"), "{text}");
     }
 }

@@ -54,7 +54,7 @@ use crate::store::StoreError;
 use crate::topic::{RELAY_STREAMS, Selector};
 use crate::update::Update;
 use limits::Slots;
-use pump::Generation;
+use pump::{Generation, StreamTrace};
 use upstream::{Reply, Upstream, UpstreamError};
 
 /// Why a relay call failed.
@@ -254,6 +254,7 @@ impl Relay {
                 "the request body must be a JSON object".into(),
             ));
         }
+        let trace = StreamTrace::begin();
         // Taken before the upstream is asked, and held by the pump to the end: a non-streaming
         // answer is a generation too, while it is being made.
         let slot = self.slots.take(caller).map_err(|bound| {
@@ -323,6 +324,7 @@ impl Relay {
             cancel,
             recorded,
             slot,
+            trace,
         };
         self.tracker.spawn(self.clone().pump(generation));
         tracing::info!(stream = %id, "relay stream started");

@@ -2,6 +2,7 @@
 //! records how it ended (a last chunk when it did not end by itself, then `[DONE]`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -27,6 +28,37 @@ pub(super) struct Generation {
     pub(super) recorded: CancellationToken,
     /// The generation's place under the relay's bounds, held until its end is recorded.
     pub(super) slot: Slot,
+    /// Its trace spans, ended at the first token and at the end.
+    pub(super) trace: StreamTrace,
+}
+
+/// A relay answer's spans for export (`http/trace.rs`): the request's server span, held until
+/// the answer's end is recorded, and a child from the request to the first recorded token.
+/// Both are disabled spans, and cost nothing, when tracing is off.
+pub(super) struct StreamTrace {
+    /// The span current when the request came in (the HTTP layer's server span).
+    request: tracing::Span,
+    /// Ended (dropped) when the first chunk is recorded.
+    first_token: Option<tracing::Span>,
+}
+
+impl StreamTrace {
+    /// Starts the first-token span under the current one; call it when the request arrives.
+    pub(super) fn begin() -> Self {
+        let request = tracing::Span::current();
+        let first_token = (!request.is_disabled()).then(|| {
+            tracing::info_span!(
+                target: "ssehub::otel",
+                "relay first token",
+                otel.name = "relay first token",
+                otel.kind = "internal",
+            )
+        });
+        StreamTrace {
+            request,
+            first_token,
+        }
+    }
 }
 
 impl Relay {
@@ -38,7 +70,9 @@ impl Relay {
             cancel,
             recorded,
             slot,
+            mut trace,
         } = generation;
+        trace.request.record("ssehub.stream_id", id.as_str());
         let topic = topic_of(&id);
         let mut n: u64 = 0;
         let mut meta: Option<Value> = None;
@@ -72,6 +106,11 @@ impl Relay {
                             "storage_error",
                         ));
                     }
+                    self.hub
+                        .metrics()
+                        .relay_chunks
+                        .fetch_add(1, Ordering::Relaxed);
+                    trace.first_token = None;
                 }
                 Some(Err(err)) => {
                     tracing::warn!(stream = %id, error = %err, "upstream failed mid-stream");
@@ -88,6 +127,15 @@ impl Relay {
         self.forget(&id);
         drop(slot);
         tracing::info!(stream = %id, chunks = n, "relay stream finished");
+        // An i64: OpenTelemetry has no unsigned integers and shows a u64 as text.
+        trace
+            .request
+            .record("ssehub.relay.chunks", i64::try_from(n).unwrap_or(i64::MAX));
+        // tracing-opentelemetry ends a span at its last exit, and the handler's last exit was
+        // when the response started: one more enter and exit makes the answer's end the span's.
+        drop(trace.request.enter());
+        // An answer that ended before any token closes its first-token span here too.
+        drop(trace);
     }
 
     /// Records an optional last chunk and `[DONE]`. Either may be recorded already, by

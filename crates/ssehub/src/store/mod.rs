@@ -142,6 +142,9 @@ pub struct StoreStats {
     /// closed, or after a failed commit until a later commit succeeds (a backend may probe with
     /// one when asked). `/healthz` answers 503 when false.
     pub writable: bool,
+    /// Bytes the history takes in its backend (the embedded store's files on disk), for
+    /// `ssehub_store_bytes`; `None` where the backend cannot tell cheaply (Redis).
+    pub bytes: Option<u64>,
 }
 
 /// Why a store operation failed.

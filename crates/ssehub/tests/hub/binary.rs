@@ -92,7 +92,7 @@ pub(crate) fn serve(dir: &Path, extra: &[&str]) -> Served {
     serve_with_env(dir, extra, &[])
 }
 
-fn serve_with_env(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Served {
+pub(crate) fn serve_with_env(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Served {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])

@@ -416,6 +416,7 @@ impl Store for RedbStore {
             let _ = self.request(|reply| Request::Probe { reply }).await;
         }
         let writable = writer_alive && self.writable.load(Ordering::Acquire);
+        let files = [self.path.clone(), self.path.with_file_name(wal::FILE_NAME)];
         self.read("history stats task failed", move |db| {
             let txn = db.begin_read().map_err(read_error)?;
             let updates = txn.open_table(UPDATES).map_err(read_error)?;
@@ -431,6 +432,14 @@ impl Store for RedbStore {
                     .map_err(read_error)?
                     .map_or(0, |v| v.value()),
                 writable,
+                // The database file and the write-ahead log; a missing log (none yet) is 0.
+                bytes: Some(
+                    files
+                        .iter()
+                        .filter_map(|f| std::fs::metadata(f).ok())
+                        .map(|m| m.len())
+                        .sum(),
+                ),
             })
         })
         .await

@@ -658,6 +658,8 @@ impl Store for RedisStore {
                 first_seq: stats.first.map(|first| generation.seq(first)),
                 last_seq: generation.seq(stats.identity.head),
                 writable: !self.closed.load(Ordering::Acquire),
+                // MEMORY USAGE walks the stream: too costly for every scrape.
+                bytes: None,
             };
             return Ok(now);
         }
