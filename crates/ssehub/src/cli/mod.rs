@@ -3,10 +3,10 @@
 //! (`config_file`, `effective`, `reload`).
 
 mod banner;
+mod completions;
 mod config_cmd;
 mod config_file;
 mod effective;
-mod completions;
 mod follow;
 mod listen;
 mod man;
