@@ -64,6 +64,14 @@ stop() {
   DIRS=()
 }
 
+sync_us() { # microseconds per synced 4 KiB write in /tmp (where the data directories are):
+  # on a shared disk this moves with other load and bounds every durable acknowledgement
+  local f secs; f=$(mktemp /tmp/ssehub-ds-bench-sync.XXXXXX)
+  secs=$(dd if=/dev/zero of="$f" bs=4k count=50 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
+  rm -f "$f"
+  awk -v s="$secs" 'BEGIN { printf "%d", s * 1e6 / 50 }'
+}
+
 case_args() {
   case $1 in
     append1)   echo "--scenario ds-append --publishers 1 --duration 5s --payload 100" ;;
@@ -84,9 +92,10 @@ for run in $(seq "$RUNS"); do
     for server in $SERVERS; do
       start "$server"
       load=$(cut -d' ' -f1 /proc/loadavg)
+      sync=$(sync_us)
       # shellcheck disable=SC2046
       json=$("$BENCH" --addr "127.0.0.1:$PORT" --server-pid "$PID" --threads 1 $(case_args "$sc") || true)
-      echo "{\"run\":$run,\"server\":\"$server\",\"case\":\"$sc\",\"load\":$load,\"report\":${json:-null}}" | tee -a "$OUT"
+      echo "{\"run\":$run,\"server\":\"$server\",\"case\":\"$sc\",\"load\":$load,\"sync_us\":$sync,\"report\":${json:-null}}" | tee -a "$OUT"
       stop
     done
   done

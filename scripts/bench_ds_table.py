@@ -7,9 +7,11 @@ from collections import defaultdict
 
 runs = defaultdict(list)
 loads = []
+syncs = []
 for line in open(sys.argv[1]):
     r = json.loads(line)
     loads.append(r["load"])
+    syncs.append(r.get("sync_us", 0))
     runs[(r["case"], r["server"])].append(r["report"])
 
 servers = []
@@ -53,4 +55,5 @@ for c in cases:
         v = med(runs[(c, s)], lambda r: r["server_cpu_cores"] or 0)
         cpu.append(f"{s} {v:.2f}" if v is not None else f"{s} -")
     print(f"server CPU cores, {c}: " + ", ".join(cpu))
+print(f"synced 4 KiB write in /tmp: min {min(syncs)}, median {statistics.median(syncs)}, max {max(syncs)} us")
 print(f"load average (1 min) at the runs' starts: min {min(loads)}, median {statistics.median(loads)}, max {max(loads)}; runs per figure: {max(len(v) for v in runs.values())}")

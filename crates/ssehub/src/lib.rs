@@ -12,7 +12,8 @@
 //!   queues, presence, and which nodes sharing the store are alive (leases); private parts
 //!   behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
-//!   watchable, cancellable, from any node sharing the store.
+//!   watchable, cancellable, from any node sharing the store; also read by offset as Durable
+//!   Streams (`relay::ds_view`, served at `/v1/stream/__relay/{id}`).
 //! - [`streams`] (leaf beside `store`): the Durable Streams protocol's store and live tail:
 //!   byte streams in their own redb file (`streams.redb`), offsets, producers, forks, expiry.
 //! - [`demo`] (-> hub, auth): `--demo`'s simulated producers and the topics it opens.
@@ -32,6 +33,7 @@
 //!
 //!  PUT/POST /v1/stream/{path} ─> auth ─> streams writer (group commit, fsync) ─> 201/204 offset
 //!  GET /v1/stream/{path}      ─> auth ─> streams read (bounded chunk) ─> body, long-poll, SSE
+//!  GET /v1/stream/__relay/{id} ─> relay owner / JWT ─> Store::read_after (topic /v1/streams/{id}) ─> same
 //! ```
 //!
 //! Key decisions:
