@@ -20,9 +20,12 @@ mod hub {
     mod pubsub;
     mod relay;
     mod relay_bounds;
+    mod relay_messages;
     mod relay_owner;
+    mod relay_responses;
     pub(crate) mod relay_support;
     mod scale_out;
     mod sdk;
+    mod sdk_fronts;
     mod streams;
 }

@@ -20,8 +20,8 @@ const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 /// An error in OpenAI's format.
 pub(crate) struct OpenAiError {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     kind: &'static str,
     code: &'static str,
     /// Seconds for `Retry-After` (429 only).
@@ -29,7 +29,12 @@ pub(crate) struct OpenAiError {
 }
 
 impl OpenAiError {
-    fn new(status: StatusCode, message: String, kind: &'static str, code: &'static str) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        message: String,
+        kind: &'static str,
+        code: &'static str,
+    ) -> Self {
         OpenAiError {
             status,
             message,
@@ -103,7 +108,7 @@ impl From<RelayError> for OpenAiError {
 
 /// Checks the caller's key against `--relay-api-keys` (none configured: open) and says who
 /// the caller is, which decides the streams it may watch and cancel.
-fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiError> {
+pub(crate) fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiError> {
     let keys = &state.config.relay_api_keys;
     if keys.is_empty() {
         return Ok(Caller::Anyone);
@@ -115,7 +120,9 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiErro
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
+        .map(str::trim)
+        // Anthropic's SDKs send their key this way.
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match presented {
         Some(k) if keys.iter().any(|allowed| allowed == k) => Ok(Caller::Key(k.to_owned())),
         Some(_) => Err(OpenAiError::new(
@@ -133,7 +140,7 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiErro
     }
 }
 
-fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
+pub(crate) fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
     // An opening comment so proxies and browsers see the stream open before the first token.
     let opening = futures_util::stream::once(async { bytes::Bytes::from_static(b":\n") });
     let chunks = futures_util::StreamExt::chain(opening, watch.into_stream());
@@ -144,12 +151,11 @@ fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
     res
 }
 
-/// `POST /v1/chat/completions`
-pub(crate) async fn chat_completions(
-    State(state): State<AppState>,
-    req: Request,
-) -> Result<Response, OpenAiError> {
-    let caller = check_key(&state, req.headers())?;
+/// A relay request's JSON body.
+///
+/// # Errors
+/// 413 beyond the relay's body limit, 400 when it is not JSON.
+pub(crate) async fn read_json(req: Request) -> Result<Value, OpenAiError> {
     let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
         .await
         .map_err(|e| {
@@ -160,14 +166,23 @@ pub(crate) async fn chat_completions(
                 "body_too_large",
             )
         })?;
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+    serde_json::from_slice(&body).map_err(|e| {
         OpenAiError::new(
             StatusCode::BAD_REQUEST,
             format!("the request body is not valid JSON: {e}"),
             "invalid_request_error",
             "invalid_json",
         )
-    })?;
+    })
+}
+
+/// `POST /v1/chat/completions`
+pub(crate) async fn chat_completions(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
+    let caller = check_key(&state, req.headers())?;
+    let request = read_json(req).await?;
     Ok(match state.relay.start(&caller, request).await? {
         Started::Whole {
             status,
