@@ -20,6 +20,7 @@ mod hub {
     mod pubsub;
     mod relay;
     mod relay_bounds;
+    mod relay_compact;
     mod relay_messages;
     mod relay_owner;
     mod relay_responses;

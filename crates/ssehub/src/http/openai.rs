@@ -197,6 +197,10 @@ pub(crate) async fn chat_completions(
 #[derive(serde::Deserialize)]
 pub(crate) struct WatchQuery {
     last_event_id: Option<String>,
+    /// `compact=1`: the missed history with its text deltas merged, then live. A query
+    /// parameter, not a header, because an `EventSource` cannot send headers, and it keeps
+    /// the URL when it reconnects, where compacting what was missed is right too.
+    compact: Option<String>,
 }
 
 /// `GET /v1/streams/{id}`
@@ -208,7 +212,27 @@ pub(crate) async fn watch_stream(
 ) -> Result<Response, OpenAiError> {
     let caller = check_key(&state, &headers)?;
     let last = last_event_id(&headers, query.last_event_id);
-    match state.relay.watch(&caller, &id, last.as_deref()).await {
+    let compact = match query.compact.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true" | "") => true,
+        Some(other) => {
+            return Err(OpenAiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("compact must be 1 or 0 (true or false), not {other:?}"),
+                "invalid_request_error",
+                "invalid_request",
+            ));
+        }
+    };
+    let watch = if compact {
+        state
+            .relay
+            .watch_compact(&caller, &id, last.as_deref())
+            .await
+    } else {
+        state.relay.watch(&caller, &id, last.as_deref()).await
+    };
+    match watch {
         Ok(watch) => Ok(sse_response(watch, Some(&id))),
         // 204 tells an EventSource to stop reconnecting: it already has everything.
         Err(RelayError::Complete(_)) => Ok(StatusCode::NO_CONTENT.into_response()),

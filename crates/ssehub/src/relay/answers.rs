@@ -212,6 +212,53 @@ impl Relay {
         Ok(watch)
     }
 
+    /// Watches stream `id` like [`Relay::watch`], but sends what follows `last_event_id` in
+    /// history with each run of text deltas merged into one event (see `front::compact`), then
+    /// the live events.
+    ///
+    /// # Errors
+    /// Those of [`Relay::watch`].
+    pub async fn watch_compact(
+        &self,
+        caller: &Caller,
+        id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Watch, RelayError> {
+        let marker = self.accessible_marker(caller, id).await?;
+        let api = marker.api;
+        self.settle(id, marker).await?;
+        let done = done_id(id);
+        if last_event_id == Some(done.as_str()) {
+            return Err(RelayError::Complete(id.to_owned()));
+        }
+        let events = self.history(id).await?;
+        let start = last_event_id
+            .and_then(|last| events.iter().position(|u| u.id == last))
+            .map_or(0, |i| i + 1);
+        let end = events
+            .iter()
+            .position(|u| u.id == done)
+            .unwrap_or(events.len());
+        let missed: Vec<&Update> = events[start.min(end)..end].iter().map(|u| &**u).collect();
+        let Some(last) = missed.last() else {
+            return self.watch(caller, id, last_event_id).await;
+        };
+        let mut prefix = BytesMut::new();
+        for event in front::compact::compact(api, &missed) {
+            let event = sse_wire::Event {
+                event: event.kind,
+                data: event.data,
+                id: Some(event.id),
+                retry: None,
+            };
+            // Ids and types come from history, which the codec accepted when they were stored.
+            let _ = sse_wire::encode(&event, &mut prefix);
+        }
+        let mut watch = self.watch(caller, id, Some(&last.id)).await?;
+        watch.prefix = Some(prefix.freeze());
+        Ok(watch)
+    }
+
     /// Cancels stream `id` and waits (briefly) for its end to be recorded, so the answer's
     /// final state can be returned.
     ///

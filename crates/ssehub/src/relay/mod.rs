@@ -121,25 +121,31 @@ pub struct Watch {
     /// Resuming past what is recorded yet: events `{prefix}{n}` up to this `n` are dropped
     /// (see [`Relay::watch_after`]).
     skip_through: Option<(String, u64, sse_wire::Parser)>,
+    /// Sent before the stream's own events: a compact catch-up (see [`Relay::watch_compact`]).
+    prefix: Option<Bytes>,
 }
 
 impl Watch {
     /// SSE byte chunks; the stream ends right after the chunk carrying `[DONE]`.
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
         let state = (self.inner, false, self.remote, self.skip_through);
-        futures_util::stream::unfold(state, |(mut s, done, remote, mut skip)| async move {
-            // Ends on shutdown only after the pump's last chunk and [DONE] (see `watch_from`).
-            if done {
-                return None;
-            }
-            let mut chunk = s.next_chunk().await?;
-            // [DONE] is the topic's last update, so it always ends a chunk.
-            let done = chunk.ends_with(b"data: [DONE]\n\n");
-            if let Some((prefix, after, parser)) = &mut skip {
-                chunk = answers::skip_through(&chunk, parser, prefix, *after);
-            }
-            Some((chunk, (s, done, remote, skip)))
-        })
+        let prefix = futures_util::stream::iter(self.prefix);
+        futures_util::StreamExt::chain(
+            prefix,
+            futures_util::stream::unfold(state, |(mut s, done, remote, mut skip)| async move {
+                // Ends on shutdown only after the pump's last chunk and [DONE] (see `watch_from`).
+                if done {
+                    return None;
+                }
+                let mut chunk = s.next_chunk().await?;
+                // [DONE] is the topic's last update, so it always ends a chunk.
+                let done = chunk.ends_with(b"data: [DONE]\n\n");
+                if let Some((prefix, after, parser)) = &mut skip {
+                    chunk = answers::skip_through(&chunk, parser, prefix, *after);
+                }
+                Some((chunk, (s, done, remote, skip)))
+            }),
+        )
     }
 }
 
@@ -385,6 +391,7 @@ impl Relay {
             inner: sub.stream.drain_on_shutdown(self.recorded(id)),
             remote: None,
             skip_through: None,
+            prefix: None,
         })
     }
 

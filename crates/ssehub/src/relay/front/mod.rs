@@ -15,6 +15,7 @@
 //! end (done, cancel, error, shutdown) ──> Translator::end ──> [events..., last] ──> ..., {stream}-end
 //! ```
 
+pub(crate) mod compact;
 pub(crate) mod messages;
 pub(crate) mod responses;
 
