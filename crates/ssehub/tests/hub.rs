@@ -23,6 +23,7 @@ mod hub {
     mod relay_compact;
     mod relay_messages;
     mod relay_owner;
+    mod relay_passthrough;
     mod relay_responses;
     pub(crate) mod relay_support;
     mod scale_out;

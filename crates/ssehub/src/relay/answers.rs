@@ -81,14 +81,31 @@ impl Relay {
                 "the request body must be a JSON object".into(),
             ));
         }
-        let chat = match api {
-            Api::Responses => responses::to_chat(&request),
-            Api::Messages => messages::to_chat(&request),
-            Api::Chat => Ok(request.clone()),
+        let upstream_api = self.upstream.api();
+        let passing = upstream_api == api;
+        let ask = if passing {
+            let mut pass = request.clone();
+            pass["stream"] = serde_json::json!(true);
+            Ok(pass)
+        } else {
+            match (upstream_api, api) {
+                (Api::Chat, Api::Responses) => responses::to_chat(&request),
+                (Api::Chat, Api::Messages) => messages::to_chat(&request),
+                _ => Err(format!(
+                    "this hub's upstream speaks the {} API (--upstream-api); {} requests are translated only to chat completions",
+                    upstream_api.name(),
+                    api.name()
+                )),
+            }
         }
         .map_err(RelayError::BadRequest)?;
         let slot = self.slots.take(caller).map_err(RelayError::Busy)?;
-        let chunks = match self.upstream.chat(&chat).await? {
+        let reply = if passing {
+            self.upstream.pass(api, &ask).await?
+        } else {
+            self.upstream.chat(&ask).await?
+        };
+        let chunks = match reply {
             Reply::Whole {
                 status,
                 content_type,
@@ -114,6 +131,11 @@ impl Relay {
                 let initial = t.message();
                 (front::Translator::Messages(Box::new(t)), initial)
             }
+        };
+        let translator = if passing {
+            front::Translator::Passthrough(Box::new(front::passthrough::Passthrough::new(&id, api)))
+        } else {
+            translator
         };
         let watch = self
             .launch(caller, api, &request, &id, chunks, slot, translator)

@@ -265,6 +265,12 @@ impl Relay {
                 "the request body must be a JSON object".into(),
             ));
         }
+        if self.upstream.api() != Api::Chat {
+            return Err(RelayError::BadRequest(format!(
+                "this hub's upstream speaks the {} API (--upstream-api); chat completions are not translated to it",
+                self.upstream.api().name()
+            )));
+        }
         // Taken before the upstream is asked, and held by the pump to the end: a non-streaming
         // answer is a generation too, while it is being made.
         let slot = self.slots.take(caller).map_err(|bound| {

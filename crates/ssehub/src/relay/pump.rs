@@ -144,7 +144,7 @@ impl Relay {
 
 fn event_update(id: String, topic: &str, event: Event) -> Update {
     let mut update = chunk_update(id, topic, event.data);
-    update.event_type = event.kind.map(str::to_owned);
+    update.event_type = event.kind;
     update
 }
 

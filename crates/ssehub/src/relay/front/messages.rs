@@ -125,28 +125,33 @@ impl Translator {
     pub(crate) fn from_events<'a>(events: impl Iterator<Item = &'a str>) -> Self {
         let mut t = Translator::with_base(json!({"type": "message", "role": "assistant"}));
         for data in events {
-            let Ok(v) = serde_json::from_str::<Value>(data) else {
-                continue;
-            };
-            match v["type"].as_str() {
-                Some("message_start") => t.base = v["message"].clone(),
-                Some("content_block_start") => t.block_open = true,
-                Some("content_block_delta") => {
-                    t.text
-                        .push_str(v["delta"]["text"].as_str().unwrap_or_default());
-                }
-                Some("message_delta") => {
-                    t.stopped = Some(v["delta"]["stop_reason"].clone());
-                    if let Some(out) = v["usage"]["output_tokens"].as_u64() {
-                        let input = t.base["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                        t.usage = Some((input, out));
-                    }
-                }
-                Some("error") => t.failure = v["error"]["message"].as_str().map(str::to_owned),
-                _ => {}
-            }
+            t.observe(data);
         }
         t
+    }
+
+    /// Takes in one event of this front as stored, whoever made it.
+    pub(crate) fn observe(&mut self, data: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        match v["type"].as_str() {
+            Some("message_start") => self.base = v["message"].clone(),
+            Some("content_block_start") => self.block_open = true,
+            Some("content_block_delta") => {
+                self.text
+                    .push_str(v["delta"]["text"].as_str().unwrap_or_default());
+            }
+            Some("message_delta") => {
+                self.stopped = Some(v["delta"]["stop_reason"].clone());
+                if let Some(out) = v["usage"]["output_tokens"].as_u64() {
+                    let input = self.base["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                    self.usage = Some((input, out));
+                }
+            }
+            Some("error") => self.failure = v["error"]["message"].as_str().map(str::to_owned),
+            _ => {}
+        }
     }
 
     /// The message as it stands (the non-streaming answer, once the stream ended).
@@ -298,7 +303,7 @@ mod tests {
         let (closing, last) = t.end(End::Done);
         events.extend(closing);
         events.extend(last);
-        let kinds: Vec<_> = events.iter().map(|e| e.kind.unwrap()).collect();
+        let kinds: Vec<_> = events.iter().map(|e| e.kind.as_deref().unwrap()).collect();
         assert_eq!(
             kinds,
             [

@@ -17,6 +17,7 @@
 
 pub(crate) mod compact;
 pub(crate) mod messages;
+pub(crate) mod passthrough;
 pub(crate) mod responses;
 
 use serde_json::Value;
@@ -36,7 +37,7 @@ pub enum Api {
 
 impl Api {
     /// The name recorded in the marker.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Api::Chat => "chat",
             Api::Responses => "responses",
@@ -45,7 +46,7 @@ impl Api {
     }
 
     /// The API a marker names; markers of versions before fronts are chat.
-    pub(crate) fn from_name(name: Option<&str>) -> Api {
+    pub fn from_name(name: Option<&str>) -> Api {
         match name {
             Some("responses") => Api::Responses,
             Some("messages") => Api::Messages,
@@ -58,7 +59,7 @@ impl Api {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Event {
     /// The SSE `event:` field (Chat Completions has none).
-    pub(crate) kind: Option<&'static str>,
+    pub(crate) kind: Option<String>,
     /// The `data:` payload.
     pub(crate) data: String,
 }
@@ -70,7 +71,7 @@ impl Event {
 
     pub(crate) fn typed(kind: &'static str, data: &Value) -> Self {
         Event {
-            kind: Some(kind),
+            kind: Some(kind.to_owned()),
             data: data.to_string(),
         }
     }
@@ -104,6 +105,8 @@ pub(crate) enum Translator {
     Responses(Box<responses::Translator>),
     /// See [`messages::Translator`].
     Messages(Box<messages::Translator>),
+    /// The upstream speaks the front's API: its events are kept (see `passthrough`).
+    Passthrough(Box<passthrough::Passthrough>),
 }
 
 impl Translator {
@@ -114,6 +117,7 @@ impl Translator {
             Translator::Chat { .. } => Vec::new(),
             Translator::Responses(t) => t.open(),
             Translator::Messages(t) => t.open(),
+            Translator::Passthrough(_) => Vec::new(),
         }
     }
 
@@ -128,6 +132,7 @@ impl Translator {
             }
             Translator::Responses(t) => t.chunk(&data),
             Translator::Messages(t) => t.chunk(&data),
+            Translator::Passthrough(t) => t.chunk(&data),
         }
     }
 
@@ -147,6 +152,7 @@ impl Translator {
             },
             Translator::Responses(t) => t.end(end),
             Translator::Messages(t) => t.end(end),
+            Translator::Passthrough(t) => t.end(end),
         }
     }
 }

@@ -136,7 +136,7 @@ impl Translator {
         Translator::with_base(id, base)
     }
 
-    fn with_base(id: &str, base: Value) -> Self {
+    pub(crate) fn with_base(id: &str, base: Value) -> Self {
         Translator {
             base,
             item_id: format!("msg_{}", id.trim_start_matches("strm_")),
@@ -154,25 +154,30 @@ impl Translator {
     pub(crate) fn from_events<'a>(id: &str, events: impl Iterator<Item = &'a str>) -> Self {
         let mut t = Translator::with_base(id, Value::Null);
         for data in events {
-            let Ok(v) = serde_json::from_str::<Value>(data) else {
-                continue;
-            };
-            if let Some(seq) = v["sequence_number"].as_u64() {
-                t.seq = t.seq.max(seq);
-            }
-            match v["type"].as_str() {
-                Some("response.created") => t.base = v["response"].clone(),
-                Some("response.output_item.added") => t.item_open = true,
-                Some("response.output_text.delta") => {
-                    t.text.push_str(v["delta"].as_str().unwrap_or_default());
-                }
-                _ => {}
-            }
+            t.observe(data);
         }
         if t.base.is_null() {
             t.base = json!({"id": id, "object": "response", "status": "in_progress", "output": []});
         }
         t
+    }
+
+    /// Takes in one event of this front as stored (numbered), whoever made it.
+    pub(crate) fn observe(&mut self, data: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        if let Some(seq) = v["sequence_number"].as_u64() {
+            self.seq = self.seq.max(seq);
+        }
+        match v["type"].as_str() {
+            Some("response.created") => self.base = v["response"].clone(),
+            Some("response.output_item.added") => self.item_open = true,
+            Some("response.output_text.delta") => {
+                self.text.push_str(v["delta"].as_str().unwrap_or_default());
+            }
+            _ => {}
+        }
     }
 
     /// The response object as it stands, with `status`.
@@ -366,7 +371,7 @@ mod tests {
         events.extend(t.chunk(&chunk(None, Some("stop"))));
         let (closing, last) = t.end(End::Done);
         events.extend(closing);
-        let kinds: Vec<_> = events.iter().map(|e| e.kind.unwrap()).collect();
+        let kinds: Vec<_> = events.iter().map(|e| e.kind.as_deref().unwrap()).collect();
         assert_eq!(
             kinds,
             [
