@@ -1,5 +1,5 @@
-//! The typewriter relay: OpenAI-compatible chat completions whose streams outlive the
-//! request that started them.
+//! The typewriter relay: OpenAI-compatible chat completions (and the Responses and Messages
+//! APIs) whose streams outlive the request that started them.
 //!
 //! ```text
 //! POST /v1/chat/completions ──> Upstream::chat ──> pump task ──append──> Store (topic /v1/streams/{id})
@@ -20,6 +20,14 @@
 //! it proves the stream exists after a restart, records who owns it (`owner`) and which node
 //! generates it (`node`), and is the cursor a new watcher replays from. With nodes sharing a
 //! store, any node can watch and cancel any answer (`cluster`).
+//!
+//! Three APIs front the same streams (`front`): Chat Completions, OpenAI Responses and
+//! Anthropic Messages. The marker records which; the pump translates the upstream's Chat
+//! Completions chunks into that front's events as they arrive (or keeps them, when the upstream
+//! speaks the front's own API: `--upstream-api`), and history stores what the front's clients
+//! see. So replay, resume, watchers, cancel and the cluster are the same code for all three;
+//! `answers` adds what only the other fronts need (their objects folded from history, resume
+//! by sequence number) and compact catch-up.
 //!
 //! Bounds: generations run per key and in total up to [`Limits`] (`limits`); beyond, 429.
 //! Relay history has its own, shorter retention (`--relay-history-max-age`, applied by the
