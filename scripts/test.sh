@@ -21,6 +21,14 @@ if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$openai_version"
 fi
+# The Messages front is tested with the official `anthropic` SDK, in the same venv. Through the
+# venv's python, not its pip script: a venv copied from elsewhere keeps the old pip's shebang.
+anthropic_version=2.17.0
+if ! "$venv/bin/python" -c "import anthropic, sys; sys.exit(anthropic.__version__ != '$anthropic_version')" >/dev/null 2>&1; then
+  step "installing the anthropic Python SDK $anthropic_version into $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "anthropic==$anthropic_version"
+fi
 export SSEHUB_TEST_PYTHON="$PWD/$venv/bin/python"
 
 step "rustfmt"

@@ -54,6 +54,8 @@ pub struct Config {
     pub upstream: Option<String>,
     /// Key sent to the upstream; never sent to browsers.
     pub upstream_api_key: Option<String>,
+    /// The API the upstream speaks (`--upstream-api`).
+    pub upstream_api: crate::relay::Api,
     /// Keys that callers of `/v1/...` must present; empty means open (local use).
     pub relay_api_keys: Vec<String>,
     /// Relay generations running at once, all callers together; beyond it callers get 429.
@@ -145,6 +147,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             upstream: None,
             upstream_api_key: None,
+            upstream_api: crate::relay::Api::Chat,
             relay_api_keys: Vec::new(),
             relay_max_streams: DEFAULT_RELAY_MAX_STREAMS,
             relay_max_streams_per_key: DEFAULT_RELAY_MAX_STREAMS_PER_KEY,

@@ -13,7 +13,9 @@
 //!   behind a few re-exported names.
 //! - [`relay`] (-> hub): OpenAI-compatible completions recorded as hub topics: resumable,
 //!   watchable, cancellable, from any node sharing the store; also read by offset as Durable
-//!   Streams (`relay::ds_view`, served at `/v1/stream/__relay/{id}`).
+//!   Streams (`relay::ds_view`, served at `/v1/stream/__relay/{id}`); `relay::front` translates
+//!   the Responses and Messages APIs to and from a Chat Completions upstream (or passes them
+//!   through).
 //! - [`streams`] (leaf beside `store`): the Durable Streams protocol's store and live tail:
 //!   byte streams in their own redb file (`streams.redb`), offsets, producers, forks, expiry.
 //! - [`demo`] (-> hub, auth): `--demo`'s simulated producers and the topics it opens.
@@ -244,6 +246,7 @@ pub async fn start(
     let upstream = relay::upstream::Upstream::from_config(
         config.upstream.as_deref(),
         config.upstream_api_key.clone(),
+        config.upstream_api,
         config.simulator,
     );
     let relay_options = relay::RelayOptions {

@@ -24,10 +24,15 @@ mod hub {
     mod pubsub;
     mod relay;
     mod relay_bounds;
+    mod relay_compact;
+    mod relay_messages;
     mod relay_owner;
+    mod relay_passthrough;
+    mod relay_responses;
     pub(crate) mod relay_support;
     mod scale_out;
     mod sdk;
+    mod sdk_fronts;
     mod streams;
     mod traces;
 }

@@ -149,6 +149,10 @@ pub(crate) struct ServeArgs {
     /// Key sent to the upstream (never to browsers).
     #[arg(long, env = "SSEHUB_UPSTREAM_API_KEY", hide_env_values = true)]
     pub(crate) upstream_api_key: Option<String>,
+    /// The API the upstream speaks: chat (Chat Completions; Responses and Messages requests are
+    /// translated), responses or messages (requests through that API pass through unchanged).
+    #[arg(long, env = "SSEHUB_UPSTREAM_API", default_value = "chat", value_parser = ["chat", "responses", "messages"])]
+    pub(crate) upstream_api: String,
     /// Keys callers of /v1/... must present as Authorization: Bearer (comma-separated; none = open).
     #[arg(
         long,
@@ -354,6 +358,7 @@ pub(crate) fn hub_config(
     config.shutdown_grace = args.shutdown_grace;
     config.upstream = Some(args.upstream.clone()).filter(|u| u != "simulate");
     config.upstream_api_key = args.upstream_api_key.clone();
+    config.upstream_api = ssehub::relay::Api::from_name(Some(&args.upstream_api));
     config.relay_api_keys = args
         .relay_api_keys
         .iter()

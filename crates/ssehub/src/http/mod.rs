@@ -9,9 +9,11 @@ mod error;
 #[doc(hidden)]
 pub mod h1;
 mod mercure;
+mod messages;
 mod openai;
 mod ops;
 mod refusals;
+mod responses;
 pub mod server;
 mod sse;
 mod streams;
@@ -85,6 +87,11 @@ pub fn app(state: AppState) -> Router {
             &format!("{RELAY_STREAMS}{{id}}/cancel"),
             post(openai::cancel_stream),
         )
+        // The relay's other fronts (issue 14): OpenAI Responses, Anthropic Messages.
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::retrieve))
+        .route("/v1/responses/{id}/cancel", post(responses::cancel))
+        .route("/v1/messages", post(messages::create))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         // After every route: it applies to the routes added so far.

@@ -21,8 +21,8 @@ const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 /// An error in OpenAI's format.
 pub(crate) struct OpenAiError {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
     kind: &'static str,
     code: &'static str,
     /// Seconds for `Retry-After` (429 only).
@@ -30,7 +30,12 @@ pub(crate) struct OpenAiError {
 }
 
 impl OpenAiError {
-    fn new(status: StatusCode, message: String, kind: &'static str, code: &'static str) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        message: String,
+        kind: &'static str,
+        code: &'static str,
+    ) -> Self {
         OpenAiError {
             status,
             message,
@@ -104,7 +109,7 @@ impl From<RelayError> for OpenAiError {
 
 /// Checks the caller's key against `--relay-api-keys` (none configured: open) and says who
 /// the caller is, which decides the streams it may watch and cancel.
-fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiError> {
+pub(crate) fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiError> {
     let config = state.config.load();
     let keys = &config.relay_api_keys;
     if keys.is_empty() {
@@ -117,7 +122,9 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiErro
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
+        .map(str::trim)
+        // Anthropic's SDKs send their key this way.
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match presented {
         Some(k) if keys.iter().any(|allowed| allowed == k) => Ok(Caller::Key(k.to_owned())),
         Some(_) => Err(OpenAiError::new(
@@ -135,7 +142,7 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<Caller, OpenAiErro
     }
 }
 
-fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
+pub(crate) fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
     // An opening comment so proxies and browsers see the stream open before the first token.
     let opening = futures_util::stream::once(async { bytes::Bytes::from_static(b":\n") });
     let chunks = futures_util::StreamExt::chain(opening, watch.into_stream());
@@ -144,6 +151,31 @@ fn sse_response(watch: Watch, stream_id: Option<&str>) -> Response {
         res.headers_mut().insert("x-stream-id", id);
     }
     res
+}
+
+/// A relay request's JSON body.
+///
+/// # Errors
+/// 413 beyond the relay's body limit, 400 when it is not JSON.
+pub(crate) async fn read_json(req: Request) -> Result<Value, OpenAiError> {
+    let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
+        .await
+        .map_err(|e| {
+            OpenAiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"),
+                "invalid_request_error",
+                "body_too_large",
+            )
+        })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        OpenAiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not valid JSON: {e}"),
+            "invalid_request_error",
+            "invalid_json",
+        )
+    })
 }
 
 /// `POST /v1/chat/completions`, in a server span that lasts, for a streamed answer, until the
@@ -165,24 +197,7 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, req: Request
 
 async fn start_chat(state: AppState, req: Request) -> Result<Response, OpenAiError> {
     let caller = check_key(&state, req.headers())?;
-    let body = axum::body::to_bytes(req.into_body(), MAX_CHAT_BODY)
-        .await
-        .map_err(|e| {
-            OpenAiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("could not read the request body (limit {MAX_CHAT_BODY} bytes): {e}"),
-                "invalid_request_error",
-                "body_too_large",
-            )
-        })?;
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
-        OpenAiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the request body is not valid JSON: {e}"),
-            "invalid_request_error",
-            "invalid_json",
-        )
-    })?;
+    let request = read_json(req).await?;
     Ok(match state.relay.start(&caller, request).await? {
         Started::Whole {
             status,
@@ -197,6 +212,10 @@ async fn start_chat(state: AppState, req: Request) -> Result<Response, OpenAiErr
 #[derive(serde::Deserialize)]
 pub(crate) struct WatchQuery {
     last_event_id: Option<String>,
+    /// `compact=1`: the missed history with its text deltas merged, then live. A query
+    /// parameter, not a header, because an `EventSource` cannot send headers, and it keeps
+    /// the URL when it reconnects, where compacting what was missed is right too.
+    compact: Option<String>,
 }
 
 /// `GET /v1/streams/{id}`
@@ -208,7 +227,27 @@ pub(crate) async fn watch_stream(
 ) -> Result<Response, OpenAiError> {
     let caller = check_key(&state, &headers)?;
     let last = last_event_id(&headers, query.last_event_id);
-    match state.relay.watch(&caller, &id, last.as_deref()).await {
+    let compact = match query.compact.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true" | "") => true,
+        Some(other) => {
+            return Err(OpenAiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("compact must be 1 or 0 (true or false), not {other:?}"),
+                "invalid_request_error",
+                "invalid_request",
+            ));
+        }
+    };
+    let watch = if compact {
+        state
+            .relay
+            .watch_compact(&caller, &id, last.as_deref())
+            .await
+    } else {
+        state.relay.watch(&caller, &id, last.as_deref()).await
+    };
+    match watch {
         Ok(watch) => Ok(sse_response(watch, Some(&id))),
         // 204 tells an EventSource to stop reconnecting: it already has everything.
         Err(RelayError::Complete(_)) => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::pump::error_chunk;
+use super::front::End;
 use super::{Relay, RelayError, done_id, topic_of};
 use crate::hub::{Liveness, PublishError};
 use crate::store::{StoreError, Stored};
@@ -33,12 +33,12 @@ use crate::update::Update;
 /// What follows a stream's topic in the topic of its cancel requests.
 const CANCEL: &str = "/cancel";
 
-/// The end recorded for an answer whose generator is gone.
-pub(super) fn interrupted_chunk() -> String {
-    error_chunk(
-        "the hub that was generating this answer stopped before it finished; ask again to get a whole answer",
-        "stream_interrupted",
-    )
+/// How an answer whose generator is gone ends.
+pub(super) fn interrupted() -> End {
+    End::Failed {
+        message: "the hub that was generating this answer stopped before it finished; ask again to get a whole answer".into(),
+        code: "stream_interrupted",
+    }
 }
 
 /// Whether `update` is a cancel request (only the hub writes under `/v1/streams/`).
@@ -174,7 +174,8 @@ impl Relay {
             }
         }
         tracing::info!(stream = %id, "its generator is gone; ending the stream as interrupted");
-        self.finish(id, Some(interrupted_chunk())).await;
+        let (n, closing, last) = self.interrupted_end(id).await;
+        self.finish(id, n, closing, last).await;
     }
 
     /// Stops the generation a cancel request names, if it runs here.

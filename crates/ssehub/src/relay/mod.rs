@@ -1,5 +1,5 @@
-//! The typewriter relay: OpenAI-compatible chat completions whose streams outlive the
-//! request that started them.
+//! The typewriter relay: OpenAI-compatible chat completions (and the Responses and Messages
+//! APIs) whose streams outlive the request that started them.
 //!
 //! ```text
 //! POST /v1/chat/completions ──> Upstream::chat ──> pump task ──append──> Store (topic /v1/streams/{id})
@@ -21,21 +21,33 @@
 //! generates it (`node`), and is the cursor a new watcher replays from. With nodes sharing a
 //! store, any node can watch and cancel any answer (`cluster`).
 //!
+//! Three APIs front the same streams (`front`): Chat Completions, OpenAI Responses and
+//! Anthropic Messages. The marker records which; the pump translates the upstream's Chat
+//! Completions chunks into that front's events as they arrive (or keeps them, when the upstream
+//! speaks the front's own API: `--upstream-api`), and history stores what the front's clients
+//! see. So replay, resume, watchers, cancel and the cluster are the same code for all three;
+//! `answers` adds what only the other fronts need (their objects folded from history, resume
+//! by sequence number) and compact catch-up.
+//!
 //! Bounds: generations run per key and in total up to [`Limits`] (`limits`); beyond, 429.
 //! Relay history has its own, shorter retention (`--relay-history-max-age`, applied by the
 //! store's pruner to topics under `/v1/streams/`). At shutdown every live watcher is drained
 //! rather than cut: it gets the `hub_shutdown` chunk and `[DONE]` the pump records, within the
 //! shutdown grace.
 
+mod answers;
 mod cluster;
 mod ds_view;
+pub mod front;
 mod limits;
 mod owner;
 mod pump;
 pub mod simulator;
 pub mod upstream;
 
+pub use answers::{FrontStarted, Snapshot};
 pub use ds_view::AnswerRead;
+pub use front::Api;
 pub use limits::{Bound, Limits};
 pub use owner::Caller;
 
@@ -116,22 +128,34 @@ pub struct Watch {
     inner: SubscriberStream,
     /// For a stream another node generates: keeps it watched for that node's end.
     remote: Option<cluster::RemoteWatch>,
+    /// Resuming past what is recorded yet: events `{prefix}{n}` up to this `n` are dropped
+    /// (see [`Relay::watch_after`]).
+    skip_through: Option<(String, u64, sse_wire::Parser)>,
+    /// Sent before the stream's own events: a compact catch-up (see [`Relay::watch_compact`]).
+    prefix: Option<Bytes>,
 }
 
 impl Watch {
     /// SSE byte chunks; the stream ends right after the chunk carrying `[DONE]`.
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
-        let state = (self.inner, false, self.remote);
-        futures_util::stream::unfold(state, |(mut s, done, remote)| async move {
-            // Ends on shutdown only after the pump's last chunk and [DONE] (see `watch_from`).
-            if done {
-                return None;
-            }
-            let chunk = s.next_chunk().await?;
-            // [DONE] is the topic's last update, so it always ends a chunk.
-            let done = chunk.ends_with(b"data: [DONE]\n\n");
-            Some((chunk, (s, done, remote)))
-        })
+        let state = (self.inner, false, self.remote, self.skip_through);
+        let prefix = futures_util::stream::iter(self.prefix);
+        futures_util::StreamExt::chain(
+            prefix,
+            futures_util::stream::unfold(state, |(mut s, done, remote, mut skip)| async move {
+                // Ends on shutdown only after the pump's last chunk and [DONE] (see `watch_from`).
+                if done {
+                    return None;
+                }
+                let mut chunk = s.next_chunk().await?;
+                // [DONE] is the topic's last update, so it always ends a chunk.
+                let done = chunk.ends_with(b"data: [DONE]\n\n");
+                if let Some((prefix, after, parser)) = &mut skip {
+                    chunk = answers::skip_through(&chunk, parser, prefix, *after);
+                }
+                Some((chunk, (s, done, remote, skip)))
+            }),
+        )
     }
 }
 
@@ -168,6 +192,8 @@ struct Marker {
     owner: Option<String>,
     /// The node generating it (absent in markers of versions before nodes).
     node: Option<String>,
+    /// The API it was started through, whose events it holds.
+    api: Api,
 }
 
 /// A stream this process is generating.
@@ -254,6 +280,12 @@ impl Relay {
                 "the request body must be a JSON object".into(),
             ));
         }
+        if self.upstream.api() != Api::Chat {
+            return Err(RelayError::BadRequest(format!(
+                "this hub's upstream speaks the {} API (--upstream-api); chat completions are not translated to it",
+                self.upstream.api().name()
+            )));
+        }
         let trace = StreamTrace::begin();
         // Taken before the upstream is asked, and held by the pump to the end: a non-streaming
         // answer is a generation too, while it is being made.
@@ -276,6 +308,40 @@ impl Relay {
             Reply::Stream(chunks) => chunks,
         };
         let id = owner::new_stream_id();
+        let translator = front::Translator::Chat { meta: None };
+        let watch = self
+            .launch(
+                caller,
+                Api::Chat,
+                &request,
+                &id,
+                chunks,
+                slot,
+                translator,
+                trace,
+            )
+            .await?;
+        Ok(Started::Stream {
+            id,
+            watch: Box::new(watch),
+        })
+    }
+
+    /// Records a new stream for `caller` and starts its pump over `chunks`: the marker (with
+    /// the front `api`), the caller's own watch, the generation.
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        self: &Arc<Self>,
+        caller: &Caller,
+        api: Api,
+        request: &Value,
+        id: &str,
+        chunks: futures_util::stream::BoxStream<'static, Result<String, UpstreamError>>,
+        slot: limits::Slot,
+        translator: front::Translator,
+        trace: StreamTrace,
+    ) -> Result<Watch, RelayError> {
+        let id = id.to_owned();
         let owner = owner::owner_tag(&id, caller);
         // Registered before anything is recorded: a watcher arriving between the marker and
         // the pump must see a running stream, not an orphan to close.
@@ -293,7 +359,7 @@ impl Relay {
             topics: vec![format!("{}/started", topic_of(&id))],
             data: json!({"stream": id, "model": request.get("model"),
                          "created_ms": Update::now_ms(), "owner": owner,
-                         "node": self.hub.nodes().id()})
+                         "node": self.hub.nodes().id(), "api": api.name()})
             .to_string(),
             private: true,
             event_type: None,
@@ -321,6 +387,7 @@ impl Relay {
         let generation = Generation {
             id: id.clone(),
             chunks,
+            translator,
             cancel,
             recorded,
             slot,
@@ -328,10 +395,7 @@ impl Relay {
         };
         self.tracker.spawn(self.clone().pump(generation));
         tracing::info!(stream = %id, "relay stream started");
-        Ok(Started::Stream {
-            id,
-            watch: Box::new(watch),
-        })
+        Ok(watch)
     }
 
     /// Subscribes to stream `id`: after its update `after`, or live only when `None`.
@@ -359,6 +423,8 @@ impl Relay {
         Ok(Watch {
             inner: sub.stream.drain_on_shutdown(self.recorded(id)),
             remote: None,
+            skip_through: None,
+            prefix: None,
         })
     }
 
@@ -387,20 +453,8 @@ impl Relay {
         id: &str,
         last_event_id: Option<&str>,
     ) -> Result<Watch, RelayError> {
-        let marker = self.marker(id).await?;
-        if !owner::may_access(id, marker.owner.as_deref(), caller) {
-            return Err(RelayError::UnknownStream(id.to_owned()));
-        }
-        let running_here = self.active().contains_key(id);
-        let mut generator = None;
-        if !running_here && self.hub.store().get(&done_id(id)).await?.is_none() {
-            match marker.node {
-                Some(node) if !self.nodes_gone(&node).await => generator = Some(node),
-                // Its generator is gone (an earlier process of this hub, or another node):
-                // end it for good, so watchers finish.
-                _ => self.end_interrupted(id).await,
-            }
-        }
+        let marker = self.accessible_marker(caller, id).await?;
+        let generator = self.settle(id, marker).await?;
         if last_event_id == Some(done_id(id).as_str()) {
             return Err(RelayError::Complete(id.to_owned()));
         }
@@ -411,6 +465,34 @@ impl Relay {
         let mut watch = self.watch_from(id, Some(after)).await?;
         watch.remote = generator.map(|node| self.remote.watch(id, &node));
         Ok(watch)
+    }
+
+    /// The marker of stream `id` if `caller` may see it.
+    ///
+    /// # Errors
+    /// [`RelayError::UnknownStream`] when there is none or it is not the caller's.
+    async fn accessible_marker(&self, caller: &Caller, id: &str) -> Result<Marker, RelayError> {
+        let marker = self.marker(id).await?;
+        if !owner::may_access(id, marker.owner.as_deref(), caller) {
+            return Err(RelayError::UnknownStream(id.to_owned()));
+        }
+        Ok(marker)
+    }
+
+    /// Before stream `id` is read: ends it as interrupted if its generator is gone, and says
+    /// which other node generates it if one does.
+    async fn settle(&self, id: &str, marker: Marker) -> Result<Option<String>, RelayError> {
+        let running_here = self.active().contains_key(id);
+        let mut generator = None;
+        if !running_here && self.hub.store().get(&done_id(id)).await?.is_none() {
+            match marker.node {
+                Some(node) if !self.nodes_gone(&node).await => generator = Some(node),
+                // Its generator is gone (an earlier process of this hub, or another node):
+                // end it for good, so watchers finish.
+                _ => self.end_interrupted(id).await,
+            }
+        }
+        Ok(generator)
     }
 
     /// Whether `node`, named by the marker of a stream that is not running here, is gone. If
@@ -467,6 +549,7 @@ impl Relay {
         Ok(Marker {
             owner: text("owner"),
             node: text("node"),
+            api: Api::from_name(data["api"].as_str()),
         })
     }
 

@@ -1,14 +1,16 @@
-//! The pump: the hub's task that copies one generation's upstream chunks into history, and
-//! records how it ended (a last chunk when it did not end by itself, then `[DONE]`).
+//! The pump: the hub's task that copies one generation's upstream chunks into history, as the
+//! events of the stream's front (`front`), and records how it ended (the front's closing
+//! events, a last event when it did not end by itself, then `[DONE]`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::front::{End, Event, Translator};
 use super::limits::Slot;
 use super::upstream::{UPSTREAM_IDLE_TIMEOUT, UpstreamError};
 use super::{Relay, done_id, topic_of};
@@ -22,6 +24,8 @@ pub(super) struct Generation {
     pub(super) id: String,
     /// Upstream chunk payloads; dropping them drops the upstream request.
     pub(super) chunks: BoxStream<'static, Result<String, UpstreamError>>,
+    /// Turns the chunks into the events of the stream's front.
+    pub(super) translator: Translator,
     /// Stops the generation (`POST /v1/streams/{id}/cancel`).
     pub(super) cancel: CancellationToken,
     /// Cancelled once the end is recorded: watchers draining at shutdown wait for it.
@@ -62,11 +66,13 @@ impl StreamTrace {
 }
 
 impl Relay {
-    /// Copies upstream chunks into history until the end, an error, cancel or shutdown.
+    /// Records the translator's opening events, then each upstream chunk's events, until the
+    /// end, an error, cancel or shutdown; then the events that close the stream and `[DONE]`.
     pub(super) async fn pump(self: Arc<Self>, generation: Generation) {
         let Generation {
             id,
             mut chunks,
+            mut translator,
             cancel,
             recorded,
             slot,
@@ -75,37 +81,32 @@ impl Relay {
         trace.request.record("ssehub.stream_id", id.as_str());
         let topic = topic_of(&id);
         let mut n: u64 = 0;
-        let mut meta: Option<Value> = None;
-        let last = loop {
+        let opening = translator.open();
+        let mut failed = self.record(&id, &topic, &mut n, opening).await.err();
+        let end = loop {
+            if let Some(end) = failed.take() {
+                break end;
+            }
             let next = tokio::select! {
                 biased;
-                _ = cancel.cancelled() => break Some(cancelled_chunk(meta.as_ref())),
-                _ = self.shutdown.cancelled() => {
-                    break Some(error_chunk("the hub is shutting down; this answer was cut short", "hub_shutdown"))
-                }
+                _ = cancel.cancelled() => break End::Cancelled,
+                _ = self.shutdown.cancelled() => break End::Failed {
+                    message: "the hub is shutting down; this answer was cut short".into(),
+                    code: "hub_shutdown",
+                },
                 next = tokio::time::timeout(UPSTREAM_IDLE_TIMEOUT, chunks.next()) => match next {
                     Ok(next) => next,
                     Err(_) => {
                         tracing::warn!(stream = %id, "upstream went silent; ending the stream");
                         let message = format!("the upstream sent nothing for {} s", UPSTREAM_IDLE_TIMEOUT.as_secs());
-                        break Some(error_chunk(&message, "upstream_timeout"));
+                        break End::Failed { message, code: "upstream_timeout" };
                     }
                 },
             };
             match next {
                 Some(Ok(data)) => {
-                    if meta.is_none() {
-                        meta = serde_json::from_str::<Value>(&data).ok();
-                    }
-                    n += 1;
-                    let update = chunk_update(format!("{id}-{n}"), &topic, data);
-                    if let Err(err) = self.hub.publish_valid(update).await {
-                        tracing::error!(stream = %id, error = %err, "cannot record a relay chunk; stopping the stream");
-                        break Some(error_chunk(
-                            "the hub could not record this answer",
-                            "storage_error",
-                        ));
-                    }
+                    let events = translator.chunk(data);
+                    failed = self.record(&id, &topic, &mut n, events).await.err();
                     self.hub
                         .metrics()
                         .relay_chunks
@@ -114,19 +115,23 @@ impl Relay {
                 }
                 Some(Err(err)) => {
                     tracing::warn!(stream = %id, error = %err, "upstream failed mid-stream");
-                    break Some(error_chunk(&err.to_string(), "upstream_error"));
+                    break End::Failed {
+                        message: err.to_string(),
+                        code: "upstream_error",
+                    };
                 }
-                None => break None,
+                None => break End::Done,
             }
         };
         // Dropping the chunk stream drops the upstream request (connection or h2 stream closed).
         drop(chunks);
         self.set_finishing(&id);
-        self.finish(&id, last).await;
+        let (closing, last) = translator.end(end);
+        self.finish(&id, n, closing, last).await;
         recorded.cancel();
         self.forget(&id);
         drop(slot);
-        tracing::info!(stream = %id, chunks = n, "relay stream finished");
+        tracing::info!(stream = %id, events = n, "relay stream finished");
         // An i64: OpenTelemetry has no unsigned integers and shows a u64 as text.
         trace
             .request
@@ -138,13 +143,40 @@ impl Relay {
         drop(trace);
     }
 
-    /// Records an optional last chunk and `[DONE]`. Either may be recorded already, by
-    /// another node that took this stream's generator for gone: then it is left as it is.
-    pub(super) async fn finish(&self, id: &str, last: Option<String>) {
+    /// Records `events` as the stream's next numbered updates.
+    async fn record(
+        &self,
+        id: &str,
+        topic: &str,
+        n: &mut u64,
+        events: Vec<Event>,
+    ) -> Result<(), End> {
+        for event in events {
+            *n += 1;
+            let update = event_update(format!("{id}-{n}"), topic, event);
+            if let Err(err) = self.hub.publish_valid(update).await {
+                tracing::error!(stream = %id, error = %err, "cannot record a relay chunk; stopping the stream");
+                return Err(End::Failed {
+                    message: "the hub could not record this answer".into(),
+                    code: "storage_error",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the closing events (numbered after `n`), the last event as `{id}-end`, and
+    /// `[DONE]`. Any may be recorded already, by another node that took this stream's
+    /// generator for gone: then it is left as it is.
+    pub(super) async fn finish(&self, id: &str, n: u64, closing: Vec<Event>, last: Option<Event>) {
         let topic = topic_of(id);
-        let end = last.map(|data| chunk_update(format!("{id}-end"), &topic, data));
+        let numbered = closing
+            .into_iter()
+            .zip(n + 1..)
+            .map(|(event, k)| event_update(format!("{id}-{k}"), &topic, event));
+        let end = last.map(|event| event_update(format!("{id}-end"), &topic, event));
         let done = chunk_update(done_id(id), &topic, "[DONE]".into());
-        for update in end.into_iter().chain([done]) {
+        for update in numbered.chain(end).chain([done]) {
             match self.hub.publish_valid(update).await {
                 Ok(_) => {}
                 Err(PublishError::Store(StoreError::Duplicate { id: update })) => {
@@ -158,22 +190,10 @@ impl Relay {
     }
 }
 
-/// The last chunk of a cancelled answer: `finish_reason: "cancelled"`. OpenAI defines no such
-/// value, but clients pass the string through (the official SDKs do not validate it), and it
-/// says what happened where "stop" would claim the model finished; `ssehub.cancelled` repeats
-/// it for clients that only know OpenAI's values.
-fn cancelled_chunk(meta: Option<&Value>) -> String {
-    let field = |k: &str| meta.and_then(|m| m.get(k)).cloned();
-    let created = field("created").unwrap_or_else(|| json!(Update::now_ms() / 1000));
-    json!({
-        "id": field("id").unwrap_or_else(|| json!("chatcmpl-cancelled")),
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": field("model").unwrap_or_else(|| json!("unknown")),
-        "choices": [{"index": 0, "delta": {}, "finish_reason": "cancelled"}],
-        "ssehub": {"cancelled": true},
-    })
-    .to_string()
+fn event_update(id: String, topic: &str, event: Event) -> Update {
+    let mut update = chunk_update(id, topic, event.data);
+    update.event_type = event.kind;
+    update
 }
 
 pub(super) fn chunk_update(id: String, topic: &str, data: String) -> Update {

@@ -12,6 +12,7 @@ use http::StatusCode;
 use serde_json::Value;
 use sse_wire::{Frame, Parser};
 
+use crate::relay::front::Api;
 use crate::relay::simulator::{self, SimulatedStream, SimulatorOptions};
 
 /// A streaming upstream silent for this long is taken as hung: the stream ends with an
@@ -62,6 +63,9 @@ pub enum Upstream {
         api_key: Option<String>,
         /// Shared connection pool.
         client: reqwest::Client,
+        /// The API it speaks (`--upstream-api`): requests through the same front pass
+        /// through, others are translated to Chat Completions when it speaks that.
+        api: Api,
     },
 }
 
@@ -70,6 +74,7 @@ impl Upstream {
     pub fn from_config(
         upstream: Option<&str>,
         api_key: Option<String>,
+        api: Api,
         simulator: SimulatorOptions,
     ) -> Self {
         match upstream {
@@ -82,8 +87,55 @@ impl Upstream {
                     .read_timeout(UPSTREAM_IDLE_TIMEOUT)
                     .build()
                     .expect("a default reqwest client builds"),
+                api,
             },
         }
+    }
+
+    /// The API the upstream speaks (the simulator: Chat Completions).
+    pub fn api(&self) -> Api {
+        match self {
+            Upstream::Simulator(_) => Api::Chat,
+            Upstream::Http { api, .. } => *api,
+        }
+    }
+
+    /// Passes a Responses or Messages request through, streaming, to an upstream that speaks
+    /// that API: `POST {base}/responses` or `{base}/messages` (Anthropic's key header and
+    /// version for the latter).
+    ///
+    /// # Errors
+    /// [`UpstreamError::Unreachable`] when no answer came back at all.
+    pub async fn pass(&self, api: Api, request: &Value) -> Result<Reply, UpstreamError> {
+        let Upstream::Http {
+            base,
+            api_key,
+            client,
+            ..
+        } = self
+        else {
+            return Err(UpstreamError::Unreachable(
+                "the simulator speaks Chat Completions only".into(),
+            ));
+        };
+        let path = if api == Api::Messages {
+            "messages"
+        } else {
+            "responses"
+        };
+        let mut req = client
+            .post(format!("{base}/{path}"))
+            .json(request)
+            .header(http::header::ACCEPT, "text/event-stream");
+        if let Some(key) = api_key {
+            req = if api == Api::Messages {
+                req.header("x-api-key", key)
+                    .header("anthropic-version", "2023-06-01")
+            } else {
+                req.bearer_auth(key)
+            };
+        }
+        send(req, true).await
     }
 
     /// Asks for a chat completion; `request` is forwarded unchanged.
@@ -115,6 +167,7 @@ impl Upstream {
                 base,
                 api_key,
                 client,
+                ..
             } => {
                 let mut req = client
                     .post(format!("{base}/chat/completions"))
@@ -125,30 +178,7 @@ impl Upstream {
                 if streaming {
                     req = req.header(http::header::ACCEPT, "text/event-stream");
                 }
-                let res = req
-                    .send()
-                    .await
-                    .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
-                let status = res.status();
-                let content_type = res
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("application/json")
-                    .to_owned();
-                if streaming && status.is_success() && content_type.starts_with("text/event-stream")
-                {
-                    return Ok(Reply::Stream(chunks(res)));
-                }
-                let body = res
-                    .bytes()
-                    .await
-                    .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
-                Ok(Reply::Whole {
-                    status,
-                    content_type,
-                    body,
-                })
+                send(req, streaming).await
             }
         }
     }
@@ -166,6 +196,7 @@ impl Upstream {
                 base,
                 api_key,
                 client,
+                ..
             } => {
                 let mut req = client.get(format!("{base}/models"));
                 if let Some(key) = api_key {
@@ -184,6 +215,34 @@ impl Upstream {
             }
         }
     }
+}
+
+/// Sends `req`: an event stream when `streaming` and the upstream answered with one, else the
+/// whole answer.
+async fn send(req: reqwest::RequestBuilder, streaming: bool) -> Result<Reply, UpstreamError> {
+    let res = req
+        .send()
+        .await
+        .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    if streaming && status.is_success() && content_type.starts_with("text/event-stream") {
+        return Ok(Reply::Stream(chunks(res)));
+    }
+    let body = res
+        .bytes()
+        .await
+        .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+    Ok(Reply::Whole {
+        status,
+        content_type,
+        body,
+    })
 }
 
 /// The `data:` payloads of an upstream event stream, up to `[DONE]`.

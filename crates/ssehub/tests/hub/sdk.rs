@@ -60,7 +60,7 @@ print(cancelled)
 print(finish)
 "#;
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     if let Ok(p) = std::env::var("SSEHUB_TEST_PYTHON") {
         return p;
     }
