@@ -9,6 +9,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
+use super::cache::TokenCache;
 use super::grants::{self, Grants};
 use super::keys::VerifyingKey;
 use super::source::{self, TokenSource};
@@ -72,6 +73,8 @@ impl AuthConfig {
 pub struct Authorizer {
     /// The settings, fixed at startup.
     config: AuthConfig,
+    /// Tokens verified before (see `cache`): valid only because `config` never changes.
+    verified: TokenCache,
 }
 
 /// What the JOSE header says, decoded before any key is chosen.
@@ -158,7 +161,10 @@ fn render_claim(v: Option<&Value>) -> String {
 impl Authorizer {
     /// Wraps the settings.
     pub fn new(config: AuthConfig) -> Self {
-        Authorizer { config }
+        Authorizer {
+            config,
+            verified: TokenCache::default(),
+        }
     }
 
     /// The settings.
@@ -251,6 +257,27 @@ impl Authorizer {
     /// As [`Authorizer::verify`].
     pub fn verify_at(&self, token: &str, role: Role, now: SystemTime) -> Result<Grants, AuthError> {
         let token = token.trim();
+        if let Some(grants) = self.verified.get(role, token, now, self.config.leeway) {
+            return Ok(grants);
+        }
+        let (grants, nbf) = self.verify_uncached(token, role, now)?;
+        self.verified.insert(role, token, &grants, nbf);
+        Ok(grants)
+    }
+
+    /// Tokens verified and remembered (see `cache`); for tests.
+    #[cfg(test)]
+    pub(super) fn cached_tokens(&self) -> usize {
+        self.verified.len()
+    }
+
+    /// [`Authorizer::verify_at`] without the cache: the grants and the token's `nbf`.
+    fn verify_uncached(
+        &self,
+        token: &str,
+        role: Role,
+        now: SystemTime,
+    ) -> Result<(Grants, Option<u64>), AuthError> {
         let header = read_header(token, role)?;
         let key = self
             .key(role)
@@ -310,7 +337,8 @@ impl Authorizer {
             None if v1 => return Err(AuthError::MissingExp),
             _ => {}
         }
-        if let Some(nbf) = numeric_date(&claims, "nbf")?
+        let nbf = numeric_date(&claims, "nbf")?;
+        if let Some(nbf) = nbf
             && nbf > now_secs.saturating_add(leeway)
         {
             return Err(AuthError::NotYetValid {
@@ -347,6 +375,6 @@ impl Authorizer {
         };
         grants.expires_at = exp.map(|e| UNIX_EPOCH + Duration::from_secs(e));
         grants.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        Ok(grants)
+        Ok((grants, nbf))
     }
 }
