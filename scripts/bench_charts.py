@@ -112,7 +112,7 @@ def chart(case, servers, rows, note):
                        [med([x["deliveries_per_sec"] for x in reps[s]]) for s in servers], False))
         panels.append(("server CPU per publish", "us, fan-out included (lower is better)",
                        [cpu_per_publish(reps[s]) for s in servers], False))
-    width = W_PANEL * len(panels) + 20
+    width = max(W_PANEL * len(panels) + 20, 620)  # room for the note under a single panel
     height = H_PANEL + 110
     runs = min(len(rows[(case, s)]) for s in servers)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
