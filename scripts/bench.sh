@@ -2,7 +2,8 @@
 # Side-by-side load runs: ssehub, nginx + nchan (the C reference) and the axum broadcast
 # example, each scenario RUNS times (default 3), every run bounded (seconds) and on
 # loopback only. Prints one JSON report per line to $OUT (default /tmp/ssehub-bench-<stamp>.jsonl) and a
-# table of medians (scripts/bench_table.py).
+# table of medians (scripts/bench_table.py), and SVG charts of the same (scripts/bench_charts.py,
+# into $CHARTS, default beside $OUT).
 #
 #   cargo build --release -p ssehub --bin ssehub --example axum_broadcast -p ssehub-bench
 #   apt-get install -y nginx libnginx-mod-nchan
@@ -135,3 +136,6 @@ for run in $(seq "$RUNS"); do
   done
 done
 python3 scripts/bench_table.py "$OUT"
+# The same medians as SVG charts, one per scenario (BENCHMARKS.md links docs/bench/: run with
+# CHARTS=docs/bench to refresh those).
+python3 scripts/bench_charts.py "$OUT" "${CHARTS:-${OUT%.jsonl}-charts}"

@@ -105,6 +105,10 @@ pub(super) struct Progress {
     pub(super) received: AtomicU64,
     /// Micros since the run's base instant at the last read that delivered something.
     pub(super) last_delivery_us: AtomicU64,
+    /// Subscribers connected so far (for the progress line while connecting).
+    pub(super) connected: AtomicU64,
+    /// Publishes acknowledged so far.
+    pub(super) published: AtomicU64,
 }
 
 /// An open subscription: headers read, body not yet.
@@ -275,6 +279,8 @@ pub(super) struct PublishPlan {
     pub(super) deadline: Instant,
     /// Base of the timestamps in the data.
     pub(super) base: Instant,
+    /// Where acknowledged publishes are counted for the progress line.
+    pub(super) progress: Arc<Progress>,
 }
 
 /// What a publisher saw.
@@ -345,6 +351,7 @@ pub(super) async fn publish(
             Ok(status) if (200..300).contains(&status) => {
                 report.acked += 1;
                 plan.acked[topic].fetch_add(1, Ordering::Relaxed);
+                plan.progress.published.fetch_add(1, Ordering::Relaxed);
                 let rtt = plan.base.elapsed().saturating_sub(sent);
                 report.ack_latency.record(rtt.as_micros() as u64);
             }

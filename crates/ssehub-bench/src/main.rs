@@ -24,6 +24,7 @@
 mod client;
 mod ds;
 mod http;
+mod progress;
 mod report;
 mod stats;
 
@@ -114,6 +115,9 @@ struct BenchArgs {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// A progress line on stderr every few seconds (the default when stderr is a terminal).
+    #[arg(long)]
+    progress: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -291,6 +295,14 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut subs = Vec::with_capacity(args.subscribers);
     let connect_start = Instant::now();
+    let ticker =
+        (args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            tokio::spawn(progress::report(
+                progress.clone(),
+                args.subscribers as u64,
+                stop.clone(),
+            ))
+        });
     for n in 0..args.subscribers {
         let (ep, gate, ready, stop, progress) = (
             sub_eps[n % sub_eps.len()].clone(),
@@ -324,7 +336,10 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             break;
         };
         match r {
-            Ok(()) => report.connected += 1,
+            Ok(()) => {
+                report.connected += 1;
+                progress.connected.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) => {
                 report.connect_failures += 1;
                 report.first_connect_error.get_or_insert(e);
@@ -369,6 +384,7 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             payload: args.payload,
             deadline: Instant::now() + args.duration,
             base,
+            progress: progress.clone(),
         });
         let pubs: Vec<_> = (0..args.publishers)
             .map(|i| {
@@ -421,13 +437,19 @@ async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             .then(|| cores * wall.as_secs_f64() * 1e6 / report.published as f64);
     }
     if let (Some(a), Some(b)) = (window_start_server, end_server) {
-        report.server_cpu_cores = Some(b.cores_since(&a, wall));
+        let cores = b.cores_since(&a, wall);
+        report.server_cpu_cores = Some(cores);
+        report.server_cpu_us_per_publish = (report.published > 0)
+            .then(|| cores * wall.as_secs_f64() * 1e6 / report.published as f64);
         report.server_rss_end_kib = Some(b.rss / 1024);
     }
     report.generator_cpu_cores = me_end.cores_since(&me_start, wall);
     report.generator_rss_kib = me_end.rss / 1024;
 
     stop.cancel();
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
+    }
     let mut latency = Histogram::default();
     for s in subs {
         let Some(sub) = s.await? else { continue };

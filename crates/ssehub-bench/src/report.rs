@@ -38,6 +38,9 @@ pub(super) struct Report {
     pub(super) latency_us: Percentiles,
     pub(super) publish_ack_us: Percentiles,
     pub(super) server_cpu_cores: Option<f64>,
+    /// The server's CPU over the run divided by the acknowledged publishes, in microseconds:
+    /// what one publish costs, its fan-out included.
+    pub(super) server_cpu_us_per_publish: Option<f64>,
     pub(super) server_rss_end_kib: Option<u64>,
     /// CPU of the `--redis-pid` process over the run.
     pub(super) redis_cpu_cores: Option<f64>,
@@ -131,8 +134,9 @@ pub(super) fn print_text(r: &Report) {
     }
     if let Some(cpu) = r.server_cpu_cores {
         println!(
-            "  server         {:.2} cores, {} KiB at the end",
+            "  server         {:.2} cores, {:.1} us per publish, {} KiB at the end",
             cpu,
+            r.server_cpu_us_per_publish.unwrap_or(0.0),
             r.server_rss_end_kib.unwrap_or(0)
         );
     }

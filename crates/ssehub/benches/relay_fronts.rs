@@ -207,7 +207,7 @@ fn main() {
 
         // 1. Time to first token, interleaved.
         let samples = env("FRONTS_TTFT_SAMPLES", 300) as usize;
-        let mut ttft: Vec<Vec<Duration>> = vec![Vec::with_capacity(samples); 4];
+        let mut ttft: Vec<Vec<Duration>> = (0..4).map(|_| Vec::with_capacity(samples)).collect();
         for round in 0..samples + 10 {
             for (k, front) in Front::ALL.iter().enumerate() {
                 let (url, body) = front.request(&up, &hub, 1, 1000.0);

@@ -15,6 +15,7 @@
 //! speaks HTTP beyond reading `http::HeaderMap`: the HTTP layer maps [`AuthError`]
 //! to a response with [`AuthError::status`] and [`AuthError::www_authenticate`].
 
+mod cache;
 mod error;
 mod grants;
 mod keys;

@@ -623,3 +623,91 @@ fn non_numeric_dates_are_malformed() {
     let token = sign_raw(&json!({"exp": 1_800_000_060.5, "mercure": {"publish": ["a"]}}));
     assert!(hs_verify(&token).is_ok());
 }
+
+/// The cache of verified tokens (`cache.rs`) changes no answer: expiry and `nbf` are checked
+/// against the clock of every call, each role against its own key, and failures are not kept.
+#[test]
+fn cached_tokens_still_expire_and_wait_for_nbf() {
+    let hub = hs_hub();
+    let mut claims = mercure(&["a"], &["*"]);
+    claims.expires_in = Some(Duration::from_secs(60));
+    let token = hs_token(claims);
+    assert!(verify(&hub, &token, Role::Publisher).is_ok());
+    assert_eq!(hub.cached_tokens(), 1);
+    // A hit: same grants.
+    let g = verify(&hub, &token, Role::Publisher).unwrap();
+    assert!(g.can_publish("a") && !g.can_publish("b"));
+    assert_eq!(g.expires_at, Some(t0() + Duration::from_secs(60)));
+    // Past exp + leeway the cached entry is not used: the precise error, and it is dropped.
+    assert_eq!(
+        hub.verify_at(&token, Role::Publisher, t0() + Duration::from_secs(3600))
+            .unwrap_err(),
+        AuthError::Expired {
+            exp: 1_800_000_060,
+            ago: 3540
+        }
+    );
+    assert_eq!(hub.cached_tokens(), 0);
+
+    // Verified once at a time past nbf, the token is still refused before nbf.
+    let early = sign_raw(&json!({"nbf": 1_800_000_100u64, "mercure": {"publish": ["a"]}}));
+    assert!(
+        hub.verify_at(&early, Role::Publisher, t0() + Duration::from_secs(100))
+            .is_ok()
+    );
+    assert!(matches!(
+        verify(&hub, &early, Role::Publisher),
+        Err(AuthError::NotYetValid { .. })
+    ));
+}
+
+#[test]
+fn the_cache_keeps_roles_apart_and_never_keeps_a_failure() {
+    let mut config = hs_config();
+    config.subscriber_key = Some(Arc::new(
+        VerifyingKey::from_pem(EC_PUBLIC.as_bytes(), None).unwrap(),
+    ));
+    let hub = Authorizer::new(config);
+    let token = hs_token(mercure(&[], &["*"]));
+    assert!(verify(&hub, &token, Role::Publisher).is_ok());
+    // Verified for publishers, but the subscriber key is another one.
+    assert!(verify(&hub, &token, Role::Subscriber).is_err());
+    assert!(verify(&hub, &token, Role::Subscriber).is_err());
+    assert_eq!(hub.cached_tokens(), 1);
+    let forged = format!("{}x", token);
+    assert!(verify(&hub, &forged, Role::Publisher).is_err());
+    assert_eq!(hub.cached_tokens(), 1);
+}
+
+#[test]
+fn a_token_cached_under_the_old_settings_is_refused_after_replace() {
+    let hub = hs_hub();
+    let token = hs_token(mercure(&[], &["*"]));
+    assert!(verify(&hub, &token, Role::Publisher).is_ok());
+    assert_eq!(hub.cached_tokens(), 1);
+    // A rotated key (SIGHUP): the token signed with the old one must not be answered from
+    // the cache.
+    let mut rotated = hs_config();
+    rotated.publisher_key = Arc::new(VerifyingKey::from_pem(EC_PUBLIC.as_bytes(), None).unwrap());
+    hub.replace(rotated);
+    assert_eq!(hub.cached_tokens(), 0);
+    assert!(verify(&hub, &token, Role::Publisher).is_err());
+}
+
+#[test]
+fn the_cache_is_bounded() {
+    let hub = hs_hub();
+    for n in 0..(cache::CAPACITY + 10) {
+        let token = hs_token(mercure(&[&format!("t{n}")], &[]));
+        assert!(verify(&hub, &token, Role::Publisher).is_ok());
+        assert!(hub.cached_tokens() <= cache::CAPACITY);
+    }
+    // Too long to keep: verified every time.
+    let long = sign_raw(&json!({
+        "mercure": {"publish": ["a"]},
+        "pad": "x".repeat(cache::MAX_TOKEN_BYTES),
+    }));
+    let before = hub.cached_tokens();
+    assert!(verify(&hub, &long, Role::Publisher).is_ok());
+    assert_eq!(hub.cached_tokens(), before);
+}

@@ -10,6 +10,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
+use super::cache::TokenCache;
 use super::grants::{self, Grants};
 use super::keys::VerifyingKey;
 use super::source::{self, TokenSource};
@@ -76,6 +77,9 @@ pub struct Authorizer {
     config: ArcSwap<AuthConfig>,
     /// Shared with the hub; it outlives every replacement of the settings.
     selector_cache: Arc<SelectorCache>,
+    /// Tokens verified under the settings in `config` (see `cache`), replaced with them: a
+    /// token the new settings refuse (a rotated key, a new issuer) is never answered from it.
+    verified: ArcSwap<TokenCache>,
 }
 
 /// What the JOSE header says, decoded before any key is chosen.
@@ -165,6 +169,7 @@ impl Authorizer {
         Authorizer {
             selector_cache: config.selector_cache.clone(),
             config: ArcSwap::from_pointee(config),
+            verified: ArcSwap::from_pointee(TokenCache::default()),
         }
     }
 
@@ -177,7 +182,11 @@ impl Authorizer {
     /// origins...); checks under way finish with the old ones. The selector cache stays.
     pub fn replace(&self, mut config: AuthConfig) {
         config.selector_cache = self.selector_cache.clone();
+        // Settings first, then the empty cache; a check loads them in the opposite order
+        // (`verify_at`), so a check that sees the new cache also sees the new settings, and
+        // one that ran on the old settings can only fill the old cache, which is dropped.
         self.config.store(Arc::new(config));
+        self.verified.store(Arc::new(TokenCache::default()));
     }
 
     /// The selector cache token grants are compiled into.
@@ -258,10 +267,33 @@ impl Authorizer {
     ///
     /// As [`Authorizer::verify`].
     pub fn verify_at(&self, token: &str, role: Role, now: SystemTime) -> Result<Grants, AuthError> {
-        let config = self.config.load();
+        let verified = self.verified.load_full();
+        let config = self.config.load_full();
         let token = token.trim();
+        if let Some(grants) = verified.get(role, token, now, config.leeway) {
+            return Ok(grants);
+        }
+        let (grants, nbf) = self.verify_uncached(&config, token, role, now)?;
+        verified.insert(role, token, &grants, nbf);
+        Ok(grants)
+    }
+
+    /// Tokens verified and remembered (see `cache`); for tests.
+    #[cfg(test)]
+    pub(super) fn cached_tokens(&self) -> usize {
+        self.verified.load().len()
+    }
+
+    /// [`Authorizer::verify_at`] without the cache: the grants and the token's `nbf`.
+    fn verify_uncached(
+        &self,
+        config: &AuthConfig,
+        token: &str,
+        role: Role,
+        now: SystemTime,
+    ) -> Result<(Grants, Option<u64>), AuthError> {
         let header = read_header(token, role)?;
-        let key = key_of(&config, role).select(header.alg, header.kid.as_deref(), role)?;
+        let key = key_of(config, role).select(header.alg, header.kid.as_deref(), role)?;
 
         // The library checks the signature only; time, audience and issuer are
         // checked below so each failure gets its own precise message.
@@ -317,7 +349,8 @@ impl Authorizer {
             None if v1 => return Err(AuthError::MissingExp),
             _ => {}
         }
-        if let Some(nbf) = numeric_date(&claims, "nbf")?
+        let nbf = numeric_date(&claims, "nbf")?;
+        if let Some(nbf) = nbf
             && nbf > now_secs.saturating_add(leeway)
         {
             return Err(AuthError::NotYetValid {
@@ -357,7 +390,7 @@ impl Authorizer {
         };
         grants.expires_at = exp.map(|e| UNIX_EPOCH + Duration::from_secs(e));
         grants.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        Ok(grants)
+        Ok((grants, nbf))
     }
 }
 

@@ -89,16 +89,14 @@ pub(crate) fn subscriber_grants(
 }
 
 async fn publish(state: AppState, req: Request) -> Result<Response, ApiError> {
-    let headers = req.headers().clone();
-    let query = req.uri().query().map(str::to_owned);
-    let grants = match state.auth.extract_token(&headers, query.as_deref())? {
+    let grants = match state.auth.extract_token(req.headers(), req.uri().query())? {
         Some((token, source)) => {
-            state.auth.check_publish_origin(&headers, source)?;
+            state.auth.check_publish_origin(req.headers(), source)?;
             state.auth.verify(&token, Role::Publisher)?
         }
         None => state.auth.authorize(None, Role::Publisher)?,
     };
-    if !is_form(&headers) {
+    if !is_form(req.headers()) {
         return Err(ApiError::UnsupportedMediaType(
             "publish bodies must be application/x-www-form-urlencoded (topic=...&data=...)".into(),
         ));
