@@ -7,104 +7,23 @@
 //! machine is shared and wall time there measures the neighbours' compiles as
 //! much as this code; set `SSE_WIRE_BENCH_WALL=1` for wall-clock time.
 //!
-//! Both workloads are fed in 4 KiB chunks (a typical socket read). The other
-//! parsers are async streams; they are driven with `futures::executor::block_on`
-//! over an in-memory stream of `Bytes` chunks, which adds a few nanoseconds
-//! per chunk, not per byte.
+//! Both workloads are fed in 4 KiB chunks (a typical socket read) and in
+//! 64 KiB chunks; every contender materialises each event's data and id. The
+//! other parsers are async streams; they are driven with
+//! `futures::executor::block_on` over an in-memory stream of `Bytes` chunks,
+//! which adds a few nanoseconds per chunk, not per byte. For repeatable
+//! figures on a loaded machine see `benches/race.rs` (interleaved rounds,
+//! callgrind instruction counts).
 
 use std::hint::black_box;
-use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
-use futures::executor::block_on;
-use sse_wire::{Event, Frame, Parser, encode};
+use sse_wire::{Event, encode};
 
-const CHUNK: usize = 4096;
-
-/// Thousands of small OpenAI-style chunks, each with an id, as an LLM relay
-/// sends them.
-fn token_stream() -> Vec<u8> {
-    let mut out = String::new();
-    for i in 0..5000 {
-        let word = [
-            "The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
-        ][i % 10];
-        out.push_str(&format!(
-            "id: {i}\ndata: {{\"id\":\"chatcmpl-9a8b7c6d5e4f\",\"object\":\"chat.completion.chunk\",\"created\":1732000000,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}]}}\n\n"
-        ));
-    }
-    out.push_str("data: [DONE]\n\n");
-    out.into_bytes()
-}
-
-/// One 64 KiB multi-line payload: lines of 50 to 199 bytes.
-fn payload() -> String {
-    let mut data = String::new();
-    let mut i = 0usize;
-    while data.len() < 64 * 1024 {
-        let len = 50 + (i * 37) % 150;
-        data.extend((0..len).map(|j| char::from(b'a' + ((i + j) % 26) as u8)));
-        data.push('\n');
-        i += 1;
-    }
-    data.truncate(64 * 1024);
-    data
-}
-
-/// Sixteen events of 64 KiB each, encoded.
-fn large_stream() -> Vec<u8> {
-    let mut out = BytesMut::new();
-    let data = payload();
-    for i in 0..16 {
-        encode(&Event::new(data.clone()).with_id(i.to_string()), &mut out).expect("encodable");
-    }
-    out.to_vec()
-}
-
-fn chunks(input: &[u8]) -> Vec<Bytes> {
-    input.chunks(CHUNK).map(Bytes::copy_from_slice).collect()
-}
-
-fn sse_wire_parse(chunks: &[Bytes]) -> usize {
-    let mut parser = Parser::new();
-    let mut total = 0;
-    for chunk in chunks {
-        for frame in parser.feed(chunk) {
-            if let Ok(Frame::Event(ev)) = frame {
-                total += ev.data.len();
-            }
-        }
-    }
-    total
-}
-
-fn byte_stream(
-    chunks: &[Bytes],
-) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Unpin + '_ {
-    futures::stream::iter(chunks.iter().cloned().map(Ok))
-}
-
-fn sse_stream_parse(chunks: &[Bytes]) -> usize {
-    block_on(
-        sse_stream::SseByteStream::new(byte_stream(chunks)).fold(0, |n, sse| async move {
-            n + sse.expect("valid stream").data.map_or(0, |d| d.len())
-        }),
-    )
-}
-
-fn eventsource_stream_parse(chunks: &[Bytes]) -> usize {
-    block_on(
-        byte_stream(chunks)
-            .eventsource()
-            .fold(0, |n, ev| async move {
-                n + ev.expect("valid stream").data.len()
-            }),
-    )
-}
+mod common;
+use common::*;
 
 /// CPU time of the calling thread, in nanoseconds.
 struct ThreadCpuTime;
@@ -142,49 +61,33 @@ impl Measurement for ThreadCpuTime {
 }
 
 fn parse_benches<M: Measurement>(c: &mut Criterion<M>) {
-    for (name, input) in [
-        ("llm_tokens", token_stream()),
-        ("payload_64k", large_stream()),
-    ] {
-        let pieces = chunks(&input);
-        let want = sse_wire_parse(&pieces);
-        assert_eq!(
-            sse_stream_parse(&pieces),
-            want,
-            "parsers disagree on {name}"
-        );
-        assert_eq!(
-            eventsource_stream_parse(&pieces),
-            want,
-            "parsers disagree on {name}"
-        );
+    for (name, input) in workloads() {
+        for size in [4096, 65536] {
+            let pieces = chunks(&input, size);
+            let want = sse_wire_parse(&pieces);
+            for (other, got) in [
+                ("sse-stream", sse_stream_parse(&pieces)),
+                ("eventsource-stream", eventsource_stream_parse(&pieces)),
+            ] {
+                assert_eq!(got, want, "{other} disagrees on {name}");
+            }
 
-        let mut group = c.benchmark_group(format!("parse/{name}"));
-        group.throughput(Throughput::Bytes(input.len() as u64));
-        group.bench_function("sse-wire", |b| {
-            b.iter(|| sse_wire_parse(black_box(&pieces)))
-        });
-        group.bench_function("sse-stream", |b| {
-            b.iter(|| sse_stream_parse(black_box(&pieces)))
-        });
-        group.bench_function("eventsource-stream", |b| {
-            b.iter(|| eventsource_stream_parse(black_box(&pieces)))
-        });
-        // The ceiling: find every line end, as any parser must, and nothing
-        // else. (`memchr_iter(..).count()` would count without stopping at
-        // each line, which no parser can do.)
-        group.bench_function("memchr-line-ends", |b| {
-            b.iter(|| {
-                let haystack = black_box(&input);
-                let (mut pos, mut lines) = (0, 0usize);
-                while let Some(i) = memchr::memchr(b'\n', &haystack[pos..]) {
-                    pos += i + 1;
-                    lines += 1;
-                }
-                lines
-            })
-        });
-        group.finish();
+            let mut group = c.benchmark_group(format!("parse/{name}/{}k", size / 1024));
+            group.throughput(Throughput::Bytes(input.len() as u64));
+            group.bench_function("sse-wire", |b| {
+                b.iter(|| sse_wire_parse(black_box(&pieces)))
+            });
+            group.bench_function("sse-stream", |b| {
+                b.iter(|| sse_stream_parse(black_box(&pieces)))
+            });
+            group.bench_function("eventsource-stream", |b| {
+                b.iter(|| eventsource_stream_parse(black_box(&pieces)))
+            });
+            group.bench_function("memchr-line-ends", |b| {
+                b.iter(|| memchr_line_ends(black_box(&input)))
+            });
+            group.finish();
+        }
     }
 }
 
