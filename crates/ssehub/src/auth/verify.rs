@@ -311,7 +311,7 @@ impl Authorizer {
                 ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm {
                     alg: format!("{:?}", header.alg),
                     role,
-                    allowed: super::keys::alg_list(&key_of(&config, role).algorithms()),
+                    allowed: super::keys::alg_list(&key_of(config, role).algorithms()),
                 },
                 _ => malformed(e.to_string()),
             })?;
