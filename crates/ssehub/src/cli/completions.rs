@@ -88,6 +88,7 @@ mod tests {
             "parse",
             "publish",
             "token",
+            "config",
             "completions",
         ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
@@ -106,7 +107,9 @@ mod tests {
                     // fish writes `-l listen`, bash and zsh `--listen`.
                     let found = match shell {
                         Shell::Fish => text.lines().any(|l| {
-                            l.contains(&format!("__fish_ssehub_using_subcommand {sub}\""))
+                            // `{sub};` where the subcommand has its own (`config check`).
+                            (l.contains(&format!("__fish_ssehub_using_subcommand {sub}\""))
+                                || l.contains(&format!("__fish_ssehub_using_subcommand {sub};")))
                                 && (l.contains(&format!("-l {flag} "))
                                     || l.ends_with(&format!("-l {flag}")))
                         }),

@@ -27,6 +27,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("tls-key", "\"/etc/ssehub/key.pem\""),
     ("upstream-api-key", "\"sk-...\""),
     ("relay-api-keys", "[\"key-for-app-1\", \"key-for-app-2\"]"),
+    ("otlp-endpoint", "\"http://127.0.0.1:4318\""),
 ];
 
 fn serve() -> Command {
