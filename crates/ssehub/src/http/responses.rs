@@ -109,6 +109,9 @@ fn not_found(err: RelayError) -> OpenAiError {
 pub(crate) struct RetrieveQuery {
     stream: Option<String>,
     starting_after: Option<String>,
+    /// `compact=1`: what follows `starting_after` with its text deltas merged into one
+    /// `response.output_text.delta` (as on `GET /v1/streams/{id}`), then live.
+    compact: Option<String>,
 }
 
 /// `GET /v1/responses/{id}`
@@ -136,6 +139,15 @@ pub(crate) async fn retrieve(
             ))
         })?),
     };
+    let compact = match query.compact.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true" | "") => true,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "compact must be 1 or 0 (true or false), not {other:?}"
+            )));
+        }
+    };
     if !stream {
         return retrieve_object(&state, &caller, &id).await;
     }
@@ -145,7 +157,16 @@ pub(crate) async fn retrieve(
         .check_front(&caller, Api::Responses, &id)
         .await
         .map_err(not_found)?;
-    match state.relay.watch_after(&caller, &id, starting_after).await {
+    let watch = match starting_after.filter(|n| *n > 0) {
+        None if compact => state.relay.watch_compact(&caller, &id, None).await,
+        Some(n) if compact && state.relay.has_event(&id, n).await => {
+            let at = format!("{id}-{n}");
+            state.relay.watch_compact(&caller, &id, Some(&at)).await
+        }
+        // Not recorded yet (or not compact): the events past N as they come.
+        _ => state.relay.watch_after(&caller, &id, starting_after).await,
+    };
+    match watch {
         Ok(watch) => Ok(sse_response(watch, Some(&id))),
         // Nothing follows: an empty stream the SDKs read as ended.
         Err(RelayError::Complete(_)) => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -244,6 +244,14 @@ impl Relay {
         Ok(watch)
     }
 
+    /// Whether stream `id` has recorded its event number `n` (a Responses `sequence_number`).
+    pub async fn has_event(&self, id: &str, n: u64) -> bool {
+        matches!(
+            self.hub.store().get(&format!("{id}-{n}")).await,
+            Ok(Some(_))
+        )
+    }
+
     /// Watches stream `id` like [`Relay::watch`], but sends what follows `last_event_id` in
     /// history with each run of text deltas merged into one event (see `front::compact`), then
     /// the live events.

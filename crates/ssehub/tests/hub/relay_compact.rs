@@ -133,3 +133,58 @@ async fn responses_and_messages_streams_compact_in_their_own_shape() {
     let short = compact(&hub, &id, None).await;
     assert_eq!(short.len(), full.len() - 29);
 }
+
+#[tokio::test]
+async fn responses_retrieve_compacts_what_follows_starting_after() {
+    let (hub, _) = relay_with_fake_upstream().await;
+    let res = hub
+        .client
+        .post(hub.url("/v1/responses"))
+        .bearer_auth("relay-key")
+        .json(&serde_json::json!({"model": "fake-long", "input": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let id = stream_id(&res);
+    let full = drain(&mut Sse::new(res)).await;
+    let text = |events: &[(String, String)]| -> String {
+        events
+            .iter()
+            .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["type"] == "response.output_text.delta")
+            .map(|v| v["delta"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let retrieve = |query: String| {
+        let (hub, id) = (&hub, &id);
+        async move {
+            let res = hub
+                .get_as(
+                    &format!("/v1/responses/{id}?stream=true{query}"),
+                    "relay-key",
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            drain(&mut Sse::new(res)).await
+        }
+    };
+    // After event 10 (the 6th delta): the rest of the text in one delta, numbered as the last
+    // one it merges, then the closing events, exactly as a full replay ends.
+    let plain = retrieve("&starting_after=10".into()).await;
+    let short = retrieve("&starting_after=10&compact=1".into()).await;
+    assert!(short.len() < plain.len(), "{short:?}");
+    assert_eq!(text(&short), text(&plain));
+    assert_eq!(short.last(), plain.last());
+    assert_eq!(text(&retrieve("&compact=1".into()).await), text(&full));
+    let bad = hub
+        .get_as(
+            &format!("/v1/responses/{id}?stream=true&compact=maybe"),
+            "relay-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
