@@ -82,9 +82,8 @@ async fn joining_mid_answer_gets_the_text_so_far_in_one_event_then_the_live_delt
     drop(full);
 }
 
-#[tokio::test]
-async fn responses_and_messages_streams_compact_in_their_own_shape() {
-    let (hub, _) = relay_with_fake_upstream().await;
+/// A streamed Responses answer of model `fake-long`, read to its end: its id and events.
+async fn streamed_response(hub: &TestServer) -> (String, Vec<(String, String)>) {
     let res = hub
         .client
         .post(hub.url("/v1/responses"))
@@ -94,7 +93,13 @@ async fn responses_and_messages_streams_compact_in_their_own_shape() {
         .await
         .unwrap();
     let id = stream_id(&res);
-    let full = drain(&mut Sse::new(res)).await;
+    (id, drain(&mut Sse::new(res)).await)
+}
+
+#[tokio::test]
+async fn responses_and_messages_streams_compact_in_their_own_shape() {
+    let (hub, _) = relay_with_fake_upstream().await;
+    let (id, full) = streamed_response(&hub).await;
     let short = compact(&hub, &id, None).await;
     let kinds: Vec<String> = short
         .iter()
@@ -137,16 +142,7 @@ async fn responses_and_messages_streams_compact_in_their_own_shape() {
 #[tokio::test]
 async fn responses_retrieve_compacts_what_follows_starting_after() {
     let (hub, _) = relay_with_fake_upstream().await;
-    let res = hub
-        .client
-        .post(hub.url("/v1/responses"))
-        .bearer_auth("relay-key")
-        .json(&serde_json::json!({"model": "fake-long", "input": "hi", "stream": true}))
-        .send()
-        .await
-        .unwrap();
-    let id = stream_id(&res);
-    let full = drain(&mut Sse::new(res)).await;
+    let (id, full) = streamed_response(&hub).await;
     let text = |events: &[(String, String)]| -> String {
         events
             .iter()
