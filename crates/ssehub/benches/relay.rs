@@ -134,6 +134,10 @@ fn main() {
         );
         let mut config = ssehub::Config::new(dir.path().to_path_buf(), auth);
         config.upstream = Some(format!("http://{upstream_addr}/v1"));
+        // The hub's bounds on concurrent generations (256, 16 per key) are for people; this
+        // bench opens RELAY_STREAMS at once without a key.
+        config.relay_max_streams = 100_000;
+        config.relay_max_streams_per_key = 100_000;
         let hub = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let hub_addr = hub.local_addr().unwrap();
         let shutdown = CancellationToken::new();
