@@ -13,56 +13,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::body::Body;
-use axum::response::Response;
-use axum::routing::post;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sse_wire::{Frame, Parser};
-use tokio_util::sync::CancellationToken;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
-
-/// A fake OpenAI-compatible upstream: `tokens` chunks at `rate`/s, first one at once.
-async fn fake_chat(Json(body): Json<Value>) -> Response {
-    let tokens = body["max_tokens"].as_u64().unwrap_or(5);
-    let rate = body["rate"].as_f64().unwrap_or(50.0);
-    let start = tokio::time::Instant::now();
-    let frames = futures_util::stream::unfold(0u64, move |i| async move {
-        if i > tokens {
-            return None;
-        }
-        if i == tokens {
-            return Some((
-                Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"data: [DONE]\n\n")),
-                i + 1,
-            ));
-        }
-        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
-        let chunk = json!({"object": "chat.completion.chunk", "choices": [{"index": 0,
-            "delta": {"content": format!("{i}:{} ", now_us())}, "finish_reason": null}]});
-        Some((Ok(bytes::Bytes::from(format!("data: {chunk}\n\n"))), i + 1))
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(frames))
-        .unwrap()
-}
+mod relay_rig;
+use relay_rig::{Rig, cpu_time, env, ms, now_us, pct};
 
 /// Streams one completion from `url`; returns the time to the first content chunk and each
 /// content with the time (µs since the epoch) it arrived.
@@ -72,7 +30,7 @@ async fn stream(
     tokens: u64,
     rate: f64,
 ) -> (Duration, Vec<(String, u64)>) {
-    let body = json!({"model": "fake", "stream": true, "max_tokens": tokens, "rate": rate,
+    let body = json!({"model": "fake", "stream": true, "max_tokens": tokens, "temperature": rate,
                       "messages": [{"role": "user", "content": "bench"}]});
     let started = Instant::now();
     let res = client.post(url).json(&body).send().await.unwrap();
@@ -100,49 +58,14 @@ async fn stream(
     (first.expect("no token"), contents)
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream_addr = upstream.local_addr().unwrap();
-        tokio::spawn(async move {
-            // Like any real server, no Nagle delay on small chunks.
-            let upstream = axum::serve::ListenerExt::tap_io(upstream, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(
-                upstream,
-                axum::Router::new().route("/v1/chat/completions", post(fake_chat)),
-            )
-            .await
-            .unwrap()
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let auth = ssehub::auth::AuthConfig::new(
-            ssehub::auth::VerifyingKey::secret(b"bench", None).unwrap(),
-        );
-        let mut config = ssehub::Config::new(dir.path().to_path_buf(), auth);
-        config.upstream = Some(format!("http://{upstream_addr}/v1"));
-        // The hub's bounds on concurrent generations (256, 16 per key) are for people; this
-        // bench opens RELAY_STREAMS at once without a key.
-        config.relay_max_streams = 100_000;
-        config.relay_max_streams_per_key = 100_000;
-        let hub = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hub_addr = hub.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let served = tokio::spawn(ssehub::run(hub, config, shutdown.clone()));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rig = Rig::start().await;
+        let (upstream_addr, hub_addr) = (rig.upstream, rig.hub);
         let direct_url = format!("http://{upstream_addr}/v1/chat/completions");
         let relay_url = format!("http://{hub_addr}/v1/chat/completions");
         let client = reqwest::Client::builder()
@@ -188,25 +111,8 @@ fn main() {
         println!("{streams} concurrent streams x {tokens} tokens at {rate} tokens/s each:");
         many(&client, "direct ", &direct_url, streams, tokens, rate).await;
         many(&client, "relayed", &relay_url, streams, tokens, rate).await;
-        shutdown.cancel();
-        let _ = served.await;
+        rig.stop().await;
     });
-}
-
-/// This process's CPU time (user + system) so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
-    // Linux reports these in clock ticks of 1/100 s.
-    Duration::from_millis(ticks * 10)
 }
 
 async fn many(

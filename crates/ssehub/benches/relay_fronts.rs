@@ -15,47 +15,12 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::body::Body;
-use axum::response::Response;
-use axum::routing::post;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sse_wire::{Frame, Parser};
-use tokio_util::sync::CancellationToken;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A fake Chat Completions upstream: `max_tokens` chunks at `rate`/s, the first at once.
-async fn fake_chat(Json(body): Json<Value>) -> Response {
-    let tokens = body["max_tokens"].as_u64().unwrap_or(5);
-    let rate = body["temperature"].as_f64().unwrap_or(1000.0);
-    let start = tokio::time::Instant::now();
-    let frames = futures_util::stream::unfold(0u64, move |i| async move {
-        if i > tokens {
-            return None;
-        }
-        if i == tokens {
-            return Some((
-                Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"data: [DONE]\n\n")),
-                i + 1,
-            ));
-        }
-        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
-        let chunk = json!({"object": "chat.completion.chunk", "choices": [{"index": 0,
-            "delta": {"content": format!("t{i} ")}, "finish_reason": null}]});
-        Some((Ok(bytes::Bytes::from(format!("data: {chunk}\n\n"))), i + 1))
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(frames))
-        .unwrap()
-}
+mod relay_rig;
+use relay_rig::{Rig, cpu_time, env, ms, pct};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Front {
@@ -144,56 +109,14 @@ async fn ask(client: &reqwest::Client, url: &str, body: &Value) -> reqwest::Resp
     client.post(url).json(body).send().await.unwrap()
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-/// This process's CPU time (user + system) so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
-    Duration::from_millis(ticks * 10)
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream_addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let app = axum::Router::new().route("/v1/chat/completions", post(fake_chat));
-            axum::serve(listener, app).await.unwrap()
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let auth = ssehub::auth::AuthConfig::new(
-            ssehub::auth::VerifyingKey::secret(b"bench", None).unwrap(),
-        );
-        let mut config = ssehub::Config::new(dir.path().to_path_buf(), auth);
-        config.upstream = Some(format!("http://{upstream_addr}/v1"));
-        config.relay_max_streams = 100_000;
-        let hub = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hub_addr = hub.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let served = tokio::spawn(ssehub::run(hub, config, shutdown.clone()));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rig = Rig::start().await;
+        let (upstream_addr, hub_addr) = (rig.upstream, rig.hub);
         let (up, hub) = (
             format!("http://{upstream_addr}/v1"),
             format!("http://{hub_addr}/v1"),
@@ -298,7 +221,6 @@ fn main() {
         }
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!("load average at the end: {}", load.trim());
-        shutdown.cancel();
-        let _ = served.await;
+        rig.stop().await;
     });
 }
