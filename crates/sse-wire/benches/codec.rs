@@ -8,7 +8,8 @@
 //! much as this code; set `SSE_WIRE_BENCH_WALL=1` for wall-clock time.
 //!
 //! Both workloads are fed in 4 KiB chunks (a typical socket read) and in
-//! 64 KiB chunks; every contender materialises each event's data and id. The
+//! 64 KiB chunks; every contender but `sse-wire-ref` materialises each
+//! event's data and id (`sse-wire-ref` is lent them: see `common/`). The
 //! other parsers are async streams; they are driven with
 //! `futures::executor::block_on` over an in-memory stream of `Bytes` chunks,
 //! which adds a few nanoseconds per chunk, not per byte. For repeatable
@@ -66,6 +67,7 @@ fn parse_benches<M: Measurement>(c: &mut Criterion<M>) {
             let pieces = chunks(&input, size);
             let want = sse_wire_parse(&pieces);
             for (other, got) in [
+                ("sse-wire-ref", sse_wire_ref_parse(&pieces)),
                 ("sse-stream", sse_stream_parse(&pieces)),
                 ("eventsource-stream", eventsource_stream_parse(&pieces)),
             ] {
@@ -76,6 +78,9 @@ fn parse_benches<M: Measurement>(c: &mut Criterion<M>) {
             group.throughput(Throughput::Bytes(input.len() as u64));
             group.bench_function("sse-wire", |b| {
                 b.iter(|| sse_wire_parse(black_box(&pieces)))
+            });
+            group.bench_function("sse-wire-ref", |b| {
+                b.iter(|| sse_wire_ref_parse(black_box(&pieces)))
             });
             group.bench_function("sse-stream", |b| {
                 b.iter(|| sse_stream_parse(black_box(&pieces)))

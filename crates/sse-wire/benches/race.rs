@@ -3,12 +3,19 @@
 //! other, on the same chunks; the median over the rounds is reported in
 //! both thread CPU time and wall time, with the ratio to `sse-stream`.
 //!
+//! Contenders (see `common/` for the code): `sse-wire` (`Parser::feed`,
+//! each event's data and id copied into owned `String`s), `sse-wire-ref`
+//! (`Parser::feed_with`, data and id lent as `&str` and passed through
+//! `black_box`, their bytes neither copied nor read) and `sse-stream` 0.3
+//! (data `Vec` and id `String` per event, driven with `block_on`). Each sums
+//! the lengths of every data and id, checked equal before timing.
+//!
 //! `cargo bench -p sse-wire --bench race` (`RACE_ROUNDS=N`, default 31).
 //!
 //! With arguments `CONTENDER WORKLOAD CHUNK REPS` it runs one contender `REPS`
 //! times and nothing else, for `valgrind --tool=callgrind`, whose
 //! instruction counts do not depend on the neighbours' load: the difference
-//! between `REPS=11` and `REPS=1`, divided by 10, is one parse.
+//! between `REPS=6` and `REPS=1`, divided by 5, is one parse.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -20,8 +27,9 @@ use common::*;
 
 type Contender = (&'static str, fn(&[Bytes]) -> usize);
 
-const CONTENDERS: [Contender; 2] = [
+const CONTENDERS: [Contender; 3] = [
     ("sse-wire", sse_wire_parse),
+    ("sse-wire-ref", sse_wire_ref_parse),
     ("sse-stream", sse_stream_parse),
 ];
 
@@ -45,7 +53,7 @@ fn main() {
         let parse = CONTENDERS
             .iter()
             .find(|(name, _)| name == contender)
-            .expect("a contender: sse-wire or sse-stream")
+            .expect("a contender: sse-wire, sse-wire-ref or sse-stream")
             .1;
         let input = workloads()
             .into_iter()

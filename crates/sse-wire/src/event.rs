@@ -1,5 +1,7 @@
 //! The [`Event`] value shared by the parser (what it dispatches) and the
-//! encoder (what it writes), and the [`Frame`] the parser yields.
+//! encoder (what it writes), its borrowed twin [`EventRef`] (what the
+//! encoder can write without owning, and what the parser lends), and the
+//! [`Frame`] / [`FrameRef`] the parser yields / lends.
 
 /// One server-sent event.
 ///
@@ -65,7 +67,10 @@ impl Event {
     }
 }
 
-/// An [`Event`]'s fields borrowed, for [`encode_ref`](crate::encode_ref).
+/// An [`Event`]'s fields borrowed: what [`encode_ref`](crate::encode_ref)
+/// writes, and what [`Feed::next_ref`](crate::Feed::next_ref) lends (with
+/// the same meaning as a parsed [`Event`]'s fields: `id` the last event ID
+/// at dispatch, `None` when empty; `event` `None` when empty).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EventRef<'a> {
     /// The `event:` field; `None` (or empty) writes no such line.
@@ -78,6 +83,17 @@ pub struct EventRef<'a> {
     pub retry: Option<u64>,
 }
 
+impl EventRef<'_> {
+    /// The event type as an `EventSource` listener sees it: `message` when
+    /// none (or an empty one) was given.
+    pub fn event_type(&self) -> &str {
+        match self.event {
+            None | Some("") => "message",
+            Some(name) => name,
+        }
+    }
+}
+
 impl Event {
     /// The fields borrowed, for [`encode_ref`](crate::encode_ref).
     pub fn as_ref(&self) -> EventRef<'_> {
@@ -86,6 +102,17 @@ impl Event {
             data: &self.data,
             id: self.id.as_deref(),
             retry: self.retry,
+        }
+    }
+}
+
+impl From<EventRef<'_>> for Event {
+    fn from(ev: EventRef<'_>) -> Self {
+        Event {
+            event: ev.event.map(str::to_owned),
+            data: ev.data.to_owned(),
+            id: ev.id.map(str::to_owned),
+            retry: ev.retry,
         }
     }
 }
@@ -101,6 +128,27 @@ pub enum Frame {
     Comment(String),
 }
 
+/// A [`Frame`] lent by [`Feed::next_ref`](crate::Feed::next_ref) or
+/// [`Parser::feed_with`](crate::Parser::feed_with): valid until the next
+/// frame is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameRef<'a> {
+    /// A dispatched event.
+    Event(EventRef<'a>),
+    /// The text of one `:` comment line, with one leading space dropped.
+    Comment(&'a str),
+}
+
+impl From<FrameRef<'_>> for Frame {
+    fn from(frame: FrameRef<'_>) -> Self {
+        match frame {
+            FrameRef::Event(ev) => Frame::Event(ev.into()),
+            FrameRef::Comment(text) => Frame::Comment(text.to_owned()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +158,13 @@ mod tests {
         assert_eq!(Event::new("x").event_type(), "message");
         assert_eq!(Event::new("x").with_event("").event_type(), "message");
         assert_eq!(Event::new("x").with_event("ping").event_type(), "ping");
+        for ev in [
+            Event::new("x"),
+            Event::new("x").with_event(""),
+            Event::new("x").with_event("ping"),
+        ] {
+            assert_eq!(ev.as_ref().event_type(), ev.event_type());
+        }
     }
 
     #[test]

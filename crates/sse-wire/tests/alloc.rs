@@ -2,7 +2,7 @@
 //! because the counting global allocator sees every thread of the process,
 //! and it holds a single test so nothing else allocates during the count.
 
-use sse_wire::{Frame, Parser};
+use sse_wire::{Frame, FrameRef, Parser};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -22,6 +22,24 @@ fn count(parser: &mut Parser, input: &[u8], chunk: usize) -> (u64, u64) {
             }
         }
     }
+    (events, dhat::HeapStats::get().total_blocks - before)
+}
+
+/// Like [`count`], with the frames lent ([`Parser::feed_with`]); the data
+/// and id are read, as a consumer would.
+fn count_lent(parser: &mut Parser, input: &[u8], chunk: usize) -> (u64, u64) {
+    let before = dhat::HeapStats::get().total_blocks;
+    let (mut events, mut bytes) = (0, 0);
+    for piece in input.chunks(chunk) {
+        parser.feed_with(piece, |frame| match frame {
+            Ok(FrameRef::Event(ev)) => {
+                events += 1;
+                bytes += std::hint::black_box(ev.data).len() + ev.id.map_or(0, str::len);
+            }
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    assert!(bytes > 0);
     (events, dhat::HeapStats::get().total_blocks - before)
 }
 
@@ -59,4 +77,26 @@ fn parser_allocates_only_what_each_event_owns() {
     let (events, allocs) = count(&mut parser, &typed, typed.len());
     assert_eq!(events, 2000);
     assert_eq!(allocs, 2 * events, "data and type, no id");
+
+    // Lent, nothing at all once the parser's buffers have their working
+    // size: one-line data comes straight from the chunk, a line split
+    // across chunks or several data lines from the parser's reused buffer.
+    let mut multi = Vec::new();
+    for i in 0..2000 {
+        multi.extend_from_slice(format!("id: {i}\ndata: a{i}\ndata: b\n\n").as_bytes());
+    }
+    for (name, input) in [
+        ("tokens", &token_stream),
+        ("typed", &typed),
+        ("multi-line", &multi),
+    ] {
+        let mut parser = Parser::new();
+        count_lent(&mut parser, input, 7);
+        count_lent(&mut parser, input, 100);
+        for chunk in [100, 7, input.len()] {
+            let (events, allocs) = count_lent(&mut parser, input, chunk);
+            assert_eq!(events, 2000);
+            assert_eq!(allocs, 0, "{name} lent, in {chunk}-byte chunks");
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! The parse workloads and contenders shared by `benches/codec.rs` (criterion)
 //! and `benches/race.rs` (interleaved rounds, callgrind): every contender
-//! materialises each event's data and id, and returns their total length.
+//! returns the total length of every event's data and id. The owned ones
+//! materialise both (a `String` or `Vec` each, copied out of the input);
+//! `sse-wire-ref` is handed them lent (`&str` into the chunk or the parser's
+//! buffers) and passes each through `black_box`, so the compiler must
+//! produce them, but does not copy or read their bytes: what a consumer that
+//! re-encodes or deserialises at once saves.
 // Each bench target uses only part of this module.
 #![allow(dead_code)]
 
@@ -10,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use futures::executor::block_on;
-use sse_wire::{Event, Frame, Parser, encode};
+use sse_wire::{Event, Frame, FrameRef, Parser, encode};
 
 /// Thousands of small OpenAI-style chunks, each with an id, as an LLM relay
 /// sends them.
@@ -76,6 +81,22 @@ pub(crate) fn sse_wire_parse(chunks: &[Bytes]) -> usize {
                 total += ev.data.len() + ev.id.map_or(0, |id| id.len());
             }
         }
+    }
+    total
+}
+
+/// `Parser::feed_with`: events lent, nothing allocated or copied per event
+/// (beyond the parser's own buffers, reused).
+pub(crate) fn sse_wire_ref_parse(chunks: &[Bytes]) -> usize {
+    let mut parser = Parser::new();
+    let mut total = 0;
+    for chunk in chunks {
+        parser.feed_with(chunk, |frame| {
+            if let Ok(FrameRef::Event(ev)) = frame {
+                let (data, id) = std::hint::black_box((ev.data, ev.id));
+                total += data.len() + id.map_or(0, str::len);
+            }
+        });
     }
     total
 }

@@ -7,20 +7,35 @@
 //! bounded number of times whatever the chunking.
 //!
 //! Per chunk, a [`Feed`] keeps what it learnt ahead of the parse position
-//! (`ChunkState`): where the next CR is (so line ends are found with a plain
-//! LF search) and how far the chunk is valid UTF-8 (checked once, with
-//! SIMD). Lines inside that valid part are sliced as `&str` and appended to
-//! the event's `String` without a check per line; that `String` then moves
-//! into the dispatched [`Event`] without a copy. `data:`/`id:`/blank lines
-//! take a fast path (`fast_lines`); everything else, and every line that
-//! spans chunks, takes the general path, which implements each rule once.
+//! (`ChunkState`, in `feed`): where the next CR is (so line ends are found
+//! with a plain LF search) and how far the chunk is valid UTF-8 (checked
+//! once, with SIMD; `Checked`, in `text`). Lines inside that valid part are
+//! sliced as `&str` without a check per line. `data:`/`id:`/blank lines take
+//! a fast path (`fast_lines`); everything else, and every line that spans
+//! chunks, takes the general path, which implements each rule once.
+//!
+//! A dispatched event leaves [`Parser::step`] as a `Done`: its strings stay
+//! where they are, the data as a slice of the chunk while it is one line
+//! there (`ChunkState::data`), else in the parser's `data` buffer; type and
+//! id in the parser's buffers. The caller then either lends them
+//! ([`Feed::next_ref`], no allocation, buffers reused) or takes them
+//! ([`Feed`]'s `Iterator`, one `String` per field, buffers moved out). So
+//! both APIs share every rule and differ only in that last step.
 
-use std::iter::FusedIterator;
 use std::mem;
 
 use memchr::memchr;
 
-use crate::{Event, Frame, ParseError};
+use crate::{Event, EventRef, Frame, FrameRef, ParseError};
+
+mod feed;
+mod text;
+
+use feed::ChunkState;
+pub use feed::Feed;
+#[cfg(test)]
+use text::UTF8_CHECKED;
+use text::{Checked, Line, parse_digits, push_lossy};
 
 /// The default cap on one line and on one event's data: 16 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
@@ -30,9 +45,10 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// An incremental event-stream parser: one per connection.
 ///
 /// Feed it the response body chunk by chunk with [`Parser::feed`] and iterate
-/// over what each chunk completes. Whatever the chunking (a CRLF or a
-/// multi-byte character split across chunks included), the same bytes give
-/// the same frames.
+/// over what each chunk completes, owned; or have the same frames lent with
+/// [`Feed::next_ref`] or [`Parser::feed_with`], which allocate nothing per
+/// event. Whatever the chunking (a CRLF or a multi-byte character split
+/// across chunks included), the same bytes give the same frames.
 ///
 /// # Examples
 /// ```
@@ -71,6 +87,8 @@ pub struct Parser {
     pending: Vec<u8>,
     /// The data buffer, without the trailing LF the spec appends and then
     /// strips (`has_data` keeps the difference between no data and `""`).
+    /// Unused while the data is one line lent from the chunk
+    /// (`ChunkState::data`); kept, with its capacity, across lent events.
     data: String,
     /// A `data` field was seen in this event: even an empty one dispatches.
     has_data: bool,
@@ -80,6 +98,11 @@ pub struct Parser {
     data_hint: usize,
     /// The event type buffer.
     event_type: String,
+    /// The last dispatched event may still be lent: clear its type before
+    /// the next line (its data is replaced at the next first data line).
+    dispatched: bool,
+    /// The last comment line, lent or taken as a frame.
+    comment: String,
     /// A valid `retry` seen in this event's block, reported with the event.
     event_retry: Option<u64>,
     /// The last event ID buffer: set by each `id` field at once; stale
@@ -122,6 +145,8 @@ impl Parser {
             has_data: false,
             data_hint: 0,
             event_type: String::new(),
+            dispatched: false,
+            comment: String::new(),
             event_retry: None,
             id_buffer: String::new(),
             id_changed: false,
@@ -161,30 +186,6 @@ impl Parser {
         self
     }
 
-    /// Parses `chunk`, yielding each frame it completes.
-    ///
-    /// Dropping the returned [`Feed`] before it is exhausted loses nothing:
-    /// the unparsed rest of the chunk is kept and parsed ahead of the next
-    /// chunk.
-    pub fn feed<'a>(&'a mut self, chunk: &'a [u8]) -> Feed<'a> {
-        let input = if self.pending.is_empty() {
-            Input::Borrowed(chunk)
-        } else {
-            let mut owned = mem::take(&mut self.pending);
-            owned.extend_from_slice(chunk);
-            Input::Owned(owned)
-        };
-        Feed {
-            parser: self,
-            input,
-            pos: 0,
-            chunk: ChunkState {
-                next_cr: None,
-                checked: None,
-            },
-        }
-    }
-
     /// The last event ID: what a reconnect sends as `Last-Event-ID`. It
     /// changes when the blank line ending an event arrives (even an event
     /// with no data), not at the `id` line itself.
@@ -203,13 +204,31 @@ impl Parser {
     }
 
     /// Parses from `buf[*pos..]` up to the next frame or error, or to the
-    /// end of `buf`.
+    /// end of `buf`; then a data line lent from `buf` is copied into the
+    /// parser, since the next chunk is another buffer.
     fn step<'b>(
         &mut self,
         buf: &'b [u8],
         pos: &mut usize,
         chunk: &mut ChunkState<'b>,
-    ) -> Option<Result<Frame, ParseError>> {
+    ) -> Option<Result<Done<'b>, ParseError>> {
+        if self.dispatched {
+            self.dispatched = false;
+            self.event_type.clear();
+        }
+        let out = self.scan(buf, pos, chunk);
+        if out.is_none() {
+            self.keep_lent_data(&mut chunk.data);
+        }
+        out
+    }
+
+    fn scan<'b>(
+        &mut self,
+        buf: &'b [u8],
+        pos: &mut usize,
+        chunk: &mut ChunkState<'b>,
+    ) -> Option<Result<Done<'b>, ParseError>> {
         if self.bom_matched.is_some() {
             self.skip_bom(buf, pos);
         }
@@ -224,8 +243,10 @@ impl Parser {
             }
             if let Some(checked) = &mut chunk.checked {
                 if self.line.is_empty() && !self.discard_event {
-                    if let Some(frame) = self.fast_lines(buf, pos, checked, &mut chunk.next_cr) {
-                        return Some(Ok(frame));
+                    if let Some(done) =
+                        self.fast_lines(buf, pos, checked, &mut chunk.next_cr, &mut chunk.data)
+                    {
+                        return Some(Ok(done));
                     }
                     if *pos == buf.len() {
                         break;
@@ -263,7 +284,7 @@ impl Parser {
                 bytes: &rest[..end],
                 text,
             };
-            if let Some(out) = self.end_line(line) {
+            if let Some(out) = self.end_line(line, &mut chunk.data) {
                 return Some(out);
             }
         }
@@ -283,15 +304,16 @@ impl Parser {
         pos: &mut usize,
         checked: &mut Checked<'b>,
         next_cr: &mut Option<usize>,
-    ) -> Option<Frame> {
+        lent: &mut Option<&'b str>,
+    ) -> Option<Done<'b>> {
         loop {
             let rest = &buf[*pos..];
             let name_len = match rest.first() {
                 Some(b'\n') => {
                     *pos += 1;
-                    match self.dispatch() {
-                        Some(Ok(frame)) => return Some(frame),
-                        _ => continue,
+                    match self.dispatch(lent) {
+                        Some(done) => return Some(done),
+                        None => continue,
                     }
                 }
                 Some(b'd') if rest.starts_with(b"data:") => 4,
@@ -308,17 +330,19 @@ impl Parser {
             }
             let value = checked.text(buf, start, end)?;
             if name_len == 4 {
-                if self.has_data {
-                    if self.data.len() + 1 + value.len() > self.max_event_bytes {
+                if !self.has_data {
+                    self.has_data = true;
+                    *lent = Some(value);
+                } else {
+                    if self.data_overflows(value.len(), *lent) {
                         return None;
                     }
+                    if lent.is_some() {
+                        self.unlend_data(lent);
+                    }
                     self.data.push('\n');
-                } else {
-                    let hint = self.data_hint.min(self.max_event_bytes);
-                    self.data = String::with_capacity(value.len().max(hint));
-                    self.has_data = true;
+                    self.data.push_str(value);
                 }
-                self.data.push_str(value);
             } else {
                 if memchr(0, value.as_bytes()).is_some() {
                     return None;
@@ -403,7 +427,11 @@ impl Parser {
     /// Handles a line whose terminator has just been seen; `content` is the
     /// part of it in the current chunk.
     #[inline]
-    fn end_line(&mut self, content: Line<'_>) -> Option<Result<Frame, ParseError>> {
+    fn end_line<'b>(
+        &mut self,
+        content: Line<'_, 'b>,
+        lent: &mut Option<&'b str>,
+    ) -> Option<Result<Done<'b>, ParseError>> {
         if self.discard_event {
             // The line buffer stays empty while discarding.
             let blank = content.bytes.is_empty() && !self.discard_line;
@@ -411,7 +439,7 @@ impl Parser {
             if blank {
                 self.discard_event = false;
                 // Still a blank line: it commits the last event ID.
-                return self.dispatch();
+                return self.dispatch(lent).map(Ok);
             }
             return None;
         }
@@ -419,7 +447,7 @@ impl Parser {
             if content.bytes.len() > self.max_event_bytes {
                 return Some(Err(self.start_discard()));
             }
-            return self.process_line(content);
+            return self.process_line(content, lent);
         }
         if self.line.len() + content.bytes.len() > self.max_event_bytes {
             self.line = Vec::new();
@@ -427,10 +455,13 @@ impl Parser {
         }
         let mut line = mem::take(&mut self.line);
         line.extend_from_slice(content.bytes);
-        let out = self.process_line(Line {
-            bytes: &line,
-            text: None,
-        });
+        let out = self.process_line(
+            Line {
+                bytes: &line,
+                text: None,
+            },
+            lent,
+        );
         line.clear();
         self.line = line;
         out
@@ -448,24 +479,28 @@ impl Parser {
     }
 
     #[inline]
-    fn process_line(&mut self, line: Line<'_>) -> Option<Result<Frame, ParseError>> {
+    fn process_line<'b>(
+        &mut self,
+        line: Line<'_, 'b>,
+        lent: &mut Option<&'b str>,
+    ) -> Option<Result<Done<'b>, ParseError>> {
         let bytes = line.bytes;
         if bytes.starts_with(b"data:") {
-            return self.data_line(line.skip(5).strip_space());
+            return self.data_line(line.skip(5).strip_space(), lent);
         }
         if bytes.is_empty() {
-            return self.dispatch();
+            return self.dispatch(lent).map(Ok);
         }
         // Every known field name is at most 5 bytes, so its colon is within
         // the first 6: no need to search a long line for one.
         let (name, value) = match bytes[..bytes.len().min(6)].iter().position(|&b| b == b':') {
-            Some(0) => return self.comment(&bytes[1..]),
+            Some(0) => return self.comment(line.skip(1).strip_space()),
             Some(colon) => (&bytes[..colon], line.skip(colon + 1).strip_space()),
             None if bytes.len() > 5 => return None,
             None => (bytes, line.skip(bytes.len())),
         };
         match name {
-            b"data" => return self.data_line(value),
+            b"data" => return self.data_line(value, lent),
             b"event" => {
                 self.event_type.clear();
                 value.push_to(&mut self.event_type);
@@ -488,33 +523,97 @@ impl Parser {
     }
 
     #[inline]
-    fn data_line(&mut self, value: Line<'_>) -> Option<Result<Frame, ParseError>> {
-        if self.has_data {
-            if self.data.len() + 1 + value.bytes.len() > self.max_event_bytes {
-                return Some(Err(self.start_discard()));
-            }
-            self.data.push('\n');
-        } else {
-            // The buffer is empty here (it moved into the last event).
-            let hint = self.data_hint.min(self.max_event_bytes);
-            self.data = String::with_capacity(value.bytes.len().max(hint));
-            self.has_data = true;
+    fn data_line<'b>(
+        &mut self,
+        value: Line<'_, 'b>,
+        lent: &mut Option<&'b str>,
+    ) -> Option<Result<Done<'b>, ParseError>> {
+        if self.data_overflows(value.bytes.len(), *lent) {
+            return Some(Err(self.start_discard()));
         }
-        value.push_to(&mut self.data);
+        self.push_data(value, lent);
         None
     }
 
-    fn comment(&mut self, text: &[u8]) -> Option<Result<Frame, ParseError>> {
+    /// Whether one more data line of `len` bytes takes the event over the
+    /// limit (the first line was checked as a line already).
+    #[inline]
+    fn data_overflows(&self, len: usize, lent: Option<&str>) -> bool {
+        self.has_data && lent.map_or(self.data.len(), str::len) + 1 + len > self.max_event_bytes
+    }
+
+    /// Appends a data line: the first one of an event is lent from the chunk
+    /// when it lies there; a second one (or one from the parser's line
+    /// buffer) puts the data in the parser's buffer.
+    #[inline]
+    fn push_data<'b>(&mut self, value: Line<'_, 'b>, lent: &mut Option<&'b str>) {
+        if !self.has_data {
+            self.has_data = true;
+            *lent = value.text;
+            if lent.is_none() {
+                self.start_data(value.bytes.len());
+                push_lossy(&mut self.data, value.bytes);
+            }
+            return;
+        }
+        if lent.is_some() {
+            self.unlend_data(lent);
+        }
+        self.data.push('\n');
+        value.push_to(&mut self.data);
+    }
+
+    /// Moves the event's first data line, lent from the chunk, into the
+    /// data buffer, for a second line to follow it.
+    #[cold]
+    #[inline(never)]
+    fn unlend_data(&mut self, lent: &mut Option<&str>) {
+        if let Some(first) = lent.take() {
+            // Room for a second line like the first, at least.
+            self.start_data(2 * first.len() + 1);
+            self.data.push_str(first);
+        }
+    }
+
+    /// Empties the data buffer for a new event, with room for `need` bytes
+    /// or the last event's size, whichever is more, so a large multi-line
+    /// event is not grown by repeated doubling and copying.
+    #[inline]
+    fn start_data(&mut self, need: usize) {
+        let want = self.data_hint.min(self.max_event_bytes).max(need);
+        if self.data.capacity() > 2 * want + 4096 {
+            // A lent buffer sized by a much larger event: give it back.
+            self.data = String::with_capacity(want);
+        } else {
+            self.data.clear();
+            self.data.reserve(want);
+        }
+    }
+
+    /// Copies a data line lent from a chunk into the parser, before that
+    /// chunk goes away with its event unfinished.
+    fn keep_lent_data(&mut self, lent: &mut Option<&str>) {
+        if let Some(text) = lent.take() {
+            if self.has_data {
+                self.start_data(text.len());
+                self.data.push_str(text);
+            }
+        }
+    }
+
+    fn comment<'b>(&mut self, text: Line<'_, 'b>) -> Option<Result<Done<'b>, ParseError>> {
         self.comments.then(|| {
-            Ok(Frame::Comment(
-                String::from_utf8_lossy(strip_space(text)).into_owned(),
-            ))
+            self.comment.clear();
+            text.push_to(&mut self.comment);
+            Ok(Done::Comment)
         })
     }
 
-    /// The blank-line step of the spec.
+    /// The blank-line step of the spec. The event's type, id and (unless
+    /// lent from the chunk) data stay in the parser for [`Parser::lend`] or
+    /// [`Parser::take`].
     #[inline]
-    fn dispatch(&mut self) -> Option<Result<Frame, ParseError>> {
+    fn dispatch<'b>(&mut self, lent: &mut Option<&'b str>) -> Option<Done<'b>> {
         if self.id_changed {
             self.id_changed = false;
             // A swap, not a copy: `id_buffer` is only read again after the
@@ -527,216 +626,82 @@ impl Parser {
             return None;
         }
         self.has_data = false;
-        let mut data = mem::take(&mut self.data);
-        self.data_hint = data.len();
-        // A hint from a much larger event over-reserved: give it back.
-        if data.capacity() > 2 * data.len() + 64 {
-            data.shrink_to_fit();
-        }
-        let event = (!self.event_type.is_empty()).then(|| mem::take(&mut self.event_type));
-        let id = (!self.last_event_id.is_empty()).then(|| self.last_event_id.clone());
-        Some(Ok(Frame::Event(Event {
-            event,
-            data,
-            id,
-            retry,
-        })))
+        let data = lent.take();
+        self.data_hint = data.map_or(self.data.len(), str::len);
+        self.dispatched = true;
+        Some(Done::Event { data, retry })
     }
-}
 
-/// A complete line, or a part of one, with its text when the chunk's UTF-8
-/// check already covered it (then it is appended without a second check).
-#[derive(Clone, Copy)]
-struct Line<'a> {
-    bytes: &'a [u8],
-    text: Option<&'a str>,
-}
-
-impl<'a> Line<'a> {
-    /// The line from byte `n` on; `n` always follows an ASCII byte, so it is
-    /// a character boundary of `text`.
+    /// A completed frame, lent from the chunk and the parser's buffers.
     #[inline]
-    fn skip(self, n: usize) -> Line<'a> {
-        Line {
-            bytes: &self.bytes[n..],
-            text: self.text.and_then(|text| text.get(n..)),
+    fn lend<'s>(&'s self, done: Done<'s>) -> FrameRef<'s> {
+        match done {
+            Done::Event { data, retry } => FrameRef::Event(EventRef {
+                event: (!self.event_type.is_empty()).then_some(self.event_type.as_str()),
+                data: data.unwrap_or(&self.data),
+                id: (!self.last_event_id.is_empty()).then_some(self.last_event_id.as_str()),
+                retry,
+            }),
+            Done::Comment => FrameRef::Comment(&self.comment),
         }
     }
 
-    /// Drops the one space the spec drops after a field's colon.
+    /// A completed frame, owned: the data and type buffers move into it
+    /// (a data line lent from the chunk is copied once), the id is copied
+    /// (the parser keeps it as the last event ID).
     #[inline]
-    fn strip_space(self) -> Line<'a> {
-        if self.bytes.first() == Some(&b' ') {
-            self.skip(1)
-        } else {
-            self
-        }
-    }
-
-    #[inline]
-    fn push_to(self, out: &mut String) {
-        match self.text {
-            Some(text) => out.push_str(text),
-            None => push_lossy(out, self.bytes),
-        }
-    }
-}
-
-/// What a [`Feed`] knows about its chunk beyond the parse position.
-#[derive(Debug)]
-struct ChunkState<'a> {
-    /// The next CR at or after the position it was searched from (the chunk
-    /// length if none); `None` until searched.
-    next_cr: Option<usize>,
-    /// The UTF-8 checked part, for a borrowed chunk only.
-    checked: Option<Checked<'a>>,
-}
-
-/// The part of a borrowed chunk already known to be valid UTF-8, so lines
-/// inside it are appended to strings without a check per line (which costs
-/// more than the check itself on short lines).
-#[derive(Debug)]
-struct Checked<'a> {
-    /// Valid text starting at byte `start` of the chunk.
-    text: &'a str,
-    /// Where `text` starts in the chunk.
-    start: usize,
-}
-
-impl<'a> Checked<'a> {
-    /// The text of `buf[start..end]`, a complete line, if it is valid UTF-8.
-    ///
-    /// A line starting past the checked part triggers a check from there to
-    /// the first invalid byte, so each byte is checked at most once.
-    #[inline]
-    fn text(&mut self, buf: &'a [u8], start: usize, end: usize) -> Option<&'a str> {
-        if start >= self.start + self.text.len() {
-            self.check_from(buf, start);
-        }
-        // A line starting before the checked part (the general path taking
-        // over a line the fast path gave up on) is checked on its own.
-        let from = start.checked_sub(self.start)?;
-        self.text.get(from..end - self.start)
-    }
-
-    /// Checks `buf[start..]` up to its first invalid byte.
-    #[cold]
-    fn check_from(&mut self, buf: &'a [u8], start: usize) {
-        let rest = &buf[start..];
-        // `compat` stops at the first invalid block (and says where the
-        // error is): after an invalid line the next check starts past it, so
-        // no byte is checked twice. `basic` would read to the end each time.
-        self.text = match simdutf8::compat::from_utf8(rest) {
-            Ok(text) => text,
-            Err(err) => simdutf8::basic::from_utf8(&rest[..err.valid_up_to()]).unwrap_or(""),
-        };
-        #[cfg(test)]
-        UTF8_CHECKED.with(|n| n.set(n.get() + (self.text.len() + 1).min(rest.len())));
-        self.start = start;
-    }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Bytes handed to the chunk UTF-8 check, up to its first error.
-    static UTF8_CHECKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-fn strip_space(value: &[u8]) -> &[u8] {
-    value.strip_prefix(b" ").unwrap_or(value)
-}
-
-/// Appends `bytes` as UTF-8, with U+FFFD for each invalid sequence (what a
-/// browser's decoder does: since line breaks are ASCII, no sequence spans
-/// two lines, so decoding line by line equals decoding the stream).
-#[inline]
-fn push_lossy(out: &mut String, bytes: &[u8]) {
-    match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => out.push_str(text),
-        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
-    }
-}
-
-/// The value of a `retry` field: ASCII digits only; one too large for a
-/// `u64` is ignored like any other invalid value.
-fn parse_digits(value: &[u8]) -> Option<u64> {
-    if value.is_empty() {
-        return None;
-    }
-    value.iter().try_fold(0u64, |acc, &b| {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
-}
-
-/// The frames one chunk completes: an iterator returned by [`Parser::feed`].
-///
-/// It yields `Err` for an event over the limit and then carries on (see
-/// [`ParseError`]). Dropping it early keeps the unparsed rest of the chunk
-/// in the parser.
-#[derive(Debug)]
-pub struct Feed<'a> {
-    /// The parser the frames come from and where leftovers go.
-    parser: &'a mut Parser,
-    /// The bytes to parse: the caller's chunk, or bytes left over by a
-    /// dropped `Feed` with this chunk appended.
-    input: Input<'a>,
-    /// How far `input` has been parsed.
-    pos: usize,
-    /// What is known of `input` ahead of `pos`.
-    chunk: ChunkState<'a>,
-}
-
-#[derive(Debug)]
-enum Input<'a> {
-    Borrowed(&'a [u8]),
-    Owned(Vec<u8>),
-}
-
-impl Iterator for Feed<'_> {
-    type Item = Result<Frame, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match self.input {
-            Input::Borrowed(chunk) => {
-                if self.chunk.checked.is_none() {
-                    self.chunk.checked = Some(Checked { text: "", start: 0 });
-                }
-                self.parser.step(chunk, &mut self.pos, &mut self.chunk)
-            }
-            // Rare (a Feed was dropped early): the owned bytes cannot lend
-            // text to the Feed holding them, so each line is checked alone.
-            Input::Owned(ref owned) => {
-                let mut chunk = ChunkState {
-                    next_cr: self.chunk.next_cr,
-                    checked: None,
+    fn take(&mut self, done: Done<'_>) -> Frame {
+        match done {
+            Done::Event { data, retry } => {
+                let data = match data {
+                    Some(text) => text.to_owned(),
+                    None => {
+                        let mut data = mem::take(&mut self.data);
+                        // A hint from a much larger event over-reserved.
+                        if data.capacity() > 2 * data.len() + 64 {
+                            data.shrink_to_fit();
+                        }
+                        data
+                    }
                 };
-                let out = self.parser.step(owned, &mut self.pos, &mut chunk);
-                self.chunk.next_cr = chunk.next_cr;
-                out
+                let event = (!self.event_type.is_empty()).then(|| mem::take(&mut self.event_type));
+                let id = (!self.last_event_id.is_empty()).then(|| self.last_event_id.clone());
+                Frame::Event(Event {
+                    event,
+                    data,
+                    id,
+                    retry,
+                })
             }
+            Done::Comment => Frame::Comment(mem::take(&mut self.comment)),
         }
     }
 }
 
-impl FusedIterator for Feed<'_> {}
+/// What [`Parser::step`] completed, its strings left in place until the
+/// caller lends ([`Parser::lend`]) or takes ([`Parser::take`]) them.
+#[derive(Debug)]
+enum Done<'b> {
+    /// A dispatched event: its data is `data` (one line of the chunk) or
+    /// else the parser's `data`; its type and id are in the parser.
+    Event {
+        data: Option<&'b str>,
+        retry: Option<u64>,
+    },
+    /// A comment line, in the parser's `comment`.
+    Comment,
+}
 
-impl Drop for Feed<'_> {
-    fn drop(&mut self) {
-        match &mut self.input {
-            Input::Borrowed(chunk) => {
-                // `feed` only borrows when nothing was pending.
-                self.parser
-                    .pending
-                    .extend_from_slice(chunk.get(self.pos..).unwrap_or_default());
+impl Done<'_> {
+    /// The same frame with nothing lent from the chunk (for bytes the
+    /// parser owns, where nothing is).
+    fn unlent<'x>(self) -> Done<'x> {
+        match self {
+            Done::Event { data, retry } => {
+                debug_assert!(data.is_none(), "data lent from owned bytes");
+                Done::Event { data: None, retry }
             }
-            Input::Owned(owned) => {
-                let mut rest = mem::take(owned);
-                rest.drain(..self.pos.min(rest.len()));
-                self.parser.pending = rest;
-            }
+            Done::Comment => Done::Comment,
         }
     }
 }

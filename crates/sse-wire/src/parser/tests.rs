@@ -388,3 +388,83 @@ fn single_long_line_in_small_chunks_is_scanned_once() {
         input.len()
     );
 }
+
+/// Every frame `chunks` completes, lent, converted to owned for comparison.
+fn run_ref(mut parser: Parser, chunks: &[&[u8]]) -> (Vec<Result<Frame, ParseError>>, Parser) {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        parser.feed_with(chunk, |frame| out.push(frame.map(Frame::from)));
+    }
+    (out, parser)
+}
+
+#[test]
+fn one_line_data_is_lent_straight_from_the_chunk() {
+    let chunk = b"id: 1\ndata: hello\n\nevent: t\r\ndata: crlf\r\n\r\n";
+    let range = chunk.as_ptr_range();
+    let mut parser = Parser::new();
+    let mut feed = parser.feed(chunk);
+    let mut seen = 0;
+    while let Some(frame) = feed.next_ref() {
+        let Ok(FrameRef::Event(ev)) = frame else {
+            panic!("unexpected {frame:?}");
+        };
+        // The fast path (LF) and the general path (CRLF) both lend.
+        assert!(range.contains(&ev.data.as_ptr()), "{ev:?} copied");
+        assert_eq!(ev.id, Some("1"));
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}
+
+#[test]
+fn lent_frames_equal_owned_frames() {
+    let cases: &[&[&[u8]]] = &[
+        &[b"data: a\ndata: b\n\n"],
+        &[b"data: a\n", b"data: b\n\n"],
+        &[b"data: a\n", b"\n"],
+        &[b"data: a", b"b\n\n"],
+        &[b"data: a\r", b"\ndata: b\r\n\r\n"],
+        &[b"event: x\ndata: 1\n\ndata: 2\n\n"],
+        &[b"data: \xFF\n\ndata: ok\n\n"],
+        &[b"id: a\0\ndata: x\n\nid\ndata\n\n"],
+        &[b"\xEF\xBB\xBFdata: bom\n\n"],
+        &[b"retry: 10\ndata: x\n\nretry: 1x\n\n"],
+    ];
+    for &chunks in cases {
+        assert_eq!(
+            run_ref(Parser::new(), chunks).0,
+            run(Parser::new(), chunks).0,
+            "{chunks:?}"
+        );
+    }
+    let limited = Parser::new().with_max_event_bytes(10);
+    let chunks: &[&[u8]] = &[b"data: abcd\ndata: efgh\ndata: ijkl\n\ndata: ok\n\n"];
+    assert_eq!(run_ref(limited.clone(), chunks).0, run(limited, chunks).0);
+}
+
+#[test]
+fn lent_data_outlives_a_feed_dropped_mid_event() {
+    let mut parser = Parser::new().with_comments(true);
+    {
+        let mut feed = parser.feed(b"data: a\n: note\ndata");
+        assert_eq!(feed.next_ref(), Some(Ok(FrameRef::Comment("note"))));
+        // Dropped here with "data: a" lent from this chunk, its event open.
+    }
+    let mut got = Vec::new();
+    parser.feed_with(b": b\n\n", |frame| got.push(frame.map(Frame::from)));
+    // The rest of the first chunk ("data") opens the next line.
+    assert_eq!(got, [Ok(Frame::Event(Event::new("a\nb")))]);
+}
+
+#[test]
+fn lent_event_type_resets_after_each_event() {
+    let mut parser = Parser::new();
+    let mut types = Vec::new();
+    parser.feed_with(b"event: x\ndata: 1\n\ndata: 2\n\n", |frame| {
+        if let Ok(FrameRef::Event(ev)) = frame {
+            types.push(ev.event.map(str::to_owned));
+        }
+    });
+    assert_eq!(types, [Some("x".to_owned()), None]);
+}

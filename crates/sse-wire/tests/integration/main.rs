@@ -31,3 +31,40 @@ pub(crate) fn parse_items<C: AsRef<[u8]>>(
     }
     (items, parser)
 }
+
+/// What a run of the parser produced: every item, the last event ID and the
+/// reconnection time at the end.
+pub(crate) type Outcome = (Vec<Result<Frame, ParseError>>, String, Option<u64>);
+
+/// Feeds `chunks`, taking at most `per_feed` items from each [`Parser::feed`]
+/// before dropping it (`usize::MAX`: all), owned or `lent` (then converted
+/// for comparison); after the last chunk, empty chunks drain what dropped
+/// feeds left behind.
+pub(crate) fn parse_both_ways<C: AsRef<[u8]>>(
+    mut parser: Parser,
+    chunks: &[C],
+    per_feed: usize,
+    lent: bool,
+) -> Outcome {
+    let mut items = Vec::new();
+    let mut feed_one = |parser: &mut Parser, chunk: &[u8]| {
+        let mut feed = parser.feed(chunk);
+        let mut n = 0;
+        while n < per_feed {
+            let item = if lent {
+                feed.next_ref().map(|item| item.map(Frame::from))
+            } else {
+                feed.next()
+            };
+            let Some(item) = item else { break };
+            items.push(item);
+            n += 1;
+        }
+        n == per_feed
+    };
+    for chunk in chunks {
+        feed_one(&mut parser, chunk.as_ref());
+    }
+    while feed_one(&mut parser, b"") {}
+    (items, parser.last_event_id().to_owned(), parser.retry())
+}

@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use sse_wire::{Event, Parser, encode};
 
-use crate::{parse_chunks, parse_items};
+use crate::{parse_both_ways, parse_chunks, parse_items};
 
 /// Streams built from the pieces that matter to the parser, so random
 /// inputs hit line ends, field names, BOM and multi-byte characters often.
@@ -33,6 +33,23 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
         Just(&b"\xFF"[..]),
     ];
     prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
+}
+
+/// Streams of whole lines, so events often hold several data lines and
+/// comments (a comment is a frame yielded in the middle of an event).
+fn lines() -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        Just(&b"data: a\n"[..]),
+        Just(&b"data: bc\r\n"[..]),
+        Just(&b"data\n"[..]),
+        Just(&b"data: \xFF\n"[..]),
+        Just(&b": note\n"[..]),
+        Just(&b"id: 1\n"[..]),
+        Just(&b"event: t\n"[..]),
+        Just(&b"retry: 5\n"[..]),
+        Just(&b"\n"[..]),
+    ];
+    prop::collection::vec(line, 0..30).prop_map(|lines| lines.concat())
 }
 
 /// Cuts `bytes` at the given points (taken modulo its length).
@@ -166,6 +183,32 @@ proptest! {
         let (whole, _) = parse_items(Parser::new().with_max_event_bytes(limit), &[&bytes]);
         let (pieces, _) = parse_items(Parser::new().with_max_event_bytes(limit), &split(&bytes, &cuts));
         prop_assert_eq!(whole, pieces);
+    }
+
+    #[test]
+    fn lent_frames_equal_owned_frames(
+        bytes in prop_oneof![stream(), lines()],
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        limit in prop::option::of(0usize..24),
+        comments in any::<bool>(),
+        resume_from in prop::option::of("[a-z]{0,3}"),
+        per_feed in prop_oneof![Just(usize::MAX), 1usize..3],
+    ) {
+        let mut parser = Parser::new().with_comments(comments);
+        if let Some(limit) = limit {
+            parser = parser.with_max_event_bytes(limit);
+        }
+        if let Some(id) = resume_from {
+            parser = parser.with_last_event_id(id);
+        }
+        for chunks in [vec![bytes.clone()], split(&bytes, &cuts)] {
+            let owned = parse_both_ways(parser.clone(), &chunks, per_feed, false);
+            let lent = parse_both_ways(parser.clone(), &chunks, per_feed, true);
+            prop_assert_eq!(&lent, &owned);
+            // Dropping feeds early changes nothing either.
+            let whole = parse_both_ways(parser.clone(), &chunks, usize::MAX, false);
+            prop_assert_eq!(&owned, &whole);
+        }
     }
 
     #[test]

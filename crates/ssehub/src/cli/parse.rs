@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sse_wire::{Frame, Parser};
+use sse_wire::{FrameRef, Parser};
 
 /// Arguments of `ssehub parse`.
 #[derive(clap::Args, Debug)]
@@ -44,13 +44,15 @@ pub(crate) fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("reading stdin"),
         };
-        for frame in parser.feed(&buf[..n]) {
+        // Lent frames: each event is printed at once, so none needs its own strings.
+        let mut feed = parser.feed(&buf[..n]);
+        while let Some(frame) = feed.next_ref() {
             let frame = frame.context("parsing the event stream")?;
-            if let Frame::Event(ev) = frame {
+            if let FrameRef::Event(ev) = frame {
                 let line = JsonEvent {
                     event_type: ev.event_type(),
-                    data: &ev.data,
-                    id: ev.id.as_deref().unwrap_or(""),
+                    data: ev.data,
+                    id: ev.id.unwrap_or(""),
                 };
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;

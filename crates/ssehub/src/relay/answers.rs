@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
-use sse_wire::{Frame, Parser};
+use sse_wire::{FrameRef, Parser};
 
 use super::front::{self, Api, Event, messages, responses};
 use super::pump::StreamTrace;
@@ -393,19 +393,19 @@ impl Counted for (Vec<Event>, Option<Event>) {
 /// Drops from an SSE chunk the events of stream `prefix`… numbered up to `after`.
 pub(super) fn skip_through(chunk: &[u8], parser: &mut Parser, prefix: &str, after: u64) -> Bytes {
     let mut out = BytesMut::new();
-    for frame in parser.feed(chunk) {
-        let Ok(Frame::Event(event)) = frame else {
-            continue;
+    // Lent frames: each kept event is re-encoded at once, so none needs its own strings.
+    parser.feed_with(chunk, |frame| {
+        let Ok(FrameRef::Event(event)) = frame else {
+            return;
         };
         let number = event
             .id
-            .as_deref()
             .and_then(|i| i.strip_prefix(prefix))
             .and_then(|n| n.parse::<u64>().ok());
         if number.is_none_or(|k| k > after) {
             // Ids and types come from history, which the codec accepted when they were stored.
-            let _ = sse_wire::encode(&event, &mut out);
+            let _ = sse_wire::encode_ref(event, &mut out);
         }
-    }
+    });
     out.freeze()
 }

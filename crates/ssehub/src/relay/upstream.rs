@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::StatusCode;
 use serde_json::Value;
-use sse_wire::{Frame, Parser};
+use sse_wire::{FrameRef, Parser};
 
 use crate::relay::front::Api;
 use crate::relay::simulator::{self, SimulatedStream, SimulatorOptions};
@@ -270,17 +270,22 @@ fn chunks(res: reqwest::Response) -> BoxStream<'static, Result<String, UpstreamE
             match s.body.next().await {
                 Some(Ok(bytes)) => {
                     let mut failure = None;
-                    for frame in s.parser.feed(&bytes) {
-                        match frame {
-                            Ok(Frame::Event(ev)) if ev.data == "[DONE]" => {
-                                s.finished = true;
-                                break;
-                            }
-                            Ok(Frame::Event(ev)) => s.ready.push_back(ev.data),
-                            Ok(_) => {}
-                            Err(e) => {
-                                failure = Some(UpstreamError::Broken(e.to_string()));
-                                break;
+                    // Lent: only the data is kept, so the event's type and id
+                    // (an Anthropic stream names every event) cost nothing.
+                    {
+                        let mut feed = s.parser.feed(&bytes);
+                        while let Some(frame) = feed.next_ref() {
+                            match frame {
+                                Ok(FrameRef::Event(ev)) if ev.data == "[DONE]" => {
+                                    s.finished = true;
+                                    break;
+                                }
+                                Ok(FrameRef::Event(ev)) => s.ready.push_back(ev.data.to_owned()),
+                                Ok(_) => {}
+                                Err(e) => {
+                                    failure = Some(UpstreamError::Broken(e.to_string()));
+                                    break;
+                                }
                             }
                         }
                     }
