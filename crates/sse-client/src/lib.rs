@@ -99,11 +99,15 @@ mod backoff;
 mod builder;
 mod error;
 mod item;
+#[doc(hidden)]
+pub mod lean;
+mod response;
 mod source;
 
 pub use backoff::Backoff;
-pub use builder::Builder;
+pub use builder::{Builder, Transport};
 pub use error::Error;
 pub use item::{EndReason, Item, Open, Reconnect};
+pub use lean::Http1Error;
 pub use source::EventSource;
 pub use sse_wire::{Event, ParseError};
