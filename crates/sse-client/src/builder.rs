@@ -291,6 +291,13 @@ impl Builder {
         headers
             .entry(CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-cache"));
+        // Kept for the stream's life: no room for headers never added (a
+        // map grown one insert at a time holds 8 slots, 650 bytes, for 2).
+        let headers = {
+            let mut exact = HeaderMap::with_capacity(headers.len());
+            exact.extend(headers);
+            exact
+        };
         let client = match (self.transport, self.client) {
             (Transport::LeanHttp1, Some(_)) => {
                 return Err(Error::Unsupported(
@@ -304,7 +311,9 @@ impl Builder {
             }
             (Transport::LeanHttp1, None) => Client::Lean,
             (_, Some(c)) => Client::Reqwest(c),
-            (_, None) => Client::Reqwest(reqwest::Client::builder().build().map_err(Error::Client)?),
+            (_, None) => {
+                Client::Reqwest(reqwest::Client::builder().build().map_err(Error::Client)?)
+            }
         };
         Ok(EventSource::new(
             client,

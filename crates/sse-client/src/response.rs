@@ -47,9 +47,15 @@ impl std::fmt::Debug for Body {
 
 impl Body {
     /// The next chunk of payload; `None` at the end of the body.
-    pub(crate) fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+    pub(crate) fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Error>>> {
         match self {
-            Self::Reqwest(s) => s.as_mut().poll_next(cx).map(|c| c.map(|r| r.map_err(Error::Request))),
+            Self::Reqwest(s) => s
+                .as_mut()
+                .poll_next(cx)
+                .map(|c| c.map(|r| r.map_err(Error::Request))),
             Self::Lean(b) => b.poll_chunk(cx).map(|c| c.map(|r| r.map_err(Error::Http1))),
         }
     }

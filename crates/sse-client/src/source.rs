@@ -335,14 +335,19 @@ impl EventSource {
         }
         let response: SendFuture = match &self.client {
             Client::Reqwest(client) => {
-                let mut req = client.request(r.method.clone(), r.url.clone()).headers(headers);
+                let mut req = client
+                    .request(r.method.clone(), r.url.clone())
+                    .headers(headers);
                 if let Some(body) = &r.body {
                     req = req.body(body.clone());
                 }
-                Box::pin(async move { req.send().await.map(Response::from).map_err(Error::Request) })
+                Box::pin(
+                    async move { req.send().await.map(Response::from).map_err(Error::Request) },
+                )
             }
             Client::Lean => {
-                let send = lean::conn::send(r.method.clone(), r.url.clone(), headers, r.body.clone());
+                let send =
+                    lean::conn::send(r.method.clone(), r.url.clone(), headers, r.body.clone());
                 Box::pin(async move { send.await.map(Response::from).map_err(Error::Http1) })
             }
             Client::None => {

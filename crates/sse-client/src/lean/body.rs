@@ -67,7 +67,24 @@ impl Framing {
                 Self::Close if buf.is_empty() => return Ok(Decoded::NeedMore),
                 Self::Close => return Ok(Decoded::Data(buf.split().freeze())),
                 Self::Chunked(Chunk::Data(0)) => *self = Self::Chunked(Chunk::DataEnd),
-                Self::Chunked(Chunk::Data(n)) => return Ok(take(n, buf)),
+                Self::Chunked(Chunk::Data(n)) => {
+                    let data = take(n, buf);
+                    // The line end after the data, when already read, goes
+                    // now: it would otherwise keep the read buffer alive
+                    // while the stream idles until the next chunk.
+                    if *n == 0 {
+                        let end = match &buf[..] {
+                            [b'\r', b'\n', ..] => 2,
+                            [b'\n', ..] => 1,
+                            _ => 0,
+                        };
+                        if end > 0 {
+                            buf.advance(end);
+                            *self = Self::Chunked(Chunk::Size);
+                        }
+                    }
+                    return Ok(data);
+                }
                 Self::Chunked(Chunk::Size) => {
                     let Some(end) = line_end(buf)? else {
                         return Ok(Decoded::NeedMore);
@@ -144,7 +161,8 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 
 /// `chunk-size [ BWS ";" chunk-ext ]`: the size, extensions ignored.
 fn chunk_size(line: &[u8]) -> Result<u64, Http1Error> {
-    let invalid = || Http1Error::ChunkSize(String::from_utf8_lossy(&line[..line.len().min(64)]).into());
+    let invalid =
+        || Http1Error::ChunkSize(String::from_utf8_lossy(&line[..line.len().min(64)]).into());
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 {
         return Err(invalid());
@@ -158,7 +176,10 @@ fn chunk_size(line: &[u8]) -> Result<u64, Http1Error> {
             .ok_or_else(invalid)?;
     }
     let rest = &line[digits..];
-    let rest = &rest[rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count()..];
+    let rest = &rest[rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count()..];
     if !(rest.is_empty() || rest[0] == b';') || rest.iter().any(|&b| b < b' ' && b != b'\t') {
         return Err(invalid());
     }
@@ -170,7 +191,11 @@ mod tests {
     use super::*;
 
     /// Decodes `input` fed in pieces of `step` bytes.
-    fn decode(mut framing: Framing, input: &[u8], step: usize) -> Result<(Vec<u8>, bool), Http1Error> {
+    fn decode(
+        mut framing: Framing,
+        input: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, bool), Http1Error> {
         let mut buf = BytesMut::new();
         let mut pieces = input.chunks(step);
         let mut out = Vec::new();
@@ -193,7 +218,11 @@ mod tests {
         let body = b"7;name=\"va;lue\"\r\ndata: a\r\n3 ; ext\r\n\n\n\n\r\n1A\r\n: 26 bytes of comment....\n\r\n0\r\nx-trailer: 1\r\n\r\n";
         let expected = b"data: a\n\n\n: 26 bytes of comment....\n".to_vec();
         for step in 1..=body.len() {
-            assert_eq!(decode(CHUNKED, body, step).unwrap(), (expected.clone(), true), "step {step}");
+            assert_eq!(
+                decode(CHUNKED, body, step).unwrap(),
+                (expected.clone(), true),
+                "step {step}"
+            );
         }
         // Cut in two at every position too (the pieces above are regular).
         for cut in 0..=body.len() {
@@ -217,12 +246,22 @@ mod tests {
 
     #[test]
     fn bare_lf_line_ends_are_accepted() {
-        assert_eq!(decode(CHUNKED, b"2\nab\n0\n\n", 1).unwrap(), (b"ab".to_vec(), true));
+        assert_eq!(
+            decode(CHUNKED, b"2\nab\n0\n\n", 1).unwrap(),
+            (b"ab".to_vec(), true)
+        );
     }
 
     #[test]
     fn malformed_chunk_sizes_are_typed_errors() {
-        for bad in [&b"zz\r\n"[..], b"\r\n", b"-1\r\n", b"5 x\r\n", b"11111111111111111\r\n", b"4\x00\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"\r\n",
+            b"-1\r\n",
+            b"5 x\r\n",
+            b"11111111111111111\r\n",
+            b"4\x00\r\n",
+        ] {
             let e = decode(CHUNKED, bad, 1).unwrap_err();
             assert!(matches!(e, Http1Error::ChunkSize(_)), "{bad:?}: {e}");
         }
@@ -238,10 +277,25 @@ mod tests {
 
     #[test]
     fn a_body_cut_short_is_incomplete() {
-        assert_eq!(decode(CHUNKED, b"5\r\nab", 1).unwrap(), (b"ab".to_vec(), false));
-        assert_eq!(decode(CHUNKED, b"2\r\nab\r\n", 1).unwrap(), (b"ab".to_vec(), false));
-        assert_eq!(decode(Framing::Length(5), b"abc", 2).unwrap(), (b"abc".to_vec(), false));
-        assert_eq!(decode(Framing::Length(3), b"abcdef", 2).unwrap(), (b"abc".to_vec(), true));
-        assert_eq!(decode(Framing::Close, b"abc", 2).unwrap(), (b"abc".to_vec(), true));
+        assert_eq!(
+            decode(CHUNKED, b"5\r\nab", 1).unwrap(),
+            (b"ab".to_vec(), false)
+        );
+        assert_eq!(
+            decode(CHUNKED, b"2\r\nab\r\n", 1).unwrap(),
+            (b"ab".to_vec(), false)
+        );
+        assert_eq!(
+            decode(Framing::Length(5), b"abc", 2).unwrap(),
+            (b"abc".to_vec(), false)
+        );
+        assert_eq!(
+            decode(Framing::Length(3), b"abcdef", 2).unwrap(),
+            (b"abc".to_vec(), true)
+        );
+        assert_eq!(
+            decode(Framing::Close, b"abc", 2).unwrap(),
+            (b"abc".to_vec(), true)
+        );
     }
 }

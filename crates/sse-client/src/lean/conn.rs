@@ -59,7 +59,9 @@ pub(crate) async fn send(
             return Ok(response);
         };
         let text = String::from_utf8_lossy(location.as_bytes()).into_owned();
-        let next = url.join(&text).map_err(|_| Http1Error::Redirect(text.clone()))?;
+        let next = url
+            .join(&text)
+            .map_err(|_| Http1Error::Redirect(text.clone()))?;
         if next.scheme() != "http" {
             return Err(Http1Error::Redirect(text));
         }
@@ -152,7 +154,8 @@ async fn once(
 pub(crate) struct Body {
     io: TcpStream,
     /// Empty, without an allocation, while the connection idles: it is
-    /// dropped whenever the socket has nothing to read and nothing is left.
+    /// given away with the last bytes decoded, and dropped whenever the
+    /// socket has nothing to read and nothing is left.
     buf: BytesMut,
     framing: Framing,
     /// Space to reserve for the next read.
@@ -161,10 +164,21 @@ pub(crate) struct Body {
 
 impl Body {
     /// The next piece of payload; `None` at the end of the body.
-    pub(crate) fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Http1Error>>> {
+    pub(crate) fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Http1Error>>> {
         loop {
             match self.framing.decode(&mut self.buf) {
-                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                Ok(Decoded::Data(data)) => {
+                    if self.buf.is_empty() {
+                        // Everything read is handed out: the allocation now
+                        // belongs to `data` alone and goes once it is parsed,
+                        // even if the stream is not polled again for a while.
+                        self.buf = BytesMut::new();
+                    }
+                    return Poll::Ready(Some(Ok(data)));
+                }
                 Ok(Decoded::End) => return Poll::Ready(None),
                 Ok(Decoded::NeedMore) => {}
                 Err(e) => return Poll::Ready(Some(Err(e))),
@@ -207,5 +221,39 @@ impl Body {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memory claim (BENCHMARKS.md, "sse-client"): once a chunk is
+    /// handed out, the stream holds no read buffer, polled again or not.
+    #[tokio::test]
+    async fn no_read_buffer_is_held_between_chunks() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = [0; 1024];
+            let _ = s.read(&mut head).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\n: hi\n\n\r\n")
+                .await
+                .unwrap();
+            s
+        });
+        let mut response = send(Method::GET, url, HeaderMap::new(), None)
+            .await
+            .unwrap();
+        let _server = server.await.unwrap();
+        let body = &mut response.body;
+        let chunk = std::future::poll_fn(|cx| body.poll_chunk(cx)).await;
+        assert_eq!(chunk.unwrap().unwrap(), ": hi\n\n");
+        assert_eq!(body.buf.capacity(), 0);
+        assert_eq!(
+            body.framing,
+            Framing::Chunked(super::super::body::Chunk::Size)
+        );
     }
 }

@@ -16,7 +16,12 @@ const MAX_HEADERS: usize = 100;
 
 /// The request head: request line, `Host`, the given headers and the body
 /// length. Written once and dropped: the connection keeps no write buffer.
-pub(crate) fn request(method: &Method, url: &Url, headers: &HeaderMap, body: Option<&Bytes>) -> Vec<u8> {
+pub(crate) fn request(
+    method: &Method,
+    url: &Url,
+    headers: &HeaderMap,
+    body: Option<&Bytes>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -81,11 +86,18 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Head>, Http1Error> {
     };
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     for h in response.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| malformed("invalid header name"))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| malformed("invalid header name"))?;
+        let value =
+            HeaderValue::from_bytes(h.value).map_err(|_| malformed("invalid header value"))?;
         headers.append(name, value);
     }
-    Ok(Some(Head { status, version, headers, len }))
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        len,
+    }))
 }
 
 /// How the body after `head` is delimited (RFC 9112, section 6.3).
@@ -100,7 +112,9 @@ pub(crate) fn framing(head: &Head, method: &Method) -> Result<Framing, Http1Erro
     }
     let mut codings = Vec::new();
     for value in head.headers.get_all(TRANSFER_ENCODING) {
-        let value = value.to_str().map_err(|_| Http1Error::TransferCoding("(not text)".into()))?;
+        let value = value
+            .to_str()
+            .map_err(|_| Http1Error::TransferCoding("(not text)".into()))?;
         codings.extend(value.split(',').map(str::trim).filter(|c| !c.is_empty()));
     }
     if !codings.is_empty() {
@@ -113,7 +127,11 @@ pub(crate) fn framing(head: &Head, method: &Method) -> Result<Framing, Http1Erro
     }
     let mut length = None;
     for value in head.headers.get_all(CONTENT_LENGTH) {
-        for part in value.to_str().map_err(|_| Http1Error::ContentLength)?.split(',') {
+        for part in value
+            .to_str()
+            .map_err(|_| Http1Error::ContentLength)?
+            .split(',')
+        {
             let n: u64 = part.trim().parse().map_err(|_| Http1Error::ContentLength)?;
             if length.is_some_and(|l| l != n) {
                 return Err(Http1Error::ContentLength);
@@ -139,7 +157,12 @@ mod tests {
         headers.insert("accept", HeaderValue::from_static("text/event-stream"));
         headers.append("x-two", HeaderValue::from_static("1"));
         headers.append("x-two", HeaderValue::from_static("2"));
-        let head = request(&Method::POST, &url, &headers, Some(&Bytes::from_static(b"{}")));
+        let head = request(
+            &Method::POST,
+            &url,
+            &headers,
+            Some(&Bytes::from_static(b"{}")),
+        );
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "POST /a%20b/c?topic=x&y HTTP/1.1\r\nhost: example.com:8080\r\naccept: text/event-stream\r\n\
@@ -147,7 +170,10 @@ mod tests {
         );
         let url = Url::parse("http://[::1]/").unwrap();
         let head = request(&Method::GET, &url, &HeaderMap::new(), None);
-        assert_eq!(String::from_utf8(head).unwrap(), "GET / HTTP/1.1\r\nhost: [::1]\r\n\r\n");
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET / HTTP/1.1\r\nhost: [::1]\r\n\r\n"
+        );
     }
 
     #[test]
@@ -157,22 +183,53 @@ mod tests {
             assert!(parse(&text.as_bytes()[..cut]).unwrap().is_none(), "{cut}");
         }
         let h = head(text);
-        assert_eq!((h.status, h.version, h.len), (StatusCode::OK, Version::HTTP_11, text.len() - 4));
+        assert_eq!(
+            (h.status, h.version, h.len),
+            (StatusCode::OK, Version::HTTP_11, text.len() - 4)
+        );
         assert_eq!(h.headers["content-type"], "text/event-stream");
-        assert!(matches!(parse(b"HTTP/1.1 2x0 OK\r\n\r\n"), Err(Http1Error::Head(_))));
-        assert!(matches!(parse(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(Http1Error::Head(_))));
+        assert!(matches!(
+            parse(b"HTTP/1.1 2x0 OK\r\n\r\n"),
+            Err(Http1Error::Head(_))
+        ));
+        assert!(matches!(
+            parse(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(Http1Error::Head(_))
+        ));
     }
 
     #[test]
     fn framing_follows_rfc_9112() {
         let f = |text: &str| framing(&head(text), &Method::GET);
-        assert_eq!(f("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nContent-Length: 4\r\n\r\n").unwrap(), Framing::Chunked(Chunk::Size));
-        assert_eq!(f("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n").unwrap(), Framing::Length(4));
-        assert_eq!(f("HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n").unwrap(), Framing::Length(4));
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nContent-Length: 4\r\n\r\n")
+                .unwrap(),
+            Framing::Chunked(Chunk::Size)
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n").unwrap(),
+            Framing::Length(4)
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n").unwrap(),
+            Framing::Length(4)
+        );
         assert_eq!(f("HTTP/1.0 200 OK\r\n\r\n").unwrap(), Framing::Close);
-        assert_eq!(f("HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n").unwrap(), Framing::Length(0));
-        assert!(matches!(f("HTTP/1.1 200 OK\r\nContent-Length: 4, 5\r\n\r\n"), Err(Http1Error::ContentLength)));
-        assert!(matches!(f("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"), Err(Http1Error::ContentLength)));
-        assert!(matches!(f("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), Err(Http1Error::TransferCoding(_))));
+        assert_eq!(
+            f("HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n").unwrap(),
+            Framing::Length(0)
+        );
+        assert!(matches!(
+            f("HTTP/1.1 200 OK\r\nContent-Length: 4, 5\r\n\r\n"),
+            Err(Http1Error::ContentLength)
+        ));
+        assert!(matches!(
+            f("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Err(Http1Error::ContentLength)
+        ));
+        assert!(matches!(
+            f("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Err(Http1Error::TransferCoding(_))
+        ));
     }
 }

@@ -20,7 +20,10 @@ async fn sends_accept_and_last_event_id_only_on_reconnect(via: Via) {
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get_via(via, server.url("/events")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/events"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -83,7 +86,10 @@ async fn empty_id_resets_and_no_last_event_id_is_sent(via: Via) {
         Reply::stream(vec![send("data: c\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get_via(via, server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = collect(&mut es, 3).await;
     assert_eq!(data(&items), ["a", "b", "c"]);
     assert_eq!(server.seen()[1].header("last-event-id"), None);
@@ -117,7 +123,10 @@ async fn waits_the_retry_the_server_asked_for(via: Via) {
 
 async fn no_content_stops_without_reconnecting(via: Via) {
     let server = TestServer::start(vec![Reply::status(204, "")]).await;
-    let mut es = get_via(via, server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert!(items.is_empty(), "{:?}", kinds(&items));
     assert_eq!(es.end_reason(), Some(EndReason::NoContent));
@@ -127,7 +136,10 @@ async fn no_content_stops_without_reconnecting(via: Via) {
 
 async fn server_error_fails_without_retrying_by_default(via: Via) {
     let server = TestServer::start(vec![Reply::status(500, "boom")]).await;
-    let mut es = get_via(via, server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["error status"]);
     let Err(Error::Status { status, body, .. }) = &items[0] else {
@@ -159,7 +171,10 @@ async fn wrong_content_type_fails_without_retrying(via: Via) {
         Reply::stream(vec![send("data: a\n\n")]).header("content-type", "text/plain"),
     ])
     .await;
-    let mut es = get_via(via, server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["error content-type"]);
     let Err(Error::ContentType { content_type }) = &items[0] else {

@@ -106,12 +106,19 @@ async fn chunked_body_split_at_every_byte_boundary() {
 
 #[tokio::test(start_paused = true)]
 async fn chunked_body_one_byte_per_write() {
-    let mut script: Vec<Act> = CHUNKED_HEAD.bytes().chain(BODY.iter().copied()).map(|b| write([b])).collect();
+    let mut script: Vec<Act> = CHUNKED_HEAD
+        .bytes()
+        .chain(BODY.iter().copied())
+        .map(|b| write([b]))
+        .collect();
     script.push(Act::Close);
     let (url, _) = raw_server(vec![script]).await;
     let mut es = lean(&url).reconnect_on_end(false).build().unwrap();
     let items = drain(&mut es).await;
-    assert_eq!(kinds(&items), ["open", "event message:one:1", "event message:two:1"]);
+    assert_eq!(
+        kinds(&items),
+        ["open", "event message:one:1", "event message:two:1"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -124,7 +131,10 @@ async fn malformed_chunk_size_is_a_typed_error() {
     .await;
     let mut es = lean(&url).no_reconnect().build().unwrap();
     let items = drain(&mut es).await;
-    assert_eq!(kinds(&items), ["open", "event message:fine:", "error request"]);
+    assert_eq!(
+        kinds(&items),
+        ["open", "event message:fine:", "error request"]
+    );
     let Some(Err(Error::Http1(Http1Error::ChunkSize(line)))) = items.last() else {
         panic!("{:?}", items.last())
     };
@@ -155,14 +165,24 @@ async fn server_closing_mid_chunk_reconnects_with_last_event_id() {
             write("40\r\nid: 7\ndata: a\n\ndata: cut"),
             Act::Close,
         ],
-        vec![write(CHUNKED_HEAD), write("9\r\ndata: b\n\n\r\n"), Act::Stall],
+        vec![
+            write(CHUNKED_HEAD),
+            write("9\r\ndata: b\n\n\r\n"),
+            Act::Stall,
+        ],
     ])
     .await;
     let mut es = lean(&url).build().unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
-        ["open", "event message:a:7", "reconnect request", "open", "event message:b:7"]
+        [
+            "open",
+            "event message:a:7",
+            "reconnect request",
+            "open",
+            "event message:b:7"
+        ]
     );
     let Ok(Item::Reconnecting(r)) = &items[2] else {
         unreachable!()
@@ -174,8 +194,14 @@ async fn server_closing_mid_chunk_reconnects_with_last_event_id() {
     );
     let first = heads.recv().await.unwrap();
     let second = heads.recv().await.unwrap();
-    assert!(!first.to_ascii_lowercase().contains("last-event-id"), "{first}");
-    assert!(second.to_ascii_lowercase().contains("last-event-id: 7\r\n"), "{second}");
+    assert!(
+        !first.to_ascii_lowercase().contains("last-event-id"),
+        "{first}"
+    );
+    assert!(
+        second.to_ascii_lowercase().contains("last-event-id: 7\r\n"),
+        "{second}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -199,7 +225,13 @@ async fn length_delimited_and_read_to_close_bodies() {
     // connection stays open.
     assert_eq!(
         kinds(&items),
-        ["open", "event message:a:", "reconnect ended", "open", "event message:a:"]
+        [
+            "open",
+            "event message:a:",
+            "reconnect ended",
+            "open",
+            "event message:a:"
+        ]
     );
     let Ok(Item::Open(open)) = &items[3] else {
         unreachable!()

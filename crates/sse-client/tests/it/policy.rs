@@ -36,7 +36,10 @@ async fn refused_url() -> String {
 
 async fn backoff_doubles_while_connections_end_at_once(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![send("data: a\n\n")])]).await;
-    let mut es = get_via(via, server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 4).await;
     assert_eq!(delays(&items), [1000, 2000, 4000]);
     let seen = server.seen();
@@ -60,7 +63,10 @@ async fn backoff_resets_only_after_a_healthy_period(via: Via) {
         Reply::stream(vec![send("data: e\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get_via(via, server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 5).await;
     assert_eq!(delays(&items), [1000, 2000, 1000, 2000]);
     let attempts: Vec<u32> = items
@@ -103,7 +109,10 @@ async fn gives_up_after_the_maximum_number_of_attempts(via: Via) {
 
 async fn network_errors_end_the_stream_when_not_retried(via: Via) {
     let url = refused_url().await;
-    let mut es = get_via(via, &url).retry_network_errors(false).build().unwrap();
+    let mut es = get_via(via, &url)
+        .retry_network_errors(false)
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["error request"]);
 }
@@ -212,7 +221,10 @@ async fn one_shot_stream_ends_when_the_server_closes_after_a_good_event(via: Via
 
 async fn close_stops_the_stream_and_cancels_reconnection(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![send("data: a\n\n")])]).await;
-    let mut es = get_via(via, server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 1).await;
     assert_eq!(data(&items), ["a"]);
     // The server ended the stream: a reconnection is now pending.
@@ -268,7 +280,10 @@ async fn dropped_connection_is_retried_with_the_last_event_id(via: Via) {
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get_via(via, server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -290,7 +305,10 @@ async fn dropped_connection_fails_a_one_shot_stream(via: Via) {
         Step::Fail,
     ])])
     .await;
-    let mut es = get_via(via, server.url("/")).no_reconnect().build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .no_reconnect()
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["open", "event message:a:", "error request"]);
     assert_eq!(server.seen().len(), 1);

@@ -77,7 +77,10 @@ async fn event_cut_by_the_end_of_the_stream_is_dropped(via: Via) {
         Reply::stream(vec![send("\ndata: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get_via(via, server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -94,7 +97,10 @@ async fn event_cut_by_the_end_of_the_stream_is_dropped(via: Via) {
 async fn comments_only_when_asked(via: Via) {
     let body = vec![send(":hello\n: ping\ndata: a\n\n"), Step::Stall];
     let server = TestServer::start(vec![Reply::stream(body)]).await;
-    let mut es = get_via(via, server.url("/")).comments(true).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .comments(true)
+        .build()
+        .unwrap();
     let items = collect(&mut es, 1).await;
     assert_eq!(
         kinds(&items),
@@ -114,7 +120,10 @@ async fn oversized_event_ends_the_stream_without_reconnecting(via: Via) {
         Step::Stall,
     ])])
     .await;
-    let mut es = get_via(via, server.url("/")).max_event_bytes(64).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .max_event_bytes(64)
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["open", "event message:ok:", "error parse"]);
     tokio::time::sleep(Duration::from_secs(60)).await;
