@@ -51,7 +51,7 @@
 //! buffers; share one [`reqwest::Client`] with [`Builder::client`] and
 //! prefer HTTP/2 for many streams to one host. Where HTTP/2 is not an option
 //! (plain `http://`, one connection per stream),
-//! [`Transport::LeanHttp1`] holds about 3 KiB per idle stream: the socket,
+//! [`Transport::LeanHttp1`] holds under 2 KiB per idle stream: the socket,
 //! the parser and the request to repeat, no buffer. Chunks are parsed a
 //! line-aligned piece at a time, so a large read does not pile up hundreds
 //! of events in memory.
