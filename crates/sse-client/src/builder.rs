@@ -55,9 +55,10 @@ pub enum Transport {
     /// stay on [`Transport::Reqwest`], and [`Builder::build`] refuses an
     /// `https` URL or a [`Builder::client`] with [`Error::Unsupported`]
     /// rather than silently falling back. Redirects are followed as
-    /// reqwest does (up to 10, credentials dropped across origins), except
-    /// to `https`, which ends the stream with [`Error::Http1`]; user info in
-    /// the URL is not sent (use [`Builder::header`]). Its network errors are
+    /// reqwest does (up to 10, credentials dropped across origins, no
+    /// `Referer` sent), except to `https`, which ends the stream with
+    /// [`Error::Http1`]; user info in the URL is not sent (use
+    /// [`Builder::header`]); no compression is asked for or undone. Its network errors are
     /// [`Error::Http1`] instead of [`Error::Request`], retried the same way.
     LeanHttp1,
 }
