@@ -1,6 +1,7 @@
 //! Memory per idle client: heap bytes held per open, silent `EventSource`,
-//! over HTTP/1.1 (one connection per stream) and HTTP/2 (streams sharing
-//! one connection, as with a hub behind TLS and ALPN).
+//! over HTTP/1.1 (one connection per stream) through reqwest and through
+//! the lean transport (`Transport::LeanHttp1`), and over HTTP/2 (streams
+//! sharing one connection, as with a hub behind TLS and ALPN).
 //!
 //! The binary runs twice: as the measuring parent, and (re-executed with
 //! `SSE_IDLE_SERVER` set) as a child server that answers each request with
@@ -11,7 +12,9 @@
 //!
 //! Run: `cargo bench -p sse-client --bench idle_memory`. With
 //! `SSE_IDLE_PROFILE` set it also writes `dhat-heap.json` (allocation sites
-//! at the peak, when every client is open) for dhat's viewer.
+//! at the peak, when every client is open) for dhat's viewer;
+//! `SSE_IDLE_ONLY=lean` (any part of a row's label) measures only matching
+//! rows, so that the peak is theirs.
 
 #![allow(missing_docs)]
 
@@ -19,7 +22,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use futures_util::StreamExt;
-use sse_client::{EventSource, Item};
+use sse_client::{EventSource, Item, Transport};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -55,25 +58,30 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        measure("HTTP/1.1", reqwest::Client::new(), &url).await;
+        measure("HTTP/1.1", Some(reqwest::Client::new()), &url).await;
+        measure("HTTP/1.1 lean", None, &url).await;
         let h2 = reqwest::Client::builder()
             .http2_prior_knowledge()
             .build()
             .unwrap();
-        measure("HTTP/2", h2, &url).await;
+        measure("HTTP/2", Some(h2), &url).await;
     });
     child.kill().unwrap();
     child.wait().unwrap();
 }
 
-async fn measure(label: &str, client: reqwest::Client, url: &str) {
+/// `client`: reqwest's, or `None` for the lean transport.
+async fn measure(label: &str, client: Option<reqwest::Client>, url: &str) {
+    if std::env::var("SSE_IDLE_ONLY").is_ok_and(|only| !label.contains(only.as_str())) {
+        return;
+    }
     // Warm up: the first connection builds lazily created state (and, for
     // HTTP/2, the one connection all streams share).
-    let warm = open(&client, url).await;
+    let warm = open(client.as_ref(), url).await;
     let mut sources = Vec::with_capacity(CLIENTS);
     let before = dhat::HeapStats::get().curr_bytes;
     for _ in 0..CLIENTS {
-        sources.push(open(&client, url).await);
+        sources.push(open(client.as_ref(), url).await);
     }
     // Let connection tasks settle into their idle state.
     for _ in 0..10 {
@@ -82,7 +90,7 @@ async fn measure(label: &str, client: reqwest::Client, url: &str) {
     let after = dhat::HeapStats::get().curr_bytes;
     // `sources` was allocated before `before`: add the struct itself.
     let per_client =
-        (after - before) as f64 / CLIENTS as f64 + std::mem::size_of::<EventSource>() as f64;
+        (after as f64 - before as f64) / CLIENTS as f64 + std::mem::size_of::<EventSource>() as f64;
     println!(
         "{label}: {CLIENTS} idle clients, heap per client {per_client:.0} bytes ({:.2} KiB; EventSource struct {} bytes)",
         per_client / 1024.0,
@@ -90,16 +98,20 @@ async fn measure(label: &str, client: reqwest::Client, url: &str) {
     );
     drop(sources);
     drop(warm);
+    // hyper's connection tasks end (and free their buffers) only when next
+    // polled: let them go before the next row is measured.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 }
 
 /// Opens a stream and waits for the first comment: the connection is then
 /// established and idle.
-async fn open(client: &reqwest::Client, url: &str) -> EventSource {
-    let mut source = EventSource::get(url)
-        .client(client.clone())
-        .comments(true)
-        .build()
-        .unwrap();
+async fn open(client: Option<&reqwest::Client>, url: &str) -> EventSource {
+    let builder = EventSource::get(url).comments(true);
+    let builder = match client {
+        Some(c) => builder.client(c.clone()),
+        None => builder.transport(Transport::LeanHttp1),
+    };
+    let mut source = builder.build().unwrap();
     loop {
         match source.next().await {
             Some(Ok(Item::Comment(_))) => return source,

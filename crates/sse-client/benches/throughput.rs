@@ -9,6 +9,8 @@
 //!   local HTTP/1.1 server (one connection reused across iterations).
 //! - `reqwest_plus_parser_loopback`: reqwest's body stream fed to a bare
 //!   parser over the same loopback server: the transport floor.
+//! - `event_source_lean_loopback`: `event_source_loopback` on the lean
+//!   HTTP/1.1 transport (`Transport::LeanHttp1`, a new connection each run).
 //!
 //! `cargo bench -p sse-client --bench throughput` runs criterion (wall
 //! time). On a loaded machine wall-clock means wander, so `SSE_BENCH_MIN=200
@@ -28,7 +30,7 @@ use axum::body::{Body, Bytes};
 use axum::routing::get;
 use criterion::{Criterion, Throughput};
 use futures_util::StreamExt;
-use sse_client::{EventSource, Item};
+use sse_client::{EventSource, Item, Transport};
 use sse_wire::{Frame, Parser};
 use tokio::runtime::Runtime;
 
@@ -52,6 +54,8 @@ struct Fixture {
     body: Bytes,
     rt: Runtime,
     client: reqwest::Client,
+    /// Keeps no idle connection: a new one per run, as the lean transport.
+    fresh: reqwest::Client,
     url: String,
 }
 
@@ -88,6 +92,10 @@ impl Fixture {
                 .build()
                 .unwrap(),
             client: reqwest::Client::new(),
+            fresh: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
             url: format!("http://{addr}/stream"),
         }
     }
@@ -134,6 +142,28 @@ impl Fixture {
         });
     }
 
+    fn event_source_new_connection_loopback(&self) {
+        self.rt.block_on(async {
+            let source = EventSource::get(&self.url)
+                .client(self.fresh.clone())
+                .no_reconnect()
+                .build()
+                .unwrap();
+            count(source).await;
+        });
+    }
+
+    fn event_source_lean_loopback(&self) {
+        self.rt.block_on(async {
+            let source = EventSource::get(&self.url)
+                .transport(Transport::LeanHttp1)
+                .no_reconnect()
+                .build()
+                .unwrap();
+            count(source).await;
+        });
+    }
+
     fn reqwest_plus_parser_loopback(&self) {
         self.rt.block_on(async {
             let response = self.client.get(&self.url).send().await.unwrap();
@@ -166,7 +196,7 @@ async fn count(mut source: EventSource) {
 
 type Variant = (&'static str, fn(&Fixture));
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 6] = [
     ("bare_parser", Fixture::bare_parser),
     ("event_source_in_memory", Fixture::event_source_in_memory),
     (
@@ -174,6 +204,14 @@ const VARIANTS: [Variant; 4] = [
         Fixture::reqwest_plus_parser_loopback,
     ),
     ("event_source_loopback", Fixture::event_source_loopback),
+    (
+        "event_source_new_connection_loopback",
+        Fixture::event_source_new_connection_loopback,
+    ),
+    (
+        "event_source_lean_loopback",
+        Fixture::event_source_lean_loopback,
+    ),
 ];
 
 fn interleaved(f: &Fixture, runs: usize) {

@@ -8,6 +8,7 @@ use http::header::{ACCEPT, CACHE_CONTROL, HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use reqwest::Url;
 
+use crate::source::Client;
 use crate::{Backoff, Error, EventSource};
 
 /// The name of the header that carries the last event ID.
@@ -30,6 +31,36 @@ pub struct Builder {
     /// The first invalid header given, reported by `build`.
     pub(crate) error: Option<Error>,
     pub(crate) config: Config,
+    pub(crate) transport: Transport,
+}
+
+/// What carries the stream's connections (see [`Builder::transport`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// [`reqwest`] (hyper underneath): HTTP/1.1 and HTTP/2, TLS, proxies
+    /// from the environment, a shared connection pool. The default.
+    #[default]
+    Reqwest,
+    /// The crate's own HTTP/1.1 connection for plain `http://` URLs, one per
+    /// stream, for processes that hold thousands of idle streams: an idle
+    /// stream holds about 2 KiB of heap instead of about 30 KiB through
+    /// hyper (BENCHMARKS.md, "sse-client"). It writes the request head once,
+    /// reads the response head with `httparse` (at most 16 KiB) and decodes
+    /// the body (length, chunked, or until close) straight into the parser,
+    /// with a read buffer that exists only while bytes wait.
+    ///
+    /// It speaks neither TLS, HTTP/2 nor proxies, and ignores the proxy
+    /// environment variables: `https` URLs, HTTP/2 and proxied connections
+    /// stay on [`Transport::Reqwest`], and [`Builder::build`] refuses an
+    /// `https` URL or a [`Builder::client`] with [`Error::Unsupported`]
+    /// rather than silently falling back. Redirects are followed as
+    /// reqwest does (up to 10, credentials dropped across origins, no
+    /// `Referer` sent), except to `https`, which ends the stream with
+    /// [`Error::Http1`]; user info in the URL is not sent (use
+    /// [`Builder::header`]); no compression is asked for or undone. Its network errors are
+    /// [`Error::Http1`] instead of [`Error::Request`], retried the same way.
+    LeanHttp1,
 }
 
 /// Everything about reconnection and parsing, copied into the stream.
@@ -77,6 +108,7 @@ impl Builder {
             last_event_id: String::new(),
             error: None,
             config: Config::default(),
+            transport: Transport::Reqwest,
         }
     }
 
@@ -88,6 +120,14 @@ impl Builder {
     /// stream. Use [`Builder::idle_timeout`] instead.
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// Chooses what carries the connections (default
+    /// [`Transport::Reqwest`]); [`Transport::LeanHttp1`] for thousands of
+    /// idle plain-HTTP/1.1 streams from one process.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -234,7 +274,8 @@ impl Builder {
     ///
     /// [`Error::InvalidUrl`] or [`Error::InvalidHeader`] for bad input given
     /// to the builder, [`Error::Client`] when no client was given and
-    /// building one fails.
+    /// building one fails, [`Error::Unsupported`] for
+    /// [`Transport::LeanHttp1`] with an `https` URL or a client.
     pub fn build(self) -> Result<EventSource, Error> {
         if let Some(e) = self.error {
             return Err(e);
@@ -251,12 +292,32 @@ impl Builder {
         headers
             .entry(CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-cache"));
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder().build().map_err(Error::Client)?,
+        // Kept for the stream's life: no room for headers never added (a
+        // map grown one insert at a time holds 8 slots, 650 bytes, for 2).
+        let headers = {
+            let mut exact = HeaderMap::with_capacity(headers.len());
+            exact.extend(headers);
+            exact
+        };
+        let client = match (self.transport, self.client) {
+            (Transport::LeanHttp1, Some(_)) => {
+                return Err(Error::Unsupported(
+                    "the lean HTTP/1.1 transport makes its own connections, it cannot use a reqwest::Client",
+                ));
+            }
+            (Transport::LeanHttp1, None) if url.scheme() != "http" => {
+                return Err(Error::Unsupported(
+                    "the lean HTTP/1.1 transport speaks plain http only, use the default transport for https",
+                ));
+            }
+            (Transport::LeanHttp1, None) => Client::Lean,
+            (_, Some(c)) => Client::Reqwest(c),
+            (_, None) => {
+                Client::Reqwest(reqwest::Client::builder().build().map_err(Error::Client)?)
+            }
         };
         Ok(EventSource::new(
-            Some(client),
+            client,
             crate::source::Request {
                 method: self.method,
                 url,
@@ -291,6 +352,19 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(e.to_string().starts_with("invalid header name"), "{e}");
+    }
+
+    #[test]
+    fn lean_transport_refuses_https_and_a_client() {
+        let lean = |url| EventSource::get(url).transport(Transport::LeanHttp1);
+        let e = lean("https://127.0.0.1:1/").build().unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+        let e = lean("http://127.0.0.1:1/")
+            .client(reqwest::Client::new())
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+        assert!(lean("http://127.0.0.1:1/").build().is_ok());
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub enum Error {
     /// connection, too many redirects.
     #[error("request failed: {0}")]
     Request(#[source] reqwest::Error),
+    /// The request failed on the lean HTTP/1.1 transport
+    /// ([`Transport::LeanHttp1`](crate::Transport::LeanHttp1)): connect, a
+    /// dropped connection, a malformed response, too many redirects.
+    #[error("request failed: {0}")]
+    Http1(#[source] crate::Http1Error),
+    /// The builder asked for something the chosen transport cannot do (the
+    /// lean HTTP/1.1 transport with an `https` URL or a
+    /// [`reqwest::Client`]).
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
     /// The server answered something other than `200 OK` (or `204`, which
     /// ends the stream quietly).
     #[error("server answered {status}, expected 200 OK{}", body_hint(.body))]

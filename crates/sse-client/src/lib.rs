@@ -5,16 +5,24 @@
 //!  Builder --build--> EventSource (Stream)
 //!                       | send request (method, headers, body, Last-Event-ID)
 //!                       v
-//!                  reqwest response --bytes--> sse_wire::Parser --frames--> Item::Event / Item::Comment
+//!                  Transport::Reqwest: reqwest response (hyper; HTTP/1.1, HTTP/2, TLS)
+//!                  Transport::LeanHttp1: lean::conn (own plain HTTP/1.1 socket)
+//!                       | response::Body --bytes--> sse_wire::Parser --frames--> Item::Event / Item::Comment
 //!                       | end, drop, idle timeout
 //!                       v
 //!                  Backoff delay --> Item::Reconnecting --> send again
 //! ```
 //!
-//! - [`builder`](Builder): the request repeated on each connection and the
-//!   reconnection policy.
+//! - [`builder`](Builder): the request repeated on each connection, the
+//!   reconnection policy and the [`Transport`].
 //! - [`EventSource`]: the stream; a state machine polled by the caller (no
-//!   background task), so dropping it closes the connection.
+//!   background task, on either transport), so dropping it closes the
+//!   connection.
+//! - `response`: a response head and body whichever transport brought it.
+//! - `lean`: the lean HTTP/1.1 transport: request head written once,
+//!   response head parsed with `httparse`, body framing (length, chunked,
+//!   until close) undone straight into the parser, read buffer dropped
+//!   while idle; errors are [`Http1Error`].
 //! - [`Backoff`]: delays between attempts.
 //! - [`Error`]: everything that ends a stream.
 //!
@@ -39,10 +47,14 @@
 //!
 //! Costs (BENCHMARKS.md, "sse-client"): an idle stream holds about 2 KiB of
 //! heap over HTTP/2, where streams share a connection, and about 30 KiB over
-//! HTTP/1.1, almost all of it hyper's per-connection buffers; share one
-//! [`reqwest::Client`] with [`Builder::client`] and prefer HTTP/2 for many
-//! streams to one host. Chunks are parsed a line-aligned piece at a time, so
-//! a large read does not pile up hundreds of events in memory.
+//! HTTP/1.1 through reqwest, almost all of it hyper's per-connection
+//! buffers; share one [`reqwest::Client`] with [`Builder::client`] and
+//! prefer HTTP/2 for many streams to one host. Where HTTP/2 is not an option
+//! (plain `http://`, one connection per stream),
+//! [`Transport::LeanHttp1`] holds under 2 KiB per idle stream: the socket,
+//! the parser and the request to repeat, no buffer. Chunks are parsed a
+//! line-aligned piece at a time, so a large read does not pile up hundreds
+//! of events in memory.
 //!
 //! # Following a hub topic
 //!
@@ -99,11 +111,15 @@ mod backoff;
 mod builder;
 mod error;
 mod item;
+#[doc(hidden)]
+pub mod lean;
+mod response;
 mod source;
 
 pub use backoff::Backoff;
-pub use builder::Builder;
+pub use builder::{Builder, Transport};
 pub use error::Error;
 pub use item::{EndReason, Item, Open, Reconnect};
+pub use lean::Http1Error;
 pub use source::EventSource;
 pub use sse_wire::{Event, ParseError};

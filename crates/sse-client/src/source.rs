@@ -22,16 +22,22 @@ use sse_wire::{Frame, Parser};
 use tokio::time::{Instant, Sleep};
 
 use crate::builder::{Config, LAST_EVENT_ID};
-use crate::{Builder, EndReason, Error, Item, Open, Reconnect};
+use crate::response::{Body, Response, read_error};
+use crate::{Builder, EndReason, Error, Item, Open, Reconnect, lean};
 
-/// How much of an error response body is kept for [`Error::Status`].
-const ERROR_BODY_LIMIT: usize = 4096;
-/// Bound on reading that body: a server may keep an error response open.
-const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-type SendFuture = Pin<Box<dyn Future<Output = Result<reqwest::Response, reqwest::Error>> + Send>>;
-type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+type SendFuture = Pin<Box<dyn Future<Output = Result<Response, Error>> + Send>>;
 type ErrorFuture = Pin<Box<dyn Future<Output = Error> + Send>>;
+
+/// What makes the connections.
+#[derive(Debug)]
+pub(crate) enum Client {
+    /// reqwest (hyper): HTTP/1.1 and HTTP/2, TLS, proxies.
+    Reqwest(reqwest::Client),
+    /// The crate's own plain HTTP/1.1 connection ([`crate::Transport::LeanHttp1`]).
+    Lean,
+    /// None: a stream made from a response, which never reconnects.
+    None,
+}
 
 /// The request repeated on every connection.
 #[derive(Debug)]
@@ -67,9 +73,8 @@ pub(crate) struct Request {
 /// # }
 /// ```
 pub struct EventSource {
-    /// Shared or owned HTTP client; holds the connection pool. `None` for
-    /// a stream made from a response, which never reconnects.
-    client: Option<reqwest::Client>,
+    /// What makes the connections (reqwest's client holds its pool).
+    client: Client,
     /// What to send on each connection.
     request: Request,
     /// Reconnection and parsing options.
@@ -104,7 +109,7 @@ enum State {
 }
 
 struct Streaming {
-    body: BodyStream,
+    body: Body,
     parser: Parser,
     /// Unparsed rest of the last chunk. A chunk can hold hundreds of events;
     /// parsing it in pieces of whole lines keeps the queue short, so the
@@ -153,7 +158,7 @@ impl EventSource {
     }
 
     pub(crate) fn new(
-        client: Option<reqwest::Client>,
+        client: Client,
         request: Request,
         last_event_id: String,
         config: Config,
@@ -212,8 +217,8 @@ impl EventSource {
             retry_server_errors: false,
             ..Config::default()
         };
-        let mut source = Self::new(None, request, String::new(), config);
-        source.on_response(response);
+        let mut source = Self::new(Client::None, request, String::new(), config);
+        source.on_response(response.into());
         source
     }
 
@@ -314,19 +319,13 @@ impl EventSource {
     }
 
     fn send(&mut self) {
-        let Some(client) = &self.client else {
-            // Unreachable in practice: such streams are built with every
-            // kind of reconnection off.
-            self.finish(EndReason::StreamEnded);
-            return;
-        };
         let r = &self.request;
-        let mut req = client
-            .request(r.method.clone(), r.url.clone())
-            .headers(r.headers.clone());
+        let mut headers = r.headers.clone();
         if !self.last_event_id.is_empty() {
             match HeaderValue::from_str(&self.last_event_id) {
-                Ok(v) => req = req.header(LAST_EVENT_ID, v),
+                Ok(v) => {
+                    headers.insert(LAST_EVENT_ID, v);
+                }
                 // The codec keeps CR, LF and NUL out of ids, but other
                 // control characters cannot travel in a header either.
                 Err(_) => {
@@ -334,21 +333,39 @@ impl EventSource {
                 }
             }
         }
-        if let Some(body) = &r.body {
-            req = req.body(body.clone());
-        }
+        let response: SendFuture = match &self.client {
+            Client::Reqwest(client) => {
+                let mut req = client
+                    .request(r.method.clone(), r.url.clone())
+                    .headers(headers);
+                if let Some(body) = &r.body {
+                    req = req.body(body.clone());
+                }
+                Box::pin(
+                    async move { req.send().await.map(Response::from).map_err(Error::Request) },
+                )
+            }
+            Client::Lean => {
+                let send =
+                    lean::conn::send(r.method.clone(), r.url.clone(), headers, r.body.clone());
+                Box::pin(async move { send.await.map(Response::from).map_err(Error::Http1) })
+            }
+            Client::None => {
+                // Unreachable in practice: such streams are built with every
+                // kind of reconnection off.
+                self.finish(EndReason::StreamEnded);
+                return;
+            }
+        };
         let deadline = self
             .config
             .idle_timeout
             .map(|t| Box::pin(tokio::time::sleep(t)));
-        self.state = State::Connecting {
-            response: Box::pin(req.send()),
-            deadline,
-        };
+        self.state = State::Connecting { response, deadline };
     }
 
-    fn on_response(&mut self, response: reqwest::Response) {
-        let status = response.status();
+    fn on_response(&mut self, response: Response) {
+        let status = response.status;
         if status == StatusCode::NO_CONTENT {
             tracing::debug!(url = %self.request.url, "204 no content, not reconnecting");
             self.finish(EndReason::NoContent);
@@ -358,7 +375,7 @@ impl EventSource {
             if status.is_server_error() && self.config.retry_server_errors {
                 let error = Error::Status {
                     status,
-                    headers: Box::new(response.headers().clone()),
+                    headers: Box::new(response.headers),
                     body: String::new(),
                 };
                 self.reconnect(Some(error));
@@ -367,7 +384,7 @@ impl EventSource {
             }
             return;
         }
-        let content_type = response.headers().get(CONTENT_TYPE);
+        let content_type = response.headers.get(CONTENT_TYPE);
         if !is_event_stream(content_type) {
             let content_type =
                 content_type.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -383,16 +400,16 @@ impl EventSource {
         let now = Instant::now();
         self.queue.push_back(Ok(Item::Open(Box::new(Open {
             status,
-            headers: response.headers().clone(),
-            url: response.url().clone(),
-            version: response.version(),
+            headers: response.headers,
+            url: response.url,
+            version: response.version,
         }))));
         let idle = self
             .config
             .idle_timeout
             .map(|t| (Box::pin(tokio::time::sleep(t)), t));
         self.state = State::Streaming(Box::new(Streaming {
-            body: Box::pin(response.bytes_stream()),
+            body: response.body,
             parser,
             pending: Bytes::new(),
             offset: 0,
@@ -435,6 +452,16 @@ fn piece_len(rest: &[u8]) -> usize {
     memchr::memchr(b'\n', &rest[PIECE..]).map_or(rest.len(), |i| PIECE + i + 1)
 }
 
+/// Errors that would come again on a retry (a bad request, a redirect
+/// loop): they end the stream even when network errors are retried.
+fn is_fatal(e: &Error) -> bool {
+    match e {
+        Error::Request(e) => e.is_builder() || e.is_redirect(),
+        Error::Http1(e) => e.is_fatal(),
+        _ => false,
+    }
+}
+
 /// `text/event-stream`, in any case, with any parameters (`charset=utf-8`).
 fn is_event_stream(value: Option<&HeaderValue>) -> bool {
     let Some(value) = value.and_then(|v| v.to_str().ok()) else {
@@ -442,28 +469,6 @@ fn is_event_stream(value: Option<&HeaderValue>) -> bool {
     };
     let essence = value.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("text/event-stream")
-}
-
-async fn read_error(mut response: reqwest::Response) -> Error {
-    let status = response.status();
-    let headers = Box::new(response.headers().clone());
-    let mut body = Vec::new();
-    let read = async {
-        while body.len() < ERROR_BODY_LIMIT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                _ => break,
-            }
-        }
-    };
-    // A body that never ends must not hold the error back.
-    let _ = tokio::time::timeout(ERROR_BODY_TIMEOUT, read).await;
-    body.truncate(ERROR_BODY_LIMIT);
-    Error::Status {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
 }
 
 impl Stream for EventSource {
@@ -499,10 +504,8 @@ impl EventSource {
                 }
                 State::Connecting { response, deadline } => match response.as_mut().poll(cx) {
                     Poll::Ready(Ok(r)) => this.on_response(r),
-                    Poll::Ready(Err(e)) if e.is_builder() || e.is_redirect() => {
-                        this.fail(Error::Request(e))
-                    }
-                    Poll::Ready(Err(e)) => this.network_error(Error::Request(e)),
+                    Poll::Ready(Err(e)) if is_fatal(&e) => this.fail(e),
+                    Poll::Ready(Err(e)) => this.network_error(e),
                     Poll::Pending => {
                         let timed_out = deadline
                             .as_mut()
@@ -534,7 +537,7 @@ impl EventSource {
                         this.fail(e);
                     }
                 }
-                State::Streaming(s) => match s.body.as_mut().poll_next(cx) {
+                State::Streaming(s) => match s.body.poll_chunk(cx) {
                     Poll::Ready(Some(Ok(chunk))) => {
                         if s.idle.is_some() {
                             s.last_activity = Instant::now();
@@ -542,7 +545,7 @@ impl EventSource {
                         s.pending = chunk;
                         s.offset = 0;
                     }
-                    Poll::Ready(Some(Err(e))) => this.network_error(Error::Request(e)),
+                    Poll::Ready(Some(Err(e))) => this.network_error(e),
                     Poll::Ready(None) => {
                         if this.config.reconnect_on_end {
                             this.reconnect(None);

@@ -14,14 +14,16 @@ fn quick() -> Backoff {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn sends_accept_and_last_event_id_only_on_reconnect() {
+async fn sends_accept_and_last_event_id_only_on_reconnect(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("id: 1\ndata: a\n\n")]),
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/events")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/events"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -45,11 +47,10 @@ async fn sends_accept_and_last_event_id_only_on_reconnect() {
     assert_eq!(seen[1].header("last-event-id"), Some("1"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn initial_last_event_id_is_sent_on_the_first_connection() {
+async fn initial_last_event_id_is_sent_on_the_first_connection(via: Via) {
     let server =
         TestServer::start(vec![Reply::stream(vec![send("data: a\n\n"), Step::Stall])]).await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .last_event_id("urn:uuid:42")
         .build()
         .unwrap();
@@ -61,14 +62,13 @@ async fn initial_last_event_id_is_sent_on_the_first_connection() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn last_event_id_given_as_a_header_is_not_sent_twice() {
+async fn last_event_id_given_as_a_header_is_not_sent_twice(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("id: 2\ndata: a\n\n")]),
         Reply::stream(vec![Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .header("Last-Event-ID", "1")
         .backoff(quick())
         .build()
@@ -80,27 +80,28 @@ async fn last_event_id_given_as_a_header_is_not_sent_twice() {
     assert_eq!(seen[1].header("last-event-id"), Some("2"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn empty_id_resets_and_no_last_event_id_is_sent() {
+async fn empty_id_resets_and_no_last_event_id_is_sent(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("id: 1\ndata: a\n\nid\ndata: b\n\n")]),
         Reply::stream(vec![send("data: c\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = collect(&mut es, 3).await;
     assert_eq!(data(&items), ["a", "b", "c"]);
     assert_eq!(server.seen()[1].header("last-event-id"), None);
 }
 
-#[tokio::test(start_paused = true)]
-async fn waits_the_retry_the_server_asked_for() {
+async fn waits_the_retry_the_server_asked_for(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("retry: 10000\ndata: a\n\n")]),
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     let items = collect(&mut es, 2).await;
     let Ok(Item::Reconnecting(r)) = &items[2] else {
         panic!("{:?}", kinds(&items))
@@ -120,10 +121,12 @@ async fn waits_the_retry_the_server_asked_for() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn no_content_stops_without_reconnecting() {
+async fn no_content_stops_without_reconnecting(via: Via) {
     let server = TestServer::start(vec![Reply::status(204, "")]).await;
-    let mut es = get(server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert!(items.is_empty(), "{:?}", kinds(&items));
     assert_eq!(es.end_reason(), Some(EndReason::NoContent));
@@ -131,10 +134,12 @@ async fn no_content_stops_without_reconnecting() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn server_error_fails_without_retrying_by_default() {
+async fn server_error_fails_without_retrying_by_default(via: Via) {
     let server = TestServer::start(vec![Reply::status(500, "boom")]).await;
-    let mut es = get(server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["error status"]);
     let Err(Error::Status { status, body, .. }) = &items[0] else {
@@ -146,11 +151,10 @@ async fn server_error_fails_without_retrying_by_default() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn not_found_fails_with_the_body_the_server_explained_itself_in() {
+async fn not_found_fails_with_the_body_the_server_explained_itself_in(via: Via) {
     let server =
         TestServer::start(vec![Reply::status(404, "{\"error\": \"no such stream\"}")]).await;
-    let mut es = get(server.url("/nope")).build().unwrap();
+    let mut es = get_via(via, server.url("/nope")).build().unwrap();
     let items = drain(&mut es).await;
     let [Err(e)] = &items[..] else {
         panic!("{:?}", kinds(&items))
@@ -162,13 +166,15 @@ async fn not_found_fails_with_the_body_the_server_explained_itself_in() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn wrong_content_type_fails_without_retrying() {
+async fn wrong_content_type_fails_without_retrying(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("data: a\n\n")]).header("content-type", "text/plain"),
     ])
     .await;
-    let mut es = get(server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["error content-type"]);
     let Err(Error::ContentType { content_type }) = &items[0] else {
@@ -179,19 +185,17 @@ async fn wrong_content_type_fails_without_retrying() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn charset_parameter_is_accepted() {
+async fn charset_parameter_is_accepted(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("data: a\n\n"), Step::Stall])
             .header("content-type", "text/event-stream; charset=utf-8"),
     ])
     .await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     assert_eq!(data(&collect(&mut es, 1).await), ["a"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn follows_redirects_and_reconnects_to_the_original_url() {
+async fn follows_redirects_and_reconnects_to_the_original_url(via: Via) {
     let server = TestServer::start(vec![
         Reply::status(307, "").header("location", "/moved"),
         Reply::stream(vec![send("id: 5\ndata: a\n\n")]),
@@ -199,7 +203,7 @@ async fn follows_redirects_and_reconnects_to_the_original_url() {
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/start"))
+    let mut es = get_via(via, server.url("/start"))
         .bearer_auth("t0k3n")
         .backoff(quick())
         .build()
@@ -219,11 +223,10 @@ async fn follows_redirects_and_reconnects_to_the_original_url() {
     assert_eq!(seen[3].header("last-event-id"), Some("5"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn error_body_is_kept_up_to_4_kib() {
+async fn error_body_is_kept_up_to_4_kib(via: Via) {
     let big: &'static str = Box::leak("e".repeat(10_000).into_boxed_str());
     let server = TestServer::start(vec![Reply::status(400, big)]).await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     let items = drain(&mut es).await;
     let [Err(Error::Status { body, .. })] = &items[..] else {
         panic!("{:?}", kinds(&items))
@@ -231,10 +234,9 @@ async fn error_body_is_kept_up_to_4_kib() {
     assert_eq!(body.len(), 4096);
 }
 
-#[tokio::test(start_paused = true)]
-async fn accept_cannot_be_overridden() {
+async fn accept_cannot_be_overridden(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![Step::Stall])]).await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .header("accept", "application/json")
         .build()
         .unwrap();
@@ -243,3 +245,19 @@ async fn accept_cannot_be_overridden() {
     let accepts: Vec<_> = seen[0].headers.get_all("accept").iter().collect();
     assert_eq!(accepts, ["text/event-stream"]);
 }
+
+each_transport!(
+    sends_accept_and_last_event_id_only_on_reconnect,
+    initial_last_event_id_is_sent_on_the_first_connection,
+    last_event_id_given_as_a_header_is_not_sent_twice,
+    empty_id_resets_and_no_last_event_id_is_sent,
+    waits_the_retry_the_server_asked_for,
+    no_content_stops_without_reconnecting,
+    server_error_fails_without_retrying_by_default,
+    not_found_fails_with_the_body_the_server_explained_itself_in,
+    wrong_content_type_fails_without_retrying,
+    charset_parameter_is_accepted,
+    follows_redirects_and_reconnects_to_the_original_url,
+    error_body_is_kept_up_to_4_kib,
+    accept_cannot_be_overridden,
+);

@@ -1,8 +1,11 @@
 //! Integration tests: real HTTP on loopback against servers that misbehave
 //! on purpose. One module per topic.
 
-mod browser;
-mod policy;
+#[macro_use]
 mod support;
+
+mod browser;
+mod lean;
+mod policy;
 mod transport;
 mod wire;

@@ -34,10 +34,12 @@ async fn refused_url() -> String {
     format!("http://{addr}/")
 }
 
-#[tokio::test(start_paused = true)]
-async fn backoff_doubles_while_connections_end_at_once() {
+async fn backoff_doubles_while_connections_end_at_once(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![send("data: a\n\n")])]).await;
-    let mut es = get(server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 4).await;
     assert_eq!(delays(&items), [1000, 2000, 4000]);
     let seen = server.seen();
@@ -48,8 +50,7 @@ async fn backoff_doubles_while_connections_end_at_once() {
     assert_eq!(gaps, [1, 2, 4]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn backoff_resets_only_after_a_healthy_period() {
+async fn backoff_resets_only_after_a_healthy_period(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("data: a\n\n")]),
         Reply::stream(vec![send("data: b\n\n")]),
@@ -62,7 +63,10 @@ async fn backoff_resets_only_after_a_healthy_period() {
         Reply::stream(vec![send("data: e\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 5).await;
     assert_eq!(delays(&items), [1000, 2000, 1000, 2000]);
     let attempts: Vec<u32> = items
@@ -75,10 +79,9 @@ async fn backoff_resets_only_after_a_healthy_period() {
     assert_eq!(attempts, [1, 2, 1, 2]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn gives_up_after_the_maximum_number_of_attempts() {
+async fn gives_up_after_the_maximum_number_of_attempts(via: Via) {
     let url = refused_url().await;
-    let mut es = get(&url)
+    let mut es = get_via(via, &url)
         .backoff(backoff(100))
         .max_retries(3)
         .build()
@@ -98,26 +101,30 @@ async fn gives_up_after_the_maximum_number_of_attempts() {
         unreachable!()
     };
     assert_eq!(*attempts, 3);
-    assert!(matches!(last.as_deref(), Some(Error::Request(_))));
+    assert!(matches!(
+        last.as_deref(),
+        Some(Error::Request(_) | Error::Http1(_))
+    ));
 }
 
-#[tokio::test(start_paused = true)]
-async fn network_errors_end_the_stream_when_not_retried() {
+async fn network_errors_end_the_stream_when_not_retried(via: Via) {
     let url = refused_url().await;
-    let mut es = get(&url).retry_network_errors(false).build().unwrap();
+    let mut es = get_via(via, &url)
+        .retry_network_errors(false)
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["error request"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn server_errors_are_retried_when_asked() {
+async fn server_errors_are_retried_when_asked(via: Via) {
     let server = TestServer::start(vec![
         Reply::status(503, "busy"),
         Reply::status(502, "bad gateway"),
         Reply::stream(vec![send("data: a\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .backoff(backoff(500))
         .retry_server_errors(true)
         .build()
@@ -135,10 +142,9 @@ async fn server_errors_are_retried_when_asked() {
     assert_eq!(delays(&items), [500, 1000]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn client_errors_are_not_retried_even_when_server_errors_are() {
+async fn client_errors_are_not_retried_even_when_server_errors_are(via: Via) {
     let server = TestServer::start(vec![Reply::status(401, "bad token")]).await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .retry_server_errors(true)
         .build()
         .unwrap();
@@ -146,14 +152,13 @@ async fn client_errors_are_not_retried_even_when_server_errors_are() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn silent_connection_is_dropped_after_the_idle_timeout() {
+async fn silent_connection_is_dropped_after_the_idle_timeout(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("id: 1\ndata: a\n\n"), Step::Stall]),
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .idle_timeout(Duration::from_secs(30))
         .backoff(backoff(1000))
         .build()
@@ -178,8 +183,7 @@ async fn silent_connection_is_dropped_after_the_idle_timeout() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn heartbeats_keep_an_idle_connection_alive() {
+async fn heartbeats_keep_an_idle_connection_alive(via: Via) {
     let mut body = vec![send("data: a\n\n")];
     for _ in 0..10 {
         body.push(Step::Sleep(Duration::from_secs(20)));
@@ -188,7 +192,7 @@ async fn heartbeats_keep_an_idle_connection_alive() {
     body.push(send("data: b\n\n"));
     body.push(Step::Stall);
     let server = TestServer::start(vec![Reply::stream(body)]).await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .idle_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -200,11 +204,10 @@ async fn heartbeats_keep_an_idle_connection_alive() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn one_shot_stream_ends_when_the_server_closes_after_a_good_event() {
+async fn one_shot_stream_ends_when_the_server_closes_after_a_good_event(via: Via) {
     let server =
         TestServer::start(vec![Reply::stream(vec![send("id: 9\ndata: [DONE]\n\n")])]).await;
-    let mut es = get(server.url("/"))
+    let mut es = get_via(via, server.url("/"))
         .reconnect_on_end(false)
         .build()
         .unwrap();
@@ -216,10 +219,12 @@ async fn one_shot_stream_ends_when_the_server_closes_after_a_good_event() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn close_stops_the_stream_and_cancels_reconnection() {
+async fn close_stops_the_stream_and_cancels_reconnection(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![send("data: a\n\n")])]).await;
-    let mut es = get(server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 1).await;
     assert_eq!(data(&items), ["a"]);
     // The server ended the stream: a reconnection is now pending.
@@ -231,11 +236,10 @@ async fn close_stops_the_stream_and_cancels_reconnection() {
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn close_while_streaming_drops_the_connection() {
+async fn close_while_streaming_drops_the_connection(via: Via) {
     let server =
         TestServer::start(vec![Reply::stream(vec![send("data: a\n\n"), Step::Stall])]).await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     collect(&mut es, 1).await;
     es.close();
     assert!(es.next().await.is_none());
@@ -266,8 +270,7 @@ async fn reconnects_over_a_reused_pooled_connection() {
     assert_eq!(server.seen().len(), 2);
 }
 
-#[tokio::test(start_paused = true)]
-async fn dropped_connection_is_retried_with_the_last_event_id() {
+async fn dropped_connection_is_retried_with_the_last_event_id(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![
             send("id: 3\ndata: a\n\ndata: half"),
@@ -277,7 +280,10 @@ async fn dropped_connection_is_retried_with_the_last_event_id() {
         Reply::stream(vec![send("data: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/")).backoff(backoff(1000)).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(backoff(1000))
+        .build()
+        .unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -292,22 +298,23 @@ async fn dropped_connection_is_retried_with_the_last_event_id() {
     assert_eq!(server.seen()[1].header("last-event-id"), Some("3"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn dropped_connection_fails_a_one_shot_stream() {
+async fn dropped_connection_fails_a_one_shot_stream(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![
         send("data: a\n\n"),
         Step::Sleep(Duration::from_millis(10)),
         Step::Fail,
     ])])
     .await;
-    let mut es = get(server.url("/")).no_reconnect().build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .no_reconnect()
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["open", "event message:a:", "error request"]);
     assert_eq!(server.seen().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn idle_timeout_also_bounds_the_wait_for_the_response_head() {
+async fn idle_timeout_also_bounds_the_wait_for_the_response_head(via: Via) {
     // Accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -317,7 +324,7 @@ async fn idle_timeout_also_bounds_the_wait_for_the_response_head() {
             held.push(listener.accept().await.unwrap().0);
         }
     });
-    let mut es = get(&url)
+    let mut es = get_via(via, &url)
         .idle_timeout(Duration::from_secs(30))
         .backoff(backoff(1000))
         .max_retries(1)
@@ -327,3 +334,20 @@ async fn idle_timeout_also_bounds_the_wait_for_the_response_head() {
     assert_eq!(kinds(&items), ["reconnect idle", "error exhausted"]);
     silent.abort();
 }
+
+each_transport!(
+    backoff_doubles_while_connections_end_at_once,
+    backoff_resets_only_after_a_healthy_period,
+    gives_up_after_the_maximum_number_of_attempts,
+    network_errors_end_the_stream_when_not_retried,
+    server_errors_are_retried_when_asked,
+    client_errors_are_not_retried_even_when_server_errors_are,
+    silent_connection_is_dropped_after_the_idle_timeout,
+    heartbeats_keep_an_idle_connection_alive,
+    one_shot_stream_ends_when_the_server_closes_after_a_good_event,
+    close_stops_the_stream_and_cancels_reconnection,
+    close_while_streaming_drops_the_connection,
+    dropped_connection_is_retried_with_the_last_event_id,
+    dropped_connection_fails_a_one_shot_stream,
+    idle_timeout_also_bounds_the_wait_for_the_response_head,
+);

@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
-use sse_client::{Builder, Error, EventSource, Item};
+use sse_client::{Builder, Error, EventSource, Item, Transport};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -237,7 +237,8 @@ pub fn kinds(items: &[Result<Item, Error>]) -> Vec<String> {
 
 fn short(e: &Error) -> &'static str {
     match e {
-        Error::Request(_) => "request",
+        // The same failures, from either transport.
+        Error::Request(_) | Error::Http1(_) => "request",
         Error::Status { .. } => "status",
         Error::ContentType { .. } => "content-type",
         Error::IdleTimeout(_) => "idle",
@@ -284,4 +285,53 @@ pub fn get(url: impl AsRef<str>) -> Builder {
 
 pub fn post(url: impl AsRef<str>) -> Builder {
     EventSource::post(url).client(unpooled())
+}
+
+/// The transports a behaviour test runs over.
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    /// reqwest, one connection per attempt (see `unpooled`).
+    Reqwest,
+    /// The lean HTTP/1.1 transport.
+    Lean,
+}
+
+impl Via {
+    pub fn transport(self) -> Transport {
+        match self {
+            Self::Reqwest => Transport::Reqwest,
+            Self::Lean => Transport::LeanHttp1,
+        }
+    }
+}
+
+pub fn get_via(via: Via, url: impl AsRef<str>) -> Builder {
+    match via {
+        Via::Reqwest => get(url),
+        Via::Lean => EventSource::get(url).transport(Transport::LeanHttp1),
+    }
+}
+
+pub fn post_via(via: Via, url: impl AsRef<str>) -> Builder {
+    match via {
+        Via::Reqwest => post(url),
+        Via::Lean => EventSource::post(url).transport(Transport::LeanHttp1),
+    }
+}
+
+/// Runs each `async fn name(via: Via)` of the calling module once per
+/// transport, as the tests `name::reqwest` and `name::lean` (paused time).
+macro_rules! each_transport {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(start_paused = true)]
+            async fn reqwest() {
+                super::$name(crate::support::Via::Reqwest).await
+            }
+            #[tokio::test(start_paused = true)]
+            async fn lean() {
+                super::$name(crate::support::Via::Lean).await
+            }
+        }
+    )*};
 }

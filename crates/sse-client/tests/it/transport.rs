@@ -7,15 +7,14 @@ use sse_client::{Backoff, EventSource, Item};
 
 use crate::support::*;
 
-#[tokio::test(start_paused = true)]
-async fn post_body_and_headers_are_sent_on_every_attempt() {
+async fn post_body_and_headers_are_sent_on_every_attempt(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("id: c1\ndata: {\"x\":1}\n\n")]),
         Reply::stream(vec![send("data: [DONE]\n\n"), Step::Stall]),
     ])
     .await;
     let body = r#"{"model":"m","stream":true}"#;
-    let mut es = post(server.url("/v1/chat/completions"))
+    let mut es = post_via(via, server.url("/v1/chat/completions"))
         .bearer_auth("sk-test")
         .header("content-type", "application/json")
         .body(body)
@@ -39,12 +38,12 @@ async fn post_body_and_headers_are_sent_on_every_attempt() {
     assert_eq!(seen[1].header("last-event-id"), Some("c1"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn any_method_is_allowed() {
+async fn any_method_is_allowed(via: Via) {
     let server =
         TestServer::start(vec![Reply::stream(vec![send("data: a\n\n"), Step::Stall])]).await;
     let method = Method::from_bytes(b"QUERY").unwrap();
     let mut es = EventSource::builder(method.clone(), server.url("/.well-known/mercure"))
+        .transport(via.transport())
         .header("content-type", "application/x-www-form-urlencoded")
         .body("match=*")
         .build()
@@ -145,3 +144,8 @@ async fn works_over_tls_with_http2_negotiated_by_alpn() {
     // Each reconnection resumes from the id the previous connection ended on.
     assert_eq!(data(&items), ["after []", "after [1]", "after [2]"]);
 }
+
+each_transport!(
+    post_body_and_headers_are_sent_on_every_attempt,
+    any_method_is_allowed,
+);

@@ -26,11 +26,10 @@ fn drip(bytes: &[u8]) -> Vec<Step> {
     steps
 }
 
-#[tokio::test(start_paused = true)]
-async fn byte_at_a_time_stream_with_bom_crlf_and_utf8() {
+async fn byte_at_a_time_stream_with_bom_crlf_and_utf8(via: Via) {
     let stream = "\u{feff}id: 1\r\nevent: greet\r\ndata: h\u{e9}llo \u{1F600}\r\ndata: second\r\n\r\n: ping\r\ndata: two\r\r";
     let server = TestServer::start(vec![Reply::stream(drip(stream.as_bytes()))]).await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -42,8 +41,7 @@ async fn byte_at_a_time_stream_with_bom_crlf_and_utf8() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn crlf_and_utf8_split_across_writes() {
+async fn crlf_and_utf8_split_across_writes(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![
         send(b"data: caf\xC3"),
         Step::Sleep(Duration::from_millis(5)),
@@ -56,32 +54,33 @@ async fn crlf_and_utf8_split_across_writes() {
         Step::Stall,
     ])])
     .await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(data(&items), ["caf\u{e9}", "x"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn invalid_utf8_is_replaced_and_the_stream_goes_on() {
+async fn invalid_utf8_is_replaced_and_the_stream_goes_on(via: Via) {
     let server = TestServer::start(vec![Reply::stream(vec![
         send(b"data: a\xFFb\n\ndata: next\n\n"),
         Step::Stall,
     ])])
     .await;
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(data(&items), ["a\u{FFFD}b", "next"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn event_cut_by_the_end_of_the_stream_is_dropped() {
+async fn event_cut_by_the_end_of_the_stream_is_dropped(via: Via) {
     let server = TestServer::start(vec![
         Reply::stream(vec![send("data: a\n\ndata: partial")]),
         // Were the partial event kept, this blank line would dispatch it.
         Reply::stream(vec![send("\ndata: b\n\n"), Step::Stall]),
     ])
     .await;
-    let mut es = get(server.url("/")).backoff(quick()).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .backoff(quick())
+        .build()
+        .unwrap();
     let items = collect(&mut es, 2).await;
     assert_eq!(
         kinds(&items),
@@ -95,24 +94,25 @@ async fn event_cut_by_the_end_of_the_stream_is_dropped() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn comments_only_when_asked() {
+async fn comments_only_when_asked(via: Via) {
     let body = vec![send(":hello\n: ping\ndata: a\n\n"), Step::Stall];
     let server = TestServer::start(vec![Reply::stream(body)]).await;
-    let mut es = get(server.url("/")).comments(true).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .comments(true)
+        .build()
+        .unwrap();
     let items = collect(&mut es, 1).await;
     assert_eq!(
         kinds(&items),
         ["open", "comment hello", "comment ping", "event message:a:"]
     );
 
-    let mut es = get(server.url("/")).build().unwrap();
+    let mut es = get_via(via, server.url("/")).build().unwrap();
     let items = collect(&mut es, 1).await;
     assert_eq!(kinds(&items), ["open", "event message:a:"]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn oversized_event_ends_the_stream_without_reconnecting() {
+async fn oversized_event_ends_the_stream_without_reconnecting(via: Via) {
     let big = format!("data: {}\n\ndata: after\n\n", "x".repeat(100));
     let server = TestServer::start(vec![Reply::stream(vec![
         send("data: ok\n\n"),
@@ -120,9 +120,21 @@ async fn oversized_event_ends_the_stream_without_reconnecting() {
         Step::Stall,
     ])])
     .await;
-    let mut es = get(server.url("/")).max_event_bytes(64).build().unwrap();
+    let mut es = get_via(via, server.url("/"))
+        .max_event_bytes(64)
+        .build()
+        .unwrap();
     let items = drain(&mut es).await;
     assert_eq!(kinds(&items), ["open", "event message:ok:", "error parse"]);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(server.seen().len(), 1);
 }
+
+each_transport!(
+    byte_at_a_time_stream_with_bom_crlf_and_utf8,
+    crlf_and_utf8_split_across_writes,
+    invalid_utf8_is_replaced_and_the_stream_goes_on,
+    event_cut_by_the_end_of_the_stream_is_dropped,
+    comments_only_when_asked,
+    oversized_event_ends_the_stream_without_reconnecting,
+);
