@@ -38,7 +38,7 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "fuzz targets compile"
-cargo check --quiet --manifest-path fuzz/Cargo.toml
+cargo check --quiet --locked --manifest-path fuzz/Cargo.toml
 
 step "tests"
 cargo test --workspace --locked
