@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use ssehub::http::h1::{Outcome, serve};
+use ssehub::http::h1::{Outcome, Prefixed, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -57,9 +57,11 @@ fuzz_target!(|input: &[u8]| {
         });
         let app = router();
         let shutdown = CancellationToken::new();
-        match serve(server, &app, Duration::from_secs(1), &shutdown).await {
+        let mut server = server;
+        match serve(&mut server, &app, Duration::from_secs(1), &shutdown).await {
             Outcome::Closed => {}
-            Outcome::Handoff(mut rest) => {
+            Outcome::Handoff(read) => {
+                let mut rest = Prefixed::new(read, server);
                 let mut seen = Vec::new();
                 let _ = rest.read_to_end(&mut seen).await;
                 assert!(input.ends_with(&seen), "hyper must read a suffix of the client's bytes");

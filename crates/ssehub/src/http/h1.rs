@@ -24,7 +24,7 @@
 //! same choice. While a stream is open the socket is still read (into a stack buffer), so a
 //! client that goes away is noticed at once and bytes it pipelined are kept for later.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -34,15 +34,16 @@ use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
-use http_body::Body as _;
-use http_body_util::BodyExt;
+use http::{HeaderMap, Method, Request, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::CHAT_COMPLETIONS_PATH;
-use crate::hub::CutOff;
 use crate::topic::{MERCURE_PATH, RELAY_STREAMS};
+
+mod write;
+
+use write::{Reuse, WriteBody, split, unless_stalled};
 
 /// A request head larger than this goes to hyper, which has the limits and the error answers.
 const MAX_HEAD: usize = 16 * 1024;
@@ -65,61 +66,90 @@ const END_GRACE: Duration = Duration::from_secs(2);
 const MAX_BODY: usize = 1 << 20;
 
 /// How a connection left this path.
-pub enum Outcome<IO> {
+pub enum Outcome {
     /// The connection is finished (closed by either side, timed out, or shut down).
     Closed,
-    /// A request this path does not serve: hyper takes over the connection, starting with the
-    /// bytes already read.
-    Handoff(Prefixed<IO>),
+    /// A request this path does not serve: hyper takes over the connection, starting with
+    /// these bytes already read (see [`Prefixed`]).
+    Handoff(Vec<u8>),
 }
 
 /// Serves stream requests on a fresh HTTP/1 connection until one is not a stream request.
 ///
 /// `header_timeout` bounds the wait for each request head; `shutdown` ends the wait for one.
-pub async fn serve<IO>(
-    mut io: IO,
-    app: &Router,
+///
+/// Memory: this future is most of an idle subscriber's connection task, for the stream's
+/// whole life, and it is as large as its largest await, not its idle one. So `io` is
+/// borrowed (the caller holds it once), the wait for a head (two timers) and the router run
+/// boxed while they last, and the response is split before its body is written
+/// (`server::tests::an_idle_stream_connection_stays_small` holds the size).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps a second copy of its arguments in its future"
+)]
+pub fn serve<'a, IO>(
+    io: &'a mut IO,
+    app: &'a Router,
     header_timeout: Duration,
-    shutdown: &CancellationToken,
-) -> Outcome<IO>
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = Outcome> + 'a
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut pending = Vec::new();
-    loop {
-        let head = tokio::select! {
-            // Checked first: a request already buffered is not served once shutdown began.
-            biased;
-            _ = shutdown.cancelled() => return Outcome::Closed,
-            head = tokio::time::timeout(header_timeout, read_head(&mut io, &mut pending)) => head,
-        };
-        let req = match head {
-            Err(_) | Ok(Ok(Head::Closed)) => return Outcome::Closed,
-            Ok(Err(err)) => {
-                tracing::debug!(error = %err, "connection read failed");
-                return Outcome::Closed;
-            }
-            Ok(Ok(Head::Other)) => return Outcome::Handoff(Prefixed::new(pending, io)),
-            Ok(Ok(Head::Stream(req))) => req,
-        };
-        // Boxed: the router's future is only alive while the handler runs, so it should not
-        // size the connection for the stream's whole life.
-        let res = match Box::pin(tower::ServiceExt::oneshot(app.clone(), *req)).await {
-            Ok(res) => res,
-            Err(never) => match never {},
-        };
-        match respond(&mut io, res, &mut pending).await {
-            Ok(Reuse::Yes) => {}
-            Ok(Reuse::No) => {
-                // A clean end (TLS close_notify); an error here only means the client is gone.
-                let _ = unless_stalled(io.shutdown()).await;
-                return Outcome::Closed;
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "stream connection ended");
-                return Outcome::Closed;
+    async move {
+        let mut pending = Vec::new();
+        loop {
+            let req = match Box::pin(next_head(io, &mut pending, header_timeout, shutdown)).await {
+                // Out of its box here: a box emptied by a move is freed only at the end of its
+                // scope, which would keep it for the stream's whole life.
+                Some(Head::Stream(req)) => *req,
+                Some(Head::Other) => return Outcome::Handoff(pending),
+                Some(Head::Closed) | None => return Outcome::Closed,
+            };
+            // Boxed: the router's future is only alive while the handler runs, so it should not
+            // size the connection for the stream's whole life.
+            let res = match Box::pin(tower::ServiceExt::oneshot(app.clone(), req)).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            };
+            let (head, body) = split(res);
+            let written = WriteBody::new(io, head, body, &mut pending).await;
+            match written {
+                Ok(Reuse::Yes) => {}
+                Ok(Reuse::No) => {
+                    // A clean end (TLS close_notify); an error here only means the client is gone.
+                    let _ = Box::pin(unless_stalled(io.shutdown(), WRITE_STALL)).await;
+                    return Outcome::Closed;
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "stream connection ended");
+                    return Outcome::Closed;
+                }
             }
         }
+    }
+}
+
+/// Waits for the next request head: `None` when the wait timed out or shutdown began.
+async fn next_head<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    pending: &mut Vec<u8>,
+    header_timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Option<Head> {
+    let head = tokio::select! {
+        // Checked first: a request already buffered is not served once shutdown began.
+        biased;
+        _ = shutdown.cancelled() => return None,
+        head = tokio::time::timeout(header_timeout, read_head(io, pending)) => head,
+    };
+    match head {
+        Err(_) => None,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "connection read failed");
+            None
+        }
+        Ok(Ok(head)) => Some(head),
     }
 }
 
@@ -263,244 +293,6 @@ fn contains_token(list: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// Whether the connection can carry another request.
-enum Reuse {
-    Yes,
-    No,
-}
-
-/// Writes `res`: its head, then its body as it comes (with a `Content-Length` when the body's
-/// size is known, chunked otherwise), watching the socket for a close.
-async fn respond<IO>(io: &mut IO, res: Response<Body>, pending: &mut Vec<u8>) -> io::Result<Reuse>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let (mut parts, mut body) = res.into_parts();
-    let cut_off = parts.extensions.remove::<CutOff>();
-    // What a response that ends as announced leaves the connection for.
-    let done = if parts
-        .headers
-        .get(header::CONNECTION)
-        .is_some_and(|v| contains_token(v.as_bytes(), b"close"))
-    {
-        Reuse::No
-    } else {
-        Reuse::Yes
-    };
-    let no_body = parts.status.is_informational()
-        || parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED;
-    let framing = match body.size_hint().exact() {
-        _ if no_body => Framing::None,
-        Some(n) => Framing::Length(n),
-        None => Framing::Chunked,
-    };
-    {
-        let head = encode_head(parts.status, &parts.headers, framing);
-        drop(parts);
-        send(io, &[&head]).await?;
-    }
-    let mut remaining = match framing {
-        Framing::None => return Ok(done),
-        Framing::Length(n) => n,
-        Framing::Chunked => 0,
-    };
-    let mut reading = true;
-    loop {
-        let frame = tokio::select! {
-            biased;
-            frame = body.frame() => frame,
-            gone = watch_client(io, pending), if reading => {
-                if gone {
-                    // The client left: dropping the body ends the subscription.
-                    return Ok(Reuse::No);
-                }
-                // Too much pipelined: stop reading until the stream ends.
-                reading = false;
-                continue;
-            }
-        };
-        let data = match frame {
-            None => break,
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if !data.is_empty() => data,
-                _ => continue,
-            },
-            Some(Err(err)) => {
-                // Without its end the client sees the response as cut off, which it is.
-                tracing::debug!(error = %err, "response body failed");
-                return Ok(Reuse::No);
-            }
-        };
-        if let Framing::Length(_) = framing {
-            let Some(left) = remaining.checked_sub(data.len() as u64) else {
-                tracing::warn!("response body longer than its length; closing");
-                return Ok(Reuse::No);
-            };
-            remaining = left;
-            send_unless_cut_off(io, &[&data], cut_off.as_ref()).await?;
-        } else {
-            let mut size = [0u8; 18];
-            let size = chunk_size_line(data.len(), &mut size);
-            send_unless_cut_off(io, &[size, &data, b"\r\n"], cut_off.as_ref()).await?;
-        }
-    }
-    if let Framing::Chunked = framing {
-        // The body is over: a client that takes nothing more gets END_GRACE, not WRITE_STALL.
-        tokio::time::timeout(END_GRACE, send(io, &[b"0\r\n\r\n"]))
-            .await
-            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))?;
-    }
-    if remaining > 0 {
-        // Shorter than announced: the client cannot find the end, so close.
-        tracing::debug!(missing = remaining, "response body ended early");
-        return Ok(Reuse::No);
-    }
-    Ok(done)
-}
-
-/// Reads whatever the client sends while a stream is open. Resolves `true` when the client
-/// closed (or the socket failed), `false` when too many pipelined bytes are waiting; stays
-/// pending otherwise.
-async fn watch_client<IO: AsyncRead + Unpin>(io: &mut IO, pending: &mut Vec<u8>) -> bool {
-    poll_fn(|cx| {
-        loop {
-            if pending.len() >= MAX_PIPELINED {
-                return Poll::Ready(false);
-            }
-            // A stack buffer: an idle stream keeps no read buffer.
-            let mut scratch = [0u8; 512];
-            let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut *io).poll_read(cx, &mut buf) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(_)) => return Poll::Ready(true),
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(true),
-                Poll::Ready(Ok(())) => pending.extend_from_slice(buf.filled()),
-            }
-        }
-    })
-    .await
-}
-
-/// How the body is delimited.
-#[derive(Clone, Copy)]
-enum Framing {
-    /// No body at all (1xx, 204, 304).
-    None,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// Chunked transfer coding, for bodies whose size is not known up front.
-    Chunked,
-}
-
-fn encode_head(status: StatusCode, headers: &HeaderMap, framing: Framing) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        // Framing is this writer's to decide.
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !headers.contains_key(header::DATE) {
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    match framing {
-        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framing::None => {}
-        Framing::Length(n) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// `{len:x}\r\n` in `buf`, without an allocation per delivery.
-fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for (i, slot) in buf[..digits].iter_mut().enumerate() {
-        *slot = HEX[(len >> (4 * (digits - 1 - i))) & 0xf];
-    }
-    buf[digits..digits + 2].copy_from_slice(b"\r\n");
-    &buf[..digits + 2]
-}
-
-/// [`send`], for a subscriber's stream: once the hub cuts the subscriber off for falling
-/// behind (its client stopped reading), a write still stuck gets only [`END_GRACE`] more
-/// instead of the whole write-stall timeout, so the connection and what it holds go soon.
-async fn send_unless_cut_off<IO: AsyncWrite + Unpin>(
-    io: &mut IO,
-    parts: &[&[u8]],
-    cut_off: Option<&CutOff>,
-) -> io::Result<()> {
-    let mut write = std::pin::pin!(send(io, parts));
-    let Some(cut_off) = cut_off else {
-        return write.await;
-    };
-    tokio::select! {
-        biased;
-        done = write.as_mut() => return done,
-        () = cut_off.wait() => {}
-    }
-    tokio::time::timeout(END_GRACE, write)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-}
-
-/// Writes every part (at most 3), in one `writev` when the socket takes it all, then flushes:
-/// TLS keeps what the socket did not take in its own buffer, and a stream must not leave an
-/// event there until the next one comes (TCP's flush is a no-op).
-async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
-    let mut storage = [IoSlice::new(&[]); 3];
-    let mut count = 0;
-    for part in parts.iter().filter(|p| !p.is_empty()) {
-        storage[count] = IoSlice::new(part);
-        count += 1;
-    }
-    let mut slices = &mut storage[..count];
-    while !slices.is_empty() {
-        let n = unless_stalled(io.write_vectored(slices)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    unless_stalled(io.flush()).await
-}
-
-/// Runs one socket operation, failing it if the client takes nothing for [`WRITE_STALL`]. The
-/// timer is armed only when the operation cannot complete at once, so a delivery to a client
-/// that reads never touches the timer wheel.
-async fn unless_stalled<T>(op: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    let mut op = std::pin::pin!(op);
-    if let Poll::Ready(done) = futures_util::poll!(op.as_mut()) {
-        return done;
-    }
-    // Boxed: the timer exists only while a client is slow, not in every idle connection.
-    let stall = Box::pin(tokio::time::sleep(WRITE_STALL));
-    tokio::select! {
-        done = op => done,
-        () = stall => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the client stopped reading; closing its connection",
-        )),
-    }
-}
-
 /// A connection whose first bytes were already read: they are read again first.
 pub struct Prefixed<IO> {
     prefix: Bytes,
@@ -566,21 +358,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunk_size_lines_are_lowercase_hex_without_padding() {
-        let mut buf = [0u8; 18];
-        for (len, want) in [
-            (0, "0\r\n"),
-            (1, "1\r\n"),
-            (15, "f\r\n"),
-            (16, "10\r\n"),
-            (4096, "1000\r\n"),
-            (usize::MAX, "ffffffffffffffff\r\n"),
-        ] {
-            assert_eq!(chunk_size_line(len, &mut buf), want.as_bytes());
-        }
-    }
 
     #[test]
     fn only_the_stream_endpoints_take_this_path() {
@@ -687,7 +464,8 @@ mod tests {
         let app = flooding_app();
         // The client never reads: the pipe fills, and with paused time the stall timer is all
         // that can end this.
-        let outcome = serve(server, &app, Duration::from_secs(30), &shutdown).await;
+        let mut server = server;
+        let outcome = serve(&mut server, &app, Duration::from_secs(30), &shutdown).await;
         assert!(matches!(outcome, Outcome::Closed));
         drop(client);
     }

@@ -6,7 +6,9 @@
 //! process never runs out of file descriptors in the middle of serving existing clients.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -176,8 +178,13 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let builder = Arc::new(builder);
-    let tls = options.tls.clone().map(TlsAcceptor::from);
+    let shared = Arc::new(Shared {
+        app,
+        builder,
+        tls: options.tls.clone().map(TlsAcceptor::from),
+        metrics,
+        shutdown: shutdown.clone(),
+    });
     let slots = options.max_connections.clone();
     let graceful = GracefulShutdown::new();
     // Every connection task, so that those still running when the grace period ends can be
@@ -200,82 +207,14 @@ pub async fn serve(
             },
         };
         let _ = socket.set_nodelay(true);
-        let permit = slots.try_take();
-        let app = app.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let metrics = metrics.clone();
-        let max = slots.max();
-        let watcher = graceful.watcher();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            metrics.connections.fetch_add(1, Ordering::Relaxed);
-            let _guard = ConnectionGauge(metrics.clone());
-            if permit.is_none() {
-                metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(client.addr = %peer, limit = max, "connection cap reached; answering 503");
-            }
-            let refuse = permit.is_none();
-            let fast_app = app.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let app = app.clone();
-                async move {
-                    if refuse {
-                        return Ok::<_, Infallible>(over_capacity(max));
-                    }
-                    let mut req = req.map(Body::new);
-                    // Who is asking, for the few answers given only to this machine.
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    tower::ServiceExt::oneshot(app, req).await
-                }
-            });
-            // A refused connection goes straight to hyper, whose every answer is the 503.
-            let fast_path = (!refuse).then_some(&fast_app);
-            let served = async {
-                match tls {
-                // Boxed: the TLS state is large, and inline it would size every task.
-                Some(acceptor) => Box::pin(async {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await
-                    {
-                        Ok(Ok(stream)) => {
-                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            // HTTP/2 multiplexes its streams in one connection: hyper's.
-                            let fast_path = fast_path.filter(|_| !h2);
-                            serve_connection(stream, fast_path, &builder, service, watcher, &shutdown)
-                                .await
-                        }
-                        Ok(Err(err)) => {
-                            tracing::debug!(client.addr = %peer, error = %err, "TLS handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => {
-                            tracing::debug!(client.addr = %peer, "TLS handshake timed out");
-                            Ok(())
-                        }
-                    }
-                })
-                .await,
-                None => {
-                    serve_connection(socket, fast_path, &builder, service, watcher, &shutdown).await
-                }
-                }
-            };
-            let result = if refuse {
-                // hyper closes an HTTP/1.1 connection after the 503 (`Connection: close`), but an
-                // HTTP/2 one would stay open, asking and being refused, without holding a slot;
-                // and a client that sends nothing would hold a descriptor for the whole header
-                // timeout. A refused connection gets this long, whatever it does.
-                Box::pin(tokio::time::timeout(REFUSED_LINGER, served))
-                    .await
-                    .unwrap_or(Ok(()))
-            } else {
-                served.await
-            };
-            if let Err(err) = result {
-                tracing::debug!(client.addr = %peer, error = %err, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        let accepted = Accepted {
+            socket,
+            peer,
+            permit: slots.try_take(),
+            max: slots.max(),
+            watcher: graceful.watcher(),
+        };
+        connections.spawn(connection(shared.clone(), accepted));
     }
     drop(listener);
     tokio::select! {
@@ -292,42 +231,189 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection: stream requests on HTTP/1.1 through [`h1`] when `fast_path` is
-/// given, everything else (and everything after the first request `h1` does not take)
-/// through hyper, whose own error answers get a body on the way out ([`Explained`]).
-/// `watcher` is held to the end, so graceful shutdown waits for either.
-async fn serve_connection<IO, S>(
-    io: IO,
-    fast_path: Option<&Router>,
-    builder: &auto::Builder<TokioExecutor>,
-    service: S,
-    watcher: Watcher,
-    shutdown: &CancellationToken,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let io = match fast_path {
-        None => h1::Prefixed::new(Vec::new(), io),
-        Some(app) => match h1::serve(io, app, HEADER_READ_TIMEOUT, shutdown).await {
-            h1::Outcome::Closed => return Ok(()),
-            h1::Outcome::Handoff(io) => io,
-        },
-    };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(Explained::new(io)), service);
-    // Boxed: hyper's connection state is several KiB, and inline it would make every
-    // connection task that size, including the idle streams that never reach hyper.
-    Box::pin(watcher.watch(conn.into_owned())).await
+/// What every connection shares: one reference count per connection instead of one per
+/// field.
+struct Shared {
+    app: Router,
+    builder: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
 }
 
-struct ConnectionGauge(Arc<Metrics>);
+/// A connection just accepted, with its place under the cap (`None` beyond it).
+struct Accepted {
+    socket: TcpStream,
+    peer: SocketAddr,
+    permit: Option<CapSlot>,
+    /// The cap when it was accepted, for the refusal's message.
+    max: usize,
+    /// Held to the end, so graceful shutdown waits for the connection.
+    watcher: Watcher,
+}
 
-impl Drop for ConnectionGauge {
+/// One connection's task, from accept to close.
+///
+/// Memory: an idle subscriber is mostly this future (inside tokio's task) and its stream, for
+/// hours, so this holds each thing once: the socket, the shared state by one `Arc`, and the
+/// stream path ([`h1::serve`], borrowing the socket). What only some connections need (TLS,
+/// hyper, a refusal) runs boxed, and hyper's service is made only when hyper takes over. See
+/// BENCHMARKS.md, "Where the remaining memory of an idle subscriber is";
+/// `tests::an_idle_stream_connection_stays_small` holds the size.
+fn connection(shared: Arc<Shared>, accepted: Accepted) -> impl Future<Output = ()> + Send {
+    let Accepted {
+        mut socket,
+        peer,
+        permit,
+        max,
+        watcher,
+    } = accepted;
+    async move {
+        shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let _gauge = ConnectionGauge(&shared.metrics);
+        // Beyond the cap: hyper answers every request with a 503 naming this limit.
+        let refused = permit.is_none().then_some(max);
+        if refused.is_some() {
+            shared
+                .metrics
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client.addr = %peer, limit = max, "connection cap reached; answering 503");
+        }
+        let result = match (&shared.tls, refused) {
+            // Boxed: the TLS state is large, and inline it would size every task.
+            (Some(acceptor), _) => {
+                let served = serve_tls(&shared, acceptor, socket, peer, watcher, refused);
+                Box::pin(linger(refused, served)).await
+            }
+            (None, Some(_)) => {
+                let io = h1::Prefixed::new(Vec::new(), socket);
+                Box::pin(linger(
+                    refused,
+                    hand_off(&shared, io, peer, watcher, refused),
+                ))
+                .await
+            }
+            (None, None) => {
+                match h1::serve(
+                    &mut socket,
+                    &shared.app,
+                    HEADER_READ_TIMEOUT,
+                    &shared.shutdown,
+                )
+                .await
+                {
+                    h1::Outcome::Closed => Ok(()),
+                    h1::Outcome::Handoff(read) => {
+                        let io = h1::Prefixed::new(read, socket);
+                        Box::pin(hand_off(&shared, io, peer, watcher, None)).await
+                    }
+                }
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(client.addr = %peer, error = %err, "connection ended with an error");
+        }
+        drop(permit);
+    }
+}
+
+type ConnectionResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// `served`, bounded for a refused connection: hyper closes an HTTP/1.1 connection after the
+/// 503 (`Connection: close`), but an HTTP/2 one would stay open, asking and being refused,
+/// without holding a slot; and a client that sends nothing would hold a descriptor for the
+/// whole header timeout. A refused connection gets [`REFUSED_LINGER`], whatever it does.
+async fn linger(
+    refused: Option<usize>,
+    served: impl Future<Output = ConnectionResult>,
+) -> ConnectionResult {
+    match refused {
+        Some(_) => tokio::time::timeout(REFUSED_LINGER, served)
+            .await
+            .unwrap_or(Ok(())),
+        None => served.await,
+    }
+}
+
+/// A TLS connection: the handshake, then HTTP/2 by hyper or HTTP/1.1 as on a plain socket.
+async fn serve_tls(
+    shared: &Shared,
+    acceptor: &TlsAcceptor,
+    socket: TcpStream,
+    peer: SocketAddr,
+    watcher: Watcher,
+    refused: Option<usize>,
+) -> ConnectionResult {
+    let mut stream =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(client.addr = %peer, error = %err, "TLS handshake failed");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::debug!(client.addr = %peer, "TLS handshake timed out");
+                return Ok(());
+            }
+        };
+    // HTTP/2 multiplexes its streams in one connection: hyper's. A refused connection goes
+    // straight to hyper, whose every answer is the 503.
+    let read = if refused.is_some() || stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        Vec::new()
+    } else {
+        match h1::serve(
+            &mut stream,
+            &shared.app,
+            HEADER_READ_TIMEOUT,
+            &shared.shutdown,
+        )
+        .await
+        {
+            h1::Outcome::Closed => return Ok(()),
+            h1::Outcome::Handoff(read) => read,
+        }
+    };
+    let io = h1::Prefixed::new(read, stream);
+    Box::pin(hand_off(shared, io, peer, watcher, refused)).await
+}
+
+/// Everything the stream path does not serve, through hyper (HTTP/1.1 or h2c), whose own
+/// error answers get a body on the way out ([`Explained`]); every answer is the 503 when
+/// `refused` (with the cap). `watcher` is held to the end, so graceful shutdown waits for it.
+async fn hand_off<IO>(
+    shared: &Shared,
+    io: h1::Prefixed<IO>,
+    peer: SocketAddr,
+    watcher: Watcher,
+    refused: Option<usize>,
+) -> ConnectionResult
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let app = shared.app.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            if let Some(max) = refused {
+                return Ok::<_, Infallible>(over_capacity(max));
+            }
+            let mut req = req.map(Body::new);
+            // Who is asking, for the few answers given only to this machine.
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app, req).await
+        }
+    });
+    let conn = shared
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(Explained::new(io)), service);
+    watcher.watch(conn.into_owned()).await
+}
+
+/// Keeps the connection gauge right however the connection ends.
+struct ConnectionGauge<'a>(&'a Metrics);
+
+impl Drop for ConnectionGauge<'_> {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -343,4 +429,42 @@ fn over_capacity(max: usize) -> Response<Body> {
             "the hub is at its connection limit ({max} connections, --max-connections); retry later\n"
         )))
         .expect("static response is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle subscriber's connection task is this future for the stream's whole life, and
+    /// a future is as large as its largest await, so its size is paid per connection: this
+    /// fails when something large (a timer, hyper's state or service, a second copy of the
+    /// socket, the response's parts, an `async` write path) comes back inline. The bound: 416
+    /// bytes and tokio's ~96 bytes of task header and trailer keep the task, which tokio
+    /// aligns to 128 bytes, at 512 (heaptrack, release, 2026-12-05; it was 1,792 before the
+    /// idle-memory work). This future is 384 bytes in a debug build.
+    #[tokio::test]
+    async fn an_idle_stream_connection_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (socket, peer) = listener.accept().await.unwrap();
+        let shared = Arc::new(Shared {
+            app: Router::new(),
+            builder: auto::Builder::new(TokioExecutor::new()),
+            tls: None,
+            metrics: Arc::default(),
+            shutdown: CancellationToken::new(),
+        });
+        let graceful = GracefulShutdown::new();
+        let accepted = Accepted {
+            socket,
+            peer,
+            permit: ConnectionCap::new(1).try_take(),
+            max: 1,
+            watcher: graceful.watcher(),
+        };
+        let connection = connection(shared, accepted);
+        let size = std::mem::size_of_val(&connection);
+        assert!(size <= 416, "the connection future is {size} bytes");
+    }
 }

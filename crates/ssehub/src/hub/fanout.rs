@@ -15,6 +15,10 @@
 //! waits for a subscriber: one whose queue is full is cut off (its queue drains, then its
 //! stream ends) and the client resumes from history with `Last-Event-ID`, losing nothing.
 //! Empty groups and empty index entries are removed as soon as their last member leaves.
+//!
+//! Shutdown reaches live streams through their queues ([`Fanout::shut_down`]), and members
+//! of a group share its filter: an idle subscriber holds no token registration and no copy of
+//! the filter of its own (BENCHMARKS.md, idle memory).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +54,8 @@ struct Registry {
     by_topic: HashMap<Arc<str>, HashSet<Arc<str>>>,
     /// Groups with at least one wildcard, template or URL-pattern selector: checked against every update.
     scan: HashSet<Arc<str>>,
+    /// The hub is shutting down: members joining now are told at once (see [`Fanout::shut_down`]).
+    shut_down: bool,
 }
 
 /// The subscriber registry and the dispatch step.
@@ -69,8 +75,12 @@ pub(crate) struct Membership {
     pub queue: Arc<Queue>,
     /// Seq and id of the last update dispatched before this member joined.
     pub joined_after: Option<(u64, Arc<str>)>,
+    /// The group's filter, equal in effect to the one the member joined with (same key): a
+    /// stream keeps this one, so a thousand subscribers to one topic hold one filter, not a
+    /// thousand copies of it.
+    pub filter: Arc<Filter>,
     /// Removes the member when dropped.
-    pub _guard: MemberGuard,
+    pub guard: MemberGuard,
 }
 
 /// Removes a member from the registry when its stream ends.
@@ -100,13 +110,13 @@ impl Fanout {
 
     /// Adds a subscriber with this filter, delivering into `queue`.
     pub(crate) fn join(self: &Arc<Self>, filter: Arc<Filter>, queue: Arc<Queue>) -> Membership {
-        let key: Arc<str> = filter.key().into();
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
         let member = Member {
             queue: queue.clone(),
         };
         let joined_after;
-        {
+        let key;
+        let filter = {
             let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
             joined_after = self
                 .last_dispatched
@@ -114,35 +124,62 @@ impl Fanout {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let reg = &mut *reg;
-            let group = reg.groups.entry(key.clone()).or_insert_with(|| {
-                match filter.exact_topics() {
-                    Some(topics) => {
-                        for t in topics {
-                            reg.by_topic
-                                .entry(t.into())
-                                .or_default()
-                                .insert(key.clone());
+            if reg.shut_down {
+                queue.shut_down();
+            }
+            // An existing group's key is shared, not allocated again for every member.
+            key = match reg.groups.get_key_value(filter.key()) {
+                Some((key, _)) => key.clone(),
+                None => {
+                    let key: Arc<str> = filter.key().into();
+                    match filter.exact_topics() {
+                        Some(topics) => {
+                            for t in topics {
+                                reg.by_topic
+                                    .entry(t.into())
+                                    .or_default()
+                                    .insert(key.clone());
+                            }
+                        }
+                        None => {
+                            reg.scan.insert(key.clone());
                         }
                     }
-                    None => {
-                        reg.scan.insert(key.clone());
-                    }
+                    reg.groups.insert(
+                        key.clone(),
+                        Group {
+                            filter,
+                            members: HashMap::new(),
+                        },
+                    );
+                    key
                 }
-                Group {
-                    filter,
-                    members: HashMap::new(),
-                }
-            });
+            };
+            let group = reg.groups.get_mut(&key).expect("group present");
             group.members.insert(id, member);
-        }
+            group.filter.clone()
+        };
         Membership {
             queue,
             joined_after,
-            _guard: MemberGuard {
+            filter,
+            guard: MemberGuard {
                 fanout: self.clone(),
                 key,
                 id,
             },
+        }
+    }
+
+    /// Tells every member, and every member joining from now on, that the hub is shutting
+    /// down: one pass at shutdown instead of a shutdown registration held by every stream.
+    pub(crate) fn shut_down(&self) {
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        reg.shut_down = true;
+        for group in reg.groups.values() {
+            for m in group.members.values() {
+                m.queue.shut_down();
+            }
         }
     }
 

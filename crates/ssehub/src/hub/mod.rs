@@ -220,6 +220,13 @@ impl Hub {
             }
         }
         tracker.spawn(dispatch_loop(inner.clone(), feed, last));
+        // Live streams hear of shutdown through their queues: one waiter here instead of one
+        // registration on the token per subscriber (BENCHMARKS.md, idle memory).
+        let (fanout, shutdown) = (inner.fanout.clone(), inner.shutdown.clone());
+        tracker.spawn(async move {
+            shutdown.cancelled().await;
+            fanout.shut_down();
+        });
         let hub = Hub { inner };
         if let Some(presence) = &hub.inner.presence {
             tracker.spawn(presence::recall(

@@ -8,7 +8,6 @@
 //! ever take, briefly, and it gives its buffer back once drained after a burst.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -47,6 +46,18 @@ pub(crate) enum Push {
     Closed,
 }
 
+/// What a live stream waits for, in the order it is told: shutdown first, then deliveries,
+/// then the end.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// The hub is shutting down (see [`Queue::shut_down`]).
+    ShutDown,
+    /// The next delivery.
+    Delivery(Delivery),
+    /// Closed and drained: no more deliveries will come.
+    Closed,
+}
+
 /// A bounded single-consumer queue of deliveries.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
@@ -66,6 +77,9 @@ struct State {
     cut_off: bool,
     /// The connection's writer, waiting to hear of a cut-off while a write is stuck.
     cut_waker: Option<Waker>,
+    /// The hub is shutting down: told through the queue the stream already waits on, so an
+    /// idle stream needs no registration of its own on the shutdown token.
+    shut_down: bool,
 }
 
 impl State {
@@ -134,19 +148,30 @@ impl Queue {
         self.state().pop()
     }
 
-    /// Waits for the next delivery; `None` once the queue is closed and drained.
-    pub(crate) async fn pop(&self) -> Option<Delivery> {
-        poll_fn(|cx| self.poll_pop(cx)).await
+    /// Tells the stream the hub is shutting down: its next poll says [`Next::ShutDown`],
+    /// whatever is queued.
+    pub(crate) fn shut_down(&self) {
+        let mut s = self.state();
+        s.shut_down = true;
+        let waker = s.waker.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
-    fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        // One lock for the check and the waker registration, so a push cannot fall between.
+    /// What a live stream does next: [`Next::ShutDown`] before anything queued (the hub stops
+    /// streams without writing what is still waiting), then deliveries, then [`Next::Closed`].
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Next> {
         let mut s = self.state();
+        if s.shut_down {
+            return Poll::Ready(Next::ShutDown);
+        }
         if let Some(d) = s.pop() {
-            return Poll::Ready(Some(d));
+            return Poll::Ready(Next::Delivery(d));
         }
         if s.closed {
-            return Poll::Ready(None);
+            return Poll::Ready(Next::Closed);
         }
         match &s.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -249,7 +274,7 @@ mod tests {
         }
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        while let Poll::Ready(Some(_)) = q.poll_pop(&mut cx) {}
+        while let Poll::Ready(Next::Delivery(_)) = q.poll_next(&mut cx) {}
         assert!(q.state().items.capacity() <= KEEP_CAPACITY);
     }
 
@@ -260,7 +285,7 @@ mod tests {
             let q = q.clone();
             tokio::spawn(async move {
                 let mut seqs = Vec::new();
-                while let Some(d) = q.pop().await {
+                while let Next::Delivery(d) = std::future::poll_fn(|cx| q.poll_next(cx)).await {
                     seqs.push(d.seq);
                 }
                 seqs
@@ -272,5 +297,25 @@ mod tests {
         assert_eq!(q.push(d(2, 1), &LIMITS), Push::Queued);
         q.close();
         assert_eq!(reader.await.unwrap(), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_wakes_a_waiting_stream_and_comes_before_what_is_queued() {
+        let q = Arc::new(Queue::default());
+        let reader = {
+            let q = q.clone();
+            tokio::spawn(async move { std::future::poll_fn(|cx| q.poll_next(cx)).await })
+        };
+        tokio::task::yield_now().await;
+        q.shut_down();
+        assert!(matches!(reader.await.unwrap(), Next::ShutDown));
+        // Told again on every poll, ahead of a delivery still waiting.
+        let q = Queue::default();
+        assert_eq!(q.push(d(1, 1), &LIMITS), Push::Queued);
+        q.shut_down();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(q.poll_next(&mut cx), Poll::Ready(Next::ShutDown)));
+        assert!(matches!(q.poll_next(&mut cx), Poll::Ready(Next::ShutDown)));
     }
 }

@@ -20,21 +20,22 @@
 //! Retention holds at replay time: entries beyond `--history-max-events` or older than
 //! `--history-max-age` are skipped even if the pruner has not removed them yet.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::hub::HubInner;
 use crate::hub::encode::encode_update;
-use crate::hub::fanout::Membership;
+use crate::hub::fanout::{MemberGuard, Membership};
 use crate::hub::filter::Filter;
-use crate::hub::queue::{Delivery, Queue};
+use crate::hub::presence::PresenceGuard;
+use crate::hub::queue::{Delivery, Next, Queue};
 use crate::store::{Cursor, Stored};
 use crate::update::Update;
 
@@ -50,10 +51,11 @@ enum Phase {
     Replay { after: u64 },
     /// Joined; sending what history holds after this seq (published while the replay ran),
     /// one page at a time, before the first live delivery.
-    Seam { membership: Membership, after: u64 },
+    Seam { member: MemberGuard, after: u64 },
     /// Joined: live deliveries, skipping seqs the replay already sent.
     Live {
-        membership: Membership,
+        /// Held for its `Drop`: leaving the phase leaves the fan-out.
+        _member: MemberGuard,
         skip_through: u64,
     },
     /// Shutting down: waiting for the writer, then sending history after this seq.
@@ -62,14 +64,14 @@ enum Phase {
     Done,
 }
 
-/// What waiting for live deliveries produced.
-enum Live {
+/// What one poll of a live stream produced.
+enum Step {
     /// Bytes to write.
     Chunk(Bytes),
-    /// The hub is shutting down.
-    Shutdown,
-    /// The stream is over (token expired, cut off).
+    /// The stream is over (shutdown, token expired, cut off).
     End,
+    /// The stream left the live phase to drain (see [`SubscriberStream::drain_on_shutdown`]).
+    Left,
 }
 
 /// Resolves once a subscriber is cut off for falling behind: what a connection's writer
@@ -79,18 +81,26 @@ enum Live {
 pub struct CutOff(Arc<Queue>);
 
 impl CutOff {
-    /// Waits for the cut-off; pending forever for a subscriber that keeps up.
-    pub async fn wait(&self) {
-        std::future::poll_fn(|cx| self.0.poll_cut_off(cx)).await;
+    /// Ready once the subscriber was cut off; pending forever for one that keeps up.
+    pub fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_cut_off(cx)
     }
 }
 
 /// A subscriber's stream of SSE bytes.
+///
+/// Memory: most subscribers sit idle in the live phase for hours, so what this struct holds
+/// is paid by every connection (BENCHMARKS.md, "Where the remaining memory of an idle
+/// subscriber is"). The live phase is polled in place ([`Self::poll_live`]); the replay's
+/// awaits run in a box only while they run ([`Self::into_stream`]); shutdown comes through
+/// the queue (no registration on the token per stream); what few streams use is boxed
+/// behind [`Rare`]. `tests::an_idle_stream_stays_small` holds the size.
 pub struct SubscriberStream {
     hub: Arc<HubInner>,
     /// Where live deliveries arrive once joined; made up front so a [`CutOff`] can be handed
     /// out before the replay ends.
     queue: Arc<Queue>,
+    /// Once joined, the group's filter (shared by every member of the group).
     filter: Arc<Filter>,
     phase: Phase,
     heartbeat: Duration,
@@ -102,24 +112,27 @@ pub struct SubscriberStream {
     /// Fires at the earliest moment a heartbeat may be due; moved forward lazily when it
     /// fires early, so deliveries never touch the timer wheel.
     heartbeat_timer: Pin<Box<Sleep>>,
-    /// Resolves when the hub shuts down; one registration for the stream's life.
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// Set by [`Self::drain_on_shutdown`]: what to wait for before the final history read.
-    drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// The newest seq this stream has covered (written, or skipped by its filter): where a
     /// drain resumes.
     delivered: u64,
-    /// Announces the end of the subscription when the stream ends (`--subscriptions`).
-    _presence: Option<crate::hub::presence::PresenceGuard>,
-    /// Keeps the subscriber gauge right however the stream ends.
-    _gauge: SubscriberGauge,
+    /// What only some streams have, out of line.
+    rare: Option<Box<Rare>>,
 }
 
-struct SubscriberGauge(Arc<HubInner>);
+/// The parts of a stream most subscribers never have.
+#[derive(Default)]
+struct Rare {
+    /// Set by [`SubscriberStream::drain_on_shutdown`]: what to wait for before the final
+    /// history read.
+    drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Announces the end of the subscription when the stream ends (`--subscriptions`).
+    presence: Option<PresenceGuard>,
+}
 
-impl Drop for SubscriberGauge {
+impl Drop for SubscriberStream {
     fn drop(&mut self) {
-        self.0.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+        // Keeps the subscriber gauge right however the stream ends.
+        self.hub.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -134,37 +147,41 @@ impl SubscriberStream {
         expires_at: Option<Instant>,
     ) -> Self {
         hub.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
-        let queue = membership
-            .as_ref()
-            .map_or_else(Arc::default, |m| m.queue.clone());
-        let mut delivered = 0;
-        let phase = match membership {
-            Some(membership) => {
-                delivered = membership.joined_after.as_ref().map_or(0, |(seq, _)| *seq);
+        let (queue, filter, phase, delivered) = match membership {
+            Some(m) => (
+                m.queue,
+                m.filter,
                 Phase::Live {
-                    membership,
+                    _member: m.guard,
                     skip_through: 0,
-                }
-            }
-            None => Phase::Opening(first_page, more, head_seq),
+                },
+                m.joined_after.map_or(0, |(seq, _)| seq),
+            ),
+            None => (
+                Arc::default(),
+                filter,
+                Phase::Opening(first_page, more, head_seq),
+                0,
+            ),
         };
         let now = Instant::now();
         let heartbeat = hub.heartbeat();
         SubscriberStream {
             heartbeat,
             heartbeat_timer: Box::pin(tokio::time::sleep_until(now + heartbeat)),
-            shutdown: Box::pin(hub.shutdown.clone().cancelled_owned()),
-            _gauge: SubscriberGauge(hub.clone()),
             hub,
             queue,
             filter,
             phase,
             last_write: now,
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            drain: None,
             delivered,
-            _presence: None,
+            rare: None,
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// On shutdown, instead of ending at once: wait for `until` (which the caller must bound,
@@ -172,12 +189,12 @@ impl SubscriberStream {
     /// this stream delivered, then end. For streams whose writer records a final update when
     /// the hub stops, so that it reaches live readers too.
     pub fn drain_on_shutdown(mut self, until: impl Future<Output = ()> + Send + 'static) -> Self {
-        self.drain = Some(Box::pin(until));
+        self.rare().drain = Some(Box::pin(until));
         self
     }
 
-    pub(crate) fn with_presence(mut self, guard: crate::hub::presence::PresenceGuard) -> Self {
-        self._presence = Some(guard);
+    pub(crate) fn with_presence(mut self, guard: PresenceGuard) -> Self {
+        self.rare().presence = Some(guard);
         self
     }
 
@@ -188,12 +205,7 @@ impl SubscriberStream {
 
     /// Turns the stream into a `futures` stream of byte chunks, opening with a comment.
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
-        // The opening comment lets browsers and proxies see the stream open at once.
-        let opening = futures_util::stream::once(async { Bytes::from_static(b":\n") });
-        let rest = futures_util::stream::unfold(self, |mut s| async move {
-            s.next_chunk().await.map(|b| (b, s))
-        });
-        futures_util::StreamExt::chain(opening, rest)
+        Chunks::Opening(self)
     }
 
     /// The next chunk to write, or `None` when the stream is over.
@@ -201,6 +213,14 @@ impl SubscriberStream {
         loop {
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return None,
+                live @ Phase::Live { .. } => {
+                    self.phase = live;
+                    match poll_fn(|cx| self.poll_live(cx)).await {
+                        Step::Chunk(chunk) => return Some(chunk),
+                        Step::End => return None,
+                        Step::Left => {}
+                    }
+                }
                 Phase::Opening(page, more, head_seq) => {
                     let after = page.last().map(|s| s.seq);
                     self.delivered = after.unwrap_or(head_seq);
@@ -229,19 +249,19 @@ impl SubscriberStream {
                         return Some(self.wrote(chunk));
                     }
                 }
-                Phase::Seam { membership, after } => {
+                Phase::Seam { member, after } => {
                     let page = self.read_page(after).await?;
                     let last = page.updates.last().map_or(after, |s| s.seq);
                     self.delivered = last;
                     let chunk = self.encode_page(&page.updates, page.head_seq);
                     self.phase = if page.more {
                         Phase::Seam {
-                            membership,
+                            member,
                             after: last,
                         }
                     } else {
                         Phase::Live {
-                            membership,
+                            _member: member,
                             skip_through: last,
                         }
                     };
@@ -249,26 +269,8 @@ impl SubscriberStream {
                         return Some(self.wrote(chunk));
                     }
                 }
-                Phase::Live {
-                    mut membership,
-                    skip_through,
-                } => match self.next_live(&mut membership, skip_through).await {
-                    Live::Chunk(chunk) => {
-                        self.phase = Phase::Live {
-                            membership,
-                            skip_through,
-                        };
-                        return Some(chunk);
-                    }
-                    Live::Shutdown if self.drain.is_some() => {
-                        self.phase = Phase::Draining {
-                            after: self.delivered,
-                        };
-                    }
-                    Live::Shutdown | Live::End => return None,
-                },
                 Phase::Draining { after } => {
-                    if let Some(until) = self.drain.take() {
+                    if let Some(until) = self.rare.as_mut().and_then(|r| r.drain.take()) {
                         until.await;
                     }
                     let page = self.read_page(after).await?;
@@ -287,11 +289,13 @@ impl SubscriberStream {
     /// Joins the fan-out after replaying through `after`; the seam phase then reads history
     /// once more to pick up whatever was published while the replay ran.
     fn join(&mut self, after: u64) -> Phase {
+        let membership = self
+            .hub
+            .fanout
+            .join(self.filter.clone(), self.queue.clone());
+        self.filter = membership.filter;
         Phase::Seam {
-            membership: self
-                .hub
-                .fanout
-                .join(self.filter.clone(), self.queue.clone()),
+            member: membership.guard,
             after,
         }
     }
@@ -330,40 +334,130 @@ impl SubscriberStream {
         chunk
     }
 
-    async fn next_live(&mut self, m: &mut Membership, skip_through: u64) -> Live {
+    fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Live { .. })
+    }
+
+    /// Polls the live phase in place: shutdown first, then the token's expiry, then
+    /// deliveries, then the heartbeat. Polled rather than awaited so that an idle stream is
+    /// this struct and nothing more.
+    fn poll_live(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        let Phase::Live { skip_through, .. } = self.phase else {
+            return Poll::Ready(Step::Left);
+        };
         loop {
-            let expiry = async {
-                match self.expiry.as_mut() {
-                    Some(at) => at.await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                _ = self.shutdown.as_mut() => return Live::Shutdown,
-                _ = expiry => {
-                    tracing::debug!("subscriber token expired; ending the stream");
-                    return Live::End;
-                }
-                d = m.queue.pop() => {
-                    let Some(d) = d else { return Live::End };
+            let next = self.queue.poll_next(cx);
+            if let Poll::Ready(Next::ShutDown) = next {
+                return Poll::Ready(self.shutting_down());
+            }
+            if let Some(at) = self.expiry.as_mut()
+                && at.as_mut().poll(cx).is_ready()
+            {
+                tracing::debug!("subscriber token expired; ending the stream");
+                self.phase = Phase::Done;
+                return Poll::Ready(Step::End);
+            }
+            match next {
+                Poll::Ready(Next::Delivery(d)) => {
                     if d.seq <= skip_through {
                         continue;
                     }
-                    let (chunk, last) = coalesce(m, d, skip_through);
+                    let (chunk, last) = coalesce(&self.queue, d, skip_through);
                     self.delivered = last;
-                    return Live::Chunk(self.wrote(chunk));
+                    return Poll::Ready(Step::Chunk(self.wrote(chunk)));
                 }
-                _ = self.heartbeat_timer.as_mut() => {
-                    let due = self.last_write + self.heartbeat;
-                    if due > Instant::now() {
-                        // Something was written since the timer was set: not silent yet.
-                        self.heartbeat_timer.as_mut().reset(due);
-                        continue;
+                Poll::Ready(Next::Closed) => {
+                    self.phase = Phase::Done;
+                    return Poll::Ready(Step::End);
+                }
+                Poll::Ready(Next::ShutDown) | Poll::Pending => {}
+            }
+            if self.heartbeat_timer.as_mut().poll(cx).is_ready() {
+                let due = self.last_write + self.heartbeat;
+                if due > Instant::now() {
+                    // Something was written since the timer was set: not silent yet.
+                    self.heartbeat_timer.as_mut().reset(due);
+                    continue;
+                }
+                self.heartbeat_timer
+                    .as_mut()
+                    .reset(Instant::now() + self.heartbeat);
+                return Poll::Ready(Step::Chunk(self.wrote(Bytes::from_static(b":\n"))));
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Ends the live phase for shutdown: into the drain if one was asked for, else the end.
+    fn shutting_down(&mut self) -> Step {
+        if self.rare.as_ref().is_some_and(|r| r.drain.is_some()) {
+            self.phase = Phase::Draining {
+                after: self.delivered,
+            };
+            Step::Left
+        } else {
+            self.phase = Phase::Done;
+            Step::End
+        }
+    }
+}
+
+/// [`SubscriberStream::into_stream`]: the opening comment, then the live phase polled in
+/// place, and every other phase (whose history reads await) run in a box that owns the
+/// stream until its chunk is out, so the idle stream carries no room for those awaits.
+enum Chunks {
+    /// The opening comment is not sent yet: it lets browsers and proxies see the stream
+    /// open at once.
+    Opening(SubscriberStream),
+    /// Between chunks.
+    Ready(SubscriberStream),
+    /// Producing a chunk of the replay, the seam or the drain.
+    Busy(Pin<Box<dyn Future<Output = (Option<Bytes>, SubscriberStream)> + Send>>),
+    /// Over.
+    Done,
+}
+
+impl futures_util::Stream for Chunks {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(this, Chunks::Done) {
+                Chunks::Done => return Poll::Ready(None),
+                Chunks::Opening(s) => {
+                    *this = Chunks::Ready(s);
+                    return Poll::Ready(Some(Bytes::from_static(b":\n")));
+                }
+                Chunks::Ready(mut s) if s.is_live() => match s.poll_live(cx) {
+                    Poll::Pending => {
+                        *this = Chunks::Ready(s);
+                        return Poll::Pending;
                     }
-                    self.heartbeat_timer.as_mut().reset(Instant::now() + self.heartbeat);
-                    return Live::Chunk(self.wrote(Bytes::from_static(b":\n")));
+                    Poll::Ready(Step::Chunk(chunk)) => {
+                        *this = Chunks::Ready(s);
+                        return Poll::Ready(Some(chunk));
+                    }
+                    Poll::Ready(Step::End) => return Poll::Ready(None),
+                    Poll::Ready(Step::Left) => *this = Chunks::Ready(s),
+                },
+                Chunks::Ready(mut s) => {
+                    *this = Chunks::Busy(Box::pin(async move {
+                        let chunk = s.next_chunk().await;
+                        (chunk, s)
+                    }));
                 }
+                Chunks::Busy(mut busy) => match busy.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        *this = Chunks::Busy(busy);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((Some(chunk), s)) => {
+                        *this = Chunks::Ready(s);
+                        return Poll::Ready(Some(chunk));
+                    }
+                    Poll::Ready((None, _)) => return Poll::Ready(None),
+                },
             }
         }
     }
@@ -371,11 +465,11 @@ impl SubscriberStream {
 
 /// Appends whatever else is already queued to `first`, so a subscriber with a backlog gets
 /// one write instead of one per update; also returns the last seq written.
-fn coalesce(m: &Membership, first: Delivery, skip_through: u64) -> (Bytes, u64) {
+fn coalesce(queue: &Queue, first: Delivery, skip_through: u64) -> (Bytes, u64) {
     let (first, mut last) = (first.bytes, first.seq);
     let mut buf: Option<BytesMut> = None;
     while buf.as_ref().map_or(first.len(), |b| b.len()) < COALESCE_BYTES {
-        let Some(d) = m.queue.try_pop() else { break };
+        let Some(d) = queue.try_pop() else { break };
         if d.seq <= skip_through {
             continue;
         }
@@ -405,6 +499,23 @@ mod tests {
     use crate::store::Store;
     use crate::store::redb::RedbStore;
     use crate::topic::Selector;
+
+    /// Every idle subscriber holds its stream (in its response body's box) for the stream's
+    /// whole life, so its size is paid per connection: this fails when replay-only state, an
+    /// await or a per-stream registration comes back inline. Before the idle-memory work
+    /// (2026-12-05) the stream was ~230 bytes, inside a 576-byte box with the `async` state
+    /// around it, and held a boxed shutdown registration; now 136 bytes, and the body's box
+    /// 144 (heaptrack, release).
+    #[test]
+    fn an_idle_stream_stays_small() {
+        let stream = std::mem::size_of::<super::SubscriberStream>();
+        let boxed = std::mem::size_of::<super::Chunks>();
+        assert!(stream <= 144, "SubscriberStream is {stream} bytes");
+        assert!(
+            boxed <= 152,
+            "the stream a response body boxes is {boxed} bytes"
+        );
+    }
 
     #[tokio::test]
     async fn a_write_postpones_the_heartbeat_by_a_whole_period() {
