@@ -1,7 +1,8 @@
 //! The writer thread: the only place that writes to the database. It batches appends (group
-//! commit), makes each batch durable in the write-ahead log, checkpoints redb, and runs prunes
-//! (`prune`) in chunks between batches (see the parent module's docs). After a failed write it
-//! refuses work until `failure` has reopened the files.
+//! commit), makes each batch durable in the write-ahead log and keeps it in the in-memory tail
+//! until a checkpoint writes the tail to redb, and runs prunes (`prune`) in chunks between
+//! batches (see the parent module's docs). After a failed write it refuses work until `failure`
+//! has reopened the files.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -300,11 +301,7 @@ impl Writer {
     /// others (a duplicate id, in the batch itself, the tail or redb; too large). Returns one
     /// outcome per update and the accepted ones as (index in `batch`, seq, encoding). Writes
     /// nothing: a batch refused whole leaves no trace.
-    #[allow(clippy::type_complexity)]
-    fn screen(
-        &self,
-        batch: &[(Arc<Update>, Reply<Stored>)],
-    ) -> Result<(Vec<Result<u64, StoreError>>, Vec<(usize, u64, Vec<u8>)>), StoreError> {
+    fn screen(&self, batch: &[(Arc<Update>, Reply<Stored>)]) -> Result<Screened, StoreError> {
         let db = self.slot.get()?;
         let txn = db.begin_read().map_err(commit_error)?;
         let ids = txn.open_table(IDS).map_err(commit_error)?;
@@ -424,6 +421,10 @@ impl Writer {
         Ok(txn)
     }
 }
+
+/// What [`Writer::screen`] returns: an outcome per update, and the accepted ones as (index in
+/// the batch, seq, encoding).
+type Screened = (Vec<Result<u64, StoreError>>, Vec<(usize, u64, Vec<u8>)>);
 
 /// The largest encoded entry stored: what redb takes as one value (3 GiB), rounded down, and less
 /// than a log record's length field holds.
