@@ -30,6 +30,8 @@ struct Entries {
     queue: VecDeque<Entry>,
     /// Id -> seq, for duplicate detection and `Last-Event-ID` before redb has the id.
     ids: HashMap<String, u64>,
+    /// Encoded bytes held, for the writer's bound.
+    bytes: usize,
 }
 
 /// One acknowledged entry.
@@ -73,6 +75,7 @@ impl Tail {
             }
             debug_assert_eq!(tail.last().map_or(seq, |last| last + 1), seq);
             tail.ids.insert(entry.stored.update.id.clone(), seq);
+            tail.bytes += entry.encoded.len();
             tail.queue.push_back(entry);
         }
     }
@@ -82,6 +85,12 @@ impl Tail {
         let mut tail = self.0.write().unwrap_or_else(PoisonError::into_inner);
         tail.queue = VecDeque::new();
         tail.ids = HashMap::new();
+        tail.bytes = 0;
+    }
+
+    /// Encoded bytes held.
+    pub(super) fn bytes(&self) -> usize {
+        self.read().bytes
     }
 
     pub(super) fn is_empty(&self) -> bool {

@@ -10,11 +10,12 @@ use super::wal::Fault;
 use super::*;
 use crate::store::conformance::update;
 
-/// Options under which a checkpoint comes every dozen or so appends (the log is that small), so
-/// that reads keep racing the tail's move into redb.
+/// Options under which a checkpoint comes every dozen or so appends (the log is that small) and
+/// the tail goes to redb without a sync every few in between, so that reads keep racing both.
 fn tiny_log() -> RedbOptions {
     RedbOptions {
         wal_bytes: 2048,
+        tail_bytes: 400,
         ..log_only()
     }
 }
@@ -218,4 +219,42 @@ async fn a_failed_batch_never_enters_the_tail() {
     assert_eq!(read(&writer), ["a"]);
     assert!(matches!(writer.write_batch(&one("b")).unwrap()[0], Ok(2)));
     assert_eq!(read(&writer), ["a", "b"]);
+}
+
+/// Past [`RedbOptions::tail_bytes`] the tail goes to redb without a sync between checkpoints:
+/// it stays small, reads and duplicate checks find its entries in redb, and a crash still
+/// recovers them from the log alone (redb returns to its last durable commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_tail_goes_to_redb_between_checkpoints_and_the_log_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RedbOptions {
+        tail_bytes: 1,
+        ..log_only()
+    };
+    let store = open_with(dir.path(), options);
+    for id in ["a", "b", "c", "d"] {
+        store.append(update(id)).await.unwrap();
+    }
+    // The writer applies a batch right after answering it, before it takes the next request:
+    // only the last one may still be in the tail.
+    assert!(
+        store.tail.len() <= 1,
+        "{} entries in the tail",
+        store.tail.len()
+    );
+    assert_eq!(store.checkpoints(), 0);
+    assert_eq!(all_ids(&store).await, numbered(&["a", "b", "c", "d"]));
+    assert!(matches!(
+        store.append(update("b")).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let without = crash_copy(dir.path(), false);
+    assert!(
+        all_ids(&open_with(without.path(), log_only()))
+            .await
+            .is_empty()
+    );
+    let with = crash_copy(dir.path(), true);
+    let reopened = open_with(with.path(), log_only());
+    assert_eq!(all_ids(&reopened).await, numbered(&["a", "b", "c", "d"]));
 }

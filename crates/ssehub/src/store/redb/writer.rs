@@ -211,6 +211,12 @@ impl Writer {
                     // The publisher may have gone away; the update is stored regardless.
                     let _ = reply.send(answer);
                 }
+                // After the answers, so that the batch does not wait for it.
+                if self.tail.bytes() >= self.options.tail_bytes {
+                    if let Err(error) = self.apply_tail() {
+                        self.fail(error, None);
+                    }
+                }
             }
             Err(error) => {
                 for (_, reply) in batch.drain(..) {
@@ -353,7 +359,28 @@ impl Writer {
     /// durable commit is a checkpoint (followed by [`Writer::checkpointed`]), since the log
     /// starts over after it.
     pub(super) fn begin_checkpoint(&self, last_seq: u64) -> Result<WriteTransaction, StoreError> {
-        let txn = self.begin_durable()?;
+        self.with_tail(self.begin_durable()?, last_seq)
+    }
+
+    /// Writes the tail to redb without a sync and empties it; the log keeps everything until the
+    /// next checkpoint, since a crash returns redb to its last durable commit. A failure leaves
+    /// the tail as it was: the caller calls [`Writer::fail`], and recovery replays the log.
+    fn apply_tail(&mut self) -> Result<(), StoreError> {
+        let mut txn = self.slot.get()?.begin_write().map_err(write_error)?;
+        txn.set_durability(Durability::None).map_err(write_error)?;
+        let txn = self.with_tail(txn, self.last_seq)?;
+        txn.commit().map_err(commit_error)?;
+        // Only now: a read that found the tail's entries gone finds them in redb.
+        self.tail.clear();
+        Ok(())
+    }
+
+    /// Inserts the tail's entries into `txn` and sets the seq counter to `last_seq`.
+    fn with_tail(
+        &self,
+        txn: WriteTransaction,
+        last_seq: u64,
+    ) -> Result<WriteTransaction, StoreError> {
         {
             let mut updates = txn.open_table(UPDATES).map_err(commit_error)?;
             let mut ids = txn.open_table(IDS).map_err(commit_error)?;
