@@ -26,12 +26,17 @@
 //!    was ever broadcast, and every entry read or broadcast is durable in the log.
 //!
 //! Every so often ([`RedbOptions::checkpoint_interval`], a full log, before a prune chunk, close)
-//! the tail is written to redb in one transaction committed with [`Durability::Immediate`](redb::Durability::Immediate): the
-//! *checkpoint*, which also takes the batch at hand if there is one. Only after that commit
-//! returns is the tail emptied and does the log start over, so every acknowledged entry is
-//! always durable in redb or in the log, and visible in redb or in the tail. On open, the log's
-//! records with a seq beyond redb's last durable one are replayed and checkpointed before
-//! anything else happens; a reopen after a failed write does the same and empties the tail.
+//! the tail is written to redb in one transaction committed with
+//! [`Durability::Immediate`](redb::Durability::Immediate): the *checkpoint*, which also takes the
+//! batch at hand if there is one. Only after that commit returns is the tail emptied and does the
+//! log start over, so every acknowledged entry is always durable in redb or in the log, and
+//! visible in redb or in the tail. Between checkpoints, once the tail holds
+//! [`RedbOptions::tail_bytes`], it is written to redb in a commit without sync
+//! ([`Durability::None`](redb::Durability::None)) and emptied after that commit: readers find
+//! its entries in redb from then on, and the log keeps them, since after a crash redb returns to
+//! its last durable commit. On open, the log's records with a seq beyond redb's last durable one
+//! are replayed and checkpointed before anything else happens; a reopen after a failed write does
+//! the same and empties the tail.
 //!
 //! Why an acknowledged append survives `kill -9` and power loss: it was acknowledged after the
 //! `fdatasync` of its log record returned, so the record is on stable storage; the log is only
@@ -41,11 +46,12 @@
 //! nothing acknowledged can follow it). With [`RedbOptions::wal`] off, every batch is a durable
 //! redb commit instead, the behaviour before the log existed, kept as the benchmark baseline.
 //!
-//! Memory: the tail holds exactly the log's entries, so at most [`RedbOptions::wal_bytes`] of
-//! encoded entries (or one batch, when larger), each also kept decoded (shared with the live
-//! broadcast) and indexed by id: about twice the log's size plus a few hundred bytes per entry
-//! (allocations, the index), roughly 8 MiB + 17,000 x ~250 B ≈ 12 MiB at the defaults for updates
-//! of ~200 bytes, less for larger ones.
+//! Memory: the tail holds less than [`RedbOptions::tail_bytes`] of encoded entries plus one
+//! batch (at most [`RedbOptions::max_batch_bytes`] of payload, or one larger update), and never
+//! more than the log holds ([`RedbOptions::wal_bytes`]); each entry is also kept decoded (shared
+//! with the live broadcast) and indexed by id, a few hundred bytes more per entry: at the
+//! defaults (256 KiB, 1 MiB) at most about 2 x 1.25 MiB + 9,000 x ~250 B ≈ 5 MiB for updates of
+//! ~150 bytes, usually far less (a batch is rarely full).
 //!
 //! Reads run on tokio's blocking pool in their own read transactions; redb's MVCC lets them
 //! proceed concurrently with the writer and gives each read one consistent snapshot, which

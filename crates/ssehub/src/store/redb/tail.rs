@@ -2,16 +2,18 @@
 //! log holds durably and redb does not hold at all yet.
 //!
 //! The writer puts a batch here right after the log's `fdatasync` and before it answers or
-//! broadcasts, and takes everything out only after a durable redb commit that contains it (the
-//! checkpoint, which also starts the log over). So at any moment every acknowledged entry is in
+//! broadcasts, and takes everything out only after a redb commit that contains it (the
+//! checkpoint, durable, which also starts the log over; or, once the tail is large, a commit
+//! without sync, after which the log still keeps the entries). So at any moment every acknowledged entry is in
 //! redb's committed state, here, or in both; never in neither. Readers take what they need from
 //! here *before* they open their redb read transaction and use an entry from here only when its
 //! seq is beyond the last seq of that transaction (redb's `last_seq`): an entry that was here and
 //! has meanwhile reached redb is read from redb, once.
 //!
-//! Memory: the tail holds exactly what the log holds, so its encoded entries take at most
-//! [`RedbOptions::wal_bytes`](super::RedbOptions::wal_bytes) (or one batch, if larger); each is
-//! also kept decoded, shared with the live broadcast, plus its id in the index.
+//! Memory: the encoded entries take less than
+//! [`RedbOptions::tail_bytes`](super::RedbOptions::tail_bytes) plus one batch, and never more
+//! than the log holds; each is also kept decoded, shared with the live broadcast, plus its id in
+//! the index (the parent module's docs give the bound at the defaults).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
@@ -80,7 +82,7 @@ impl Tail {
         }
     }
 
-    /// Empties the tail: call only once a durable redb commit holds every entry.
+    /// Empties the tail: call only once a redb commit holds every entry.
     pub(super) fn clear(&self) {
         let mut tail = self.0.write().unwrap_or_else(PoisonError::into_inner);
         tail.queue = VecDeque::new();
