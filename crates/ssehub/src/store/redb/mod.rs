@@ -153,8 +153,8 @@ pub struct RedbOptions {
     pub wal_bytes: u64,
     /// Once the in-memory tail (see the module docs) holds this many encoded bytes, it is written
     /// to redb in a commit without sync between checkpoints, so that neither the tail's memory nor
-    /// the work of one commit grows with the log: each such commit holds up the batches behind it
-    /// for about 2 ms per 100 KiB of small updates.
+    /// the work of one commit grows with the log (each such commit holds up the batches behind
+    /// it; about 3-4 ms at 256 KiB of ~120-byte updates, estimated in BENCHMARKS.md).
     pub tail_bytes: usize,
     /// Checkpoint at most this long after the first batch that only the log holds, also when
     /// idle. Longer means fewer (and longer) checkpoint stalls for the batches behind them.

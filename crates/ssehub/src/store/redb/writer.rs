@@ -39,9 +39,9 @@ pub(super) struct Writer {
     pub(super) live: broadcast::Sender<Stored>,
     /// Cleared by a failure, set again by recovery or a successful probe; read by `stats`.
     pub(super) writable: Arc<AtomicBool>,
-    /// Counts successful commits, see [`RedbStore::commits`].
+    /// Counts successful commits, see [`RedbStore::commits`](super::RedbStore::commits).
     pub(super) commits: Arc<AtomicU64>,
-    /// See [`RedbStore::checkpoints`].
+    /// See [`RedbStore::checkpoints`](super::RedbStore::checkpoints).
     pub(super) checkpoints: Arc<AtomicU64>,
     /// Last seq committed; the next append gets `last_seq + 1`.
     pub(super) last_seq: u64,
