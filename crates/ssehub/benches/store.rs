@@ -4,7 +4,8 @@
 //!
 //! Run with `cargo bench -p ssehub --bench store`. With `STORE_LATENCY=1` set, it prints the
 //! ack latency of a lone appender (p50, p99) instead, next to a raw `write` + `fdatasync` and a
-//! bare redb commit, all interleaved in one run. The store lives in a temporary directory on
+//! bare redb commit, all interleaved in one run; with `STORE_CHECKPOINT=1`, how long the
+//! checkpoint of a nearly full write-ahead log takes. The store lives in a temporary directory on
 //! the default temp filesystem; put `TMPDIR` on the disk you care about, since fsync cost is
 //! what this measures.
 
@@ -293,6 +294,7 @@ fn latency_report() {
         };
         let store = RedbStore::open(&dir.path().join(name), options).unwrap();
         let mut v = Vec::new();
+        let cpu_before = writer_cpu();
         let start = Instant::now();
         for n in 0..PACED_SECS * 1000 {
             let due = start + Duration::from_millis(n);
@@ -302,13 +304,99 @@ fn latency_report() {
             rt.block_on(store.append(update)).unwrap();
             v.push(begun.elapsed());
         }
+        let cpu = writer_cpu() - cpu_before;
         row(name, &mut v);
         println!(
-            "  max {:?}, checkpoints {}",
+            "  max {:?}, checkpoints {}, writer thread CPU per append {:.1} µs",
             v[v.len() - 1],
-            store.checkpoints()
+            store.checkpoints(),
+            cpu.as_secs_f64() * 1e6 / v.len() as f64
         );
     }
+}
+
+/// Entries in the log when [`checkpoint_report`] checkpoints: most of the default 4 MiB log.
+const FULL_LOG_ENTRIES: u64 = 20_000;
+
+/// How long the checkpoint of a nearly full log holds up the writer: with the in-memory tail it
+/// writes every entry since the last checkpoint into redb, besides the durable commit. Timed as
+/// `close`, which is that checkpoint and nothing else.
+fn checkpoint_report(rt: &tokio::runtime::Runtime, dir: &std::path::Path) {
+    for round in 0..3 {
+        let options = RedbOptions {
+            checkpoint_interval: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        };
+        let store = Arc::new(RedbStore::open(&dir.join(format!("full{round}")), options).unwrap());
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..64)
+                .map(|t| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        for n in (t..FULL_LOG_ENTRIES).step_by(64) {
+                            store.append(update(format!("full{n}"))).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        assert_eq!(store.checkpoints(), 0, "the log filled up early");
+        // The process's CPU, not the writer's: the writer thread exits at the end of `close`.
+        let cpu = process_cpu_ticks();
+        let start = Instant::now();
+        rt.block_on(store.close()).unwrap();
+        println!(
+            "checkpoint of {FULL_LOG_ENTRIES} entries (close): {:.1?}, process CPU {} ms",
+            start.elapsed(),
+            (process_cpu_ticks() - cpu) * 10
+        );
+    }
+}
+
+/// User + system CPU of the whole process so far, in clock ticks (10 ms).
+fn process_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields
+        .get(11)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+/// CPU time used so far by the store writer threads of this process (the other stores' writers
+/// are idle meanwhile), from the scheduler's nanosecond count where the kernel keeps it.
+fn writer_cpu() -> Duration {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        // The thread's name, cut to 15 bytes by the kernel.
+        if !"ssehub-store-writer".starts_with(comm.trim_end()) || comm.trim_end().is_empty() {
+            continue;
+        }
+        if let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            total += Duration::from_nanos(ns);
+        }
+    }
+    total
 }
 
 /// Duration of each paced latency case.
@@ -320,6 +408,11 @@ fn main() {
     // The latency report is a separate mode: criterion's filters do not reach it.
     if std::env::var_os("STORE_LATENCY").is_some() {
         latency_report();
+        return;
+    }
+    if std::env::var_os("STORE_CHECKPOINT").is_some() {
+        let dir = tempfile::tempdir().unwrap();
+        checkpoint_report(&runtime(), dir.path());
         return;
     }
     benches();

@@ -1,9 +1,10 @@
 //! The hub's durable history: every acknowledged publish, in one hub-wide order.
 //!
 //! ```text
-//! publish ──append──▶ [writer: batch ─▶ write-ahead log + fdatasync ─▶ redb txn] ──▶ ack (200)
-//!                                                              └──▶ broadcast ──▶ hub fan-out (live)
-//! subscribe with Last-Event-ID ──read_after──▶ replay, then live from the broadcast
+//! publish ──append──▶ [writer: batch ─▶ write-ahead log + fdatasync ─▶ in-memory tail] ──▶ ack (200)
+//!                                                                              └──▶ broadcast ──▶ hub fan-out (live)
+//!                     [writer, at each checkpoint: tail ─▶ redb in one durable commit]
+//! subscribe with Last-Event-ID ──read_after──▶ replay (redb merged with the tail), then live from the broadcast
 //! ```
 //!
 //! [`Store`] is the seam between the hub and a backend: [`redb::RedbStore`] (embedded, one node)

@@ -7,28 +7,36 @@
 //! only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
 //! large backlog never stalls publishers for long and both tables always change together.
 //!
-//! Here: the handle and the read path. `recover` opens and checks the file, creates the tables
-//! and replays the log, `writer` is the writer thread, `prune` its pruning, `failure` how it
-//! recovers from a failed write without a restart, `slot` the database handle it shares with
-//! readers, `wal` the write-ahead log.
+//! Here: the handle. `read` is the read path, `tail` the entries only the log holds yet,
+//! `recover` opens and checks the file, creates the tables and replays the log, `writer` is the
+//! writer thread, `prune` its pruning, `failure` how it recovers from a failed write without a
+//! restart, `slot` the database handle it shares with readers, `wal` the write-ahead log.
 //!
-//! # Durability: a write-ahead log in front of redb
+//! # Durability: a write-ahead log in front of redb, and an in-memory tail
 //!
-//! A durable redb commit costs noticeably more than a bare `fdatasync` of the same bytes, so a
-//! batch is made durable in the write-ahead log instead (see `wal`):
+//! A redb write transaction costs as much CPU as the log's `write` + `fdatasync` (about 44 µs
+//! against 47 µs per publish, see BENCHMARKS.md), and a durable one much more, so a batch is made
+//! durable in the write-ahead log alone (see `wal`) and reaches redb later, many batches at once:
 //!
-//! 1. the batch is inserted into an open write transaction (duplicate ids are refused here, so
-//!    the log holds only entries that will be stored),
-//! 2. its entries are appended to the log with one `write` and one `fdatasync`,
-//! 3. the transaction is committed with [`Durability::None`] (no sync: redb keeps the previous
-//!    durable state intact on disk and falls back to it after a crash),
-//! 4. only then are the appends acknowledged and broadcast, so a read from redb includes every
-//!    entry that was ever broadcast, and every entry read or broadcast is durable in the log.
+//! 1. duplicate ids are refused against the batch itself, the tail and redb (one read
+//!    transaction), so the log holds only entries that will be stored;
+//! 2. the batch's entries are appended to the log with one `write` and one `fdatasync`;
+//! 3. they are put in the in-memory *tail* (see `tail`), which every read merges with redb;
+//! 4. only then are the appends acknowledged and broadcast, so a read includes every entry that
+//!    was ever broadcast, and every entry read or broadcast is durable in the log.
 //!
-//! Every so often ([`RedbOptions::checkpoint_interval`], a full log, a prune, close) a commit is
-//! made with [`Durability::Immediate`] instead: the *checkpoint*, after which everything so far is
-//! durable in redb itself and the log starts over. On open, the log's records with a seq beyond
-//! redb's last durable one are replayed and checkpointed before anything else happens.
+//! Every so often ([`RedbOptions::checkpoint_interval`], a full log, before a prune chunk, close)
+//! the tail is written to redb in one transaction committed with
+//! [`Durability::Immediate`](redb::Durability::Immediate): the *checkpoint*, which also takes the
+//! batch at hand if there is one. Only after that commit returns is the tail emptied and does the
+//! log start over, so every acknowledged entry is always durable in redb or in the log, and
+//! visible in redb or in the tail. Between checkpoints, once the tail holds
+//! [`RedbOptions::tail_bytes`], it is written to redb in a commit without sync
+//! ([`Durability::None`](redb::Durability::None)) and emptied after that commit: readers find
+//! its entries in redb from then on, and the log keeps them, since after a crash redb returns to
+//! its last durable commit. On open, the log's records with a seq beyond redb's last durable one
+//! are replayed and checkpointed before anything else happens; a reopen after a failed write does
+//! the same and empties the tail.
 //!
 //! Why an acknowledged append survives `kill -9` and power loss: it was acknowledged after the
 //! `fdatasync` of its log record returned, so the record is on stable storage; the log is only
@@ -38,8 +46,17 @@
 //! nothing acknowledged can follow it). With [`RedbOptions::wal`] off, every batch is a durable
 //! redb commit instead, the behaviour before the log existed, kept as the benchmark baseline.
 //!
+//! Memory: the tail holds less than [`RedbOptions::tail_bytes`] of encoded entries plus one
+//! batch (at most [`RedbOptions::max_batch_bytes`] of payload, or one larger update), and never
+//! more than the log holds ([`RedbOptions::wal_bytes`]); each entry is also kept decoded (shared
+//! with the live broadcast) and indexed by id, a few hundred bytes more per entry: at the
+//! defaults (256 KiB, 1 MiB) at most about 2 x 1.25 MiB + 9,000 x ~250 B ≈ 5 MiB for updates of
+//! ~150 bytes, usually far less (a batch is rarely full).
+//!
 //! Reads run on tokio's blocking pool in their own read transactions; redb's MVCC lets them
-//! proceed concurrently with the writer and gives each read one consistent snapshot.
+//! proceed concurrently with the writer and gives each read one consistent snapshot, which
+//! `read` merges with what it took from the tail just before (see there why nothing is missed or
+//! read twice).
 //!
 //! # Damage
 //!
@@ -63,29 +80,33 @@
 
 mod failure;
 mod prune;
+mod read;
 mod recover;
 mod slot;
+mod tail;
+#[cfg(test)]
+mod tail_tests;
 #[cfg(test)]
 mod tests;
 mod wal;
 mod writer;
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, TableDefinition};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
     Cursor, DEFAULT_READ_BYTES, Leases, LocalLeases, Replay, Retention, Store, StoreError,
-    StoreStats, Stored, codec,
+    StoreStats, Stored,
 };
 use crate::update::Update;
 use slot::DbSlot;
+use tail::Tail;
 use wal::Wal;
 use writer::Writer;
 
@@ -130,6 +151,11 @@ pub struct RedbOptions {
     /// log file's size (a single larger batch still fits), the replay after a crash, and the free
     /// space a checkpoint or a restart after a full disk needs (see the module docs).
     pub wal_bytes: u64,
+    /// Once the in-memory tail (see the module docs) holds this many encoded bytes, it is written
+    /// to redb in a commit without sync between checkpoints, so that neither the tail's memory nor
+    /// the work of one commit grows with the log (each such commit holds up the batches behind
+    /// it; about 3-4 ms at 256 KiB of ~120-byte updates, estimated in BENCHMARKS.md).
+    pub tail_bytes: usize,
     /// Checkpoint at most this long after the first batch that only the log holds, also when
     /// idle. Longer means fewer (and longer) checkpoint stalls for the batches behind them.
     pub checkpoint_interval: Duration,
@@ -154,6 +180,7 @@ impl Default for RedbOptions {
             read_bytes: DEFAULT_READ_BYTES,
             wal: true,
             wal_bytes: 4 << 20,
+            tail_bytes: 256 << 10,
             checkpoint_interval: Duration::from_secs(1),
             recovery_interval: Duration::from_secs(1),
             truncate_damaged_log_at: None,
@@ -193,6 +220,11 @@ impl Default for RedbOptions {
 pub struct RedbStore {
     /// The database, shared with the writer thread, which replaces it when it reopens the file.
     slot: Arc<DbSlot>,
+    /// Entries acknowledged but not yet in redb, merged into every read (see `tail`).
+    tail: Arc<Tail>,
+    /// See the writer's field of the same name.
+    #[cfg(test)]
+    gate: Arc<tokio::sync::Mutex<()>>,
     /// Queue to the writer thread; `None` once dropped so the writer sees the end of input.
     requests: Option<mpsc::Sender<Request>>,
     /// Committed entries for live subscribers; only the writer thread sends, in seq order.
@@ -275,6 +307,9 @@ impl RedbStore {
             .build()
             .map_err(|e| StoreError::backend("cannot start history writer timer", e))?;
         let slot = Arc::new(DbSlot::new(opened.db));
+        let tail = Arc::new(Tail::default());
+        #[cfg(test)]
+        let gate = Arc::<tokio::sync::Mutex<()>>::default();
         let (requests, queue) = mpsc::channel(options.queue_capacity.max(1));
         let (live, _) = broadcast::channel(options.broadcast_capacity.max(1));
         let writable = Arc::new(AtomicBool::new(true));
@@ -282,6 +317,9 @@ impl RedbStore {
         let checkpoints = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             slot: Arc::clone(&slot),
+            tail: Arc::clone(&tail),
+            #[cfg(test)]
+            gate: Arc::clone(&gate),
             dir: dir.to_owned(),
             options: RedbOptions {
                 max_batch: options.max_batch.max(1),
@@ -303,6 +341,9 @@ impl RedbStore {
             .map_err(|e| StoreError::backend("cannot start history writer thread", e))?;
         Ok(RedbStore {
             slot,
+            tail,
+            #[cfg(test)]
+            gate,
             requests: Some(requests),
             live,
             writable,
@@ -350,12 +391,13 @@ impl RedbStore {
     async fn read<T: Send + 'static>(
         &self,
         what: &'static str,
-        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Database, &Tail) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let slot = Arc::clone(&self.slot);
+        let tail = Arc::clone(&self.tail);
         // The handle is taken inside the task and dropped with it, so that a reopen waits only
         // for reads in progress.
-        tokio::task::spawn_blocking(move || f(&*slot.get()?))
+        tokio::task::spawn_blocking(move || f(&*slot.get()?, &tail))
             .await
             .map_err(|e| StoreError::backend(what, e))?
     }
@@ -382,16 +424,18 @@ impl Store for RedbStore {
 
     async fn read_after(&self, after: Cursor, limit: usize) -> Result<Replay, StoreError> {
         let max_bytes = self.read_bytes;
-        self.read("history read task failed", move |db| {
-            read_after(db, &after, limit, max_bytes)
+        self.read("history read task failed", move |db, tail| {
+            read::read_after(db, tail, &after, limit, max_bytes)
         })
         .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError> {
         let id = id.to_owned();
-        self.read("history read task failed", move |db| get(db, &id))
-            .await
+        self.read("history read task failed", move |db, tail| {
+            read::get(db, tail, &id)
+        })
+        .await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Stored> {
@@ -417,20 +461,12 @@ impl Store for RedbStore {
         }
         let writable = writer_alive && self.writable.load(Ordering::Acquire);
         let files = [self.path.clone(), self.path.with_file_name(wal::FILE_NAME)];
-        self.read("history stats task failed", move |db| {
-            let txn = db.begin_read().map_err(read_error)?;
-            let updates = txn.open_table(UPDATES).map_err(read_error)?;
-            let meta = txn.open_table(META).map_err(read_error)?;
+        self.read("history stats task failed", move |db, tail| {
+            let counts = read::counts(db, tail)?;
             Ok(StoreStats {
-                retained: updates.len().map_err(read_error)?,
-                first_seq: updates
-                    .first()
-                    .map_err(read_error)?
-                    .map(|(seq, _)| seq.value()),
-                last_seq: meta
-                    .get(LAST_SEQ)
-                    .map_err(read_error)?
-                    .map_or(0, |v| v.value()),
+                retained: counts.retained,
+                first_seq: counts.first_seq,
+                last_seq: counts.last_seq,
                 writable,
                 // The database file and the write-ahead log; a missing log (none yet) is 0.
                 bytes: Some(
@@ -476,88 +512,4 @@ fn prune_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
 
 fn write_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::backend("cannot write history", e)
-}
-
-fn get(db: &Database, id: &str) -> Result<Option<Stored>, StoreError> {
-    let txn = db.begin_read().map_err(read_error)?;
-    let ids = txn.open_table(IDS).map_err(read_error)?;
-    let Some(seq) = ids.get(id).map_err(read_error)?.map(|s| s.value()) else {
-        return Ok(None);
-    };
-    let updates = txn.open_table(UPDATES).map_err(read_error)?;
-    // An index entry can outlive a corrupt entry pruned without its id (see `prune`).
-    let Some(value) = updates.get(seq).map_err(read_error)? else {
-        return Ok(None);
-    };
-    let update = codec::decode(value.value(), seq).map_err(|reason| StoreError::Corrupt {
-        seq,
-        reason: reason.into(),
-    })?;
-    Ok(Some(Stored {
-        seq,
-        update: Arc::new(update),
-    }))
-}
-
-fn read_after(
-    db: &Database,
-    after: &Cursor,
-    limit: usize,
-    max_bytes: usize,
-) -> Result<Replay, StoreError> {
-    let txn = db.begin_read().map_err(read_error)?;
-    let updates = txn.open_table(UPDATES).map_err(read_error)?;
-    let meta = txn.open_table(META).map_err(read_error)?;
-    let head_seq = meta
-        .get(LAST_SEQ)
-        .map_err(read_error)?
-        .map_or(0, |v| v.value());
-    let (found, start_after) = match after {
-        Cursor::Earliest => (true, 0),
-        Cursor::Id(id) => {
-            let ids = txn.open_table(IDS).map_err(read_error)?;
-            match ids.get(id.as_str()).map_err(read_error)? {
-                Some(seq) => (true, seq.value()),
-                None => (false, 0),
-            }
-        }
-        Cursor::Seq(seq) => {
-            let first_seq = updates.first().map_err(read_error)?.map(|(s, _)| s.value());
-            // The cursor is in history exactly when nothing between it and the oldest retained
-            // entry has been removed. Entries removed from the middle (by topic prefix) do not
-            // matter: what follows the cursor is still exactly what is retained after it.
-            let in_history = *seq <= head_seq
-                && (*seq == head_seq || first_seq.is_some_and(|f| seq.saturating_add(1) >= f));
-            if in_history { (true, *seq) } else { (false, 0) }
-        }
-    };
-    let mut out = Vec::with_capacity(limit.min(1024));
-    let mut more = false;
-    let mut bytes = 0;
-    let range = updates
-        .range::<u64>((Bound::Excluded(start_after), Bound::Unbounded))
-        .map_err(read_error)?;
-    for entry in range {
-        let (seq, value) = entry.map_err(read_error)?;
-        if out.len() == limit || (!out.is_empty() && bytes >= max_bytes) {
-            more = true;
-            break;
-        }
-        bytes += value.value().len();
-        let seq = seq.value();
-        let update = codec::decode(value.value(), seq).map_err(|reason| StoreError::Corrupt {
-            seq,
-            reason: reason.into(),
-        })?;
-        out.push(Stored {
-            seq,
-            update: Arc::new(update),
-        });
-    }
-    Ok(Replay {
-        found,
-        updates: out,
-        more,
-        head_seq,
-    })
 }

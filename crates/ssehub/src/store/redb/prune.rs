@@ -95,7 +95,8 @@ impl Writer {
 
     /// Removes up to [`PRUNE_CHUNK`] of the oldest entries; returns whether the pass is over.
     fn prune_front(&mut self, job: &mut PruneJob) -> Result<bool, StoreError> {
-        let txn = self.begin_durable()?;
+        // The tail goes into the same transaction first, so the prune sees every entry.
+        let txn = self.begin_checkpoint(self.last_seq)?;
         let mut removed = 0;
         let done = {
             let mut updates = txn.open_table(UPDATES).map_err(prune_error)?;
@@ -162,7 +163,8 @@ impl Writer {
             Some(scan) if scan.prefix == limit.prefix => scan.through,
             _ => 0,
         };
-        let txn = self.begin_durable()?;
+        // The tail goes into the same transaction first, so the prune sees every entry.
+        let txn = self.begin_checkpoint(self.last_seq)?;
         let mut through = start;
         let mut doomed: Vec<(u64, String)> = Vec::new();
         let done = {
@@ -212,18 +214,20 @@ impl Writer {
     }
 
     /// Commits a chunk that removed something (durably: a crash must not undo a prune after
-    /// which a removed id was reused), or drops one that removed nothing.
+    /// which a removed id was reused) or applied the tail, or drops one that did neither.
     fn finish_chunk(
         &mut self,
         txn: redb::WriteTransaction,
         removed: u64,
         job: &mut PruneJob,
     ) -> Result<(), StoreError> {
-        if removed == 0 {
+        if removed == 0 && self.tail.is_empty() {
             txn.abort().map_err(prune_error)?;
-        } else {
-            txn.commit().map_err(prune_error)?;
-            self.checkpointed();
+            return Ok(());
+        }
+        txn.commit().map_err(prune_error)?;
+        self.checkpointed();
+        if removed > 0 {
             self.commits.fetch_add(1, Ordering::Relaxed);
             job.removed += removed;
         }

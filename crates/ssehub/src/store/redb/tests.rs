@@ -1,6 +1,7 @@
 use super::prune::PRUNE_CHUNK;
 use super::wal::Fault;
 use super::*;
+use crate::store::codec;
 use crate::store::conformance::{self, update};
 
 /// Each backend instance owns a temporary directory; a history `name` is a subdirectory.
@@ -19,8 +20,18 @@ fn temp() -> TempRedb {
 
 crate::store_conformance_tests!(temp());
 
-fn open_with(dir: &Path, options: RedbOptions) -> RedbStore {
+pub(super) fn open_with(dir: &Path, options: RedbOptions) -> RedbStore {
     RedbStore::open(dir, options).expect("open")
+}
+
+/// Has the writer take a checkpoint now (the health probe's request), so that everything
+/// acknowledged so far is in redb and the tail is empty.
+pub(super) async fn checkpoint(store: &RedbStore) {
+    store
+        .request(|reply| Request::Probe { reply })
+        .await
+        .unwrap();
+    assert_eq!(store.tail.len(), 0);
 }
 
 /// Queues an append directly, returning once it is in the writer's queue.
@@ -43,9 +54,9 @@ async fn submit(store: &RedbStore, id: &str) -> oneshot::Receiver<Result<Stored,
 async fn waiting_appends_share_one_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with(dir.path(), RedbOptions::default());
-    // Holding redb's write lock parks the writer inside its first batch, so the rest of the
-    // appends wait in the queue; once released, they must all go in one more transaction.
-    let blocker = store.slot.get().unwrap().begin_write().unwrap();
+    // Holding the gate parks the writer inside its first batch, so the rest of the appends wait
+    // in the queue; once released, they must all go in one more batch.
+    let blocker = store.gate.lock().await;
     let mut answers = Vec::new();
     for i in 0..100 {
         answers.push(submit(&store, &format!("g{i}")).await);
@@ -84,7 +95,7 @@ fn duplicates_inside_one_batch_are_refused() {
     let mut writer = bare_writer(dir.path(), None);
     let batch: Vec<_> = ["twin", "other", "twin"]
         .iter()
-        .map(|id| (update(id), oneshot::channel().0))
+        .map(|id| (Arc::new(update(id)), oneshot::channel().0))
         .collect();
     let outcomes = writer.write_batch(&batch).unwrap();
     assert!(matches!(outcomes[0], Ok(1)));
@@ -94,10 +105,12 @@ fn duplicates_inside_one_batch_are_refused() {
 }
 
 /// A writer on a new database in `dir`, driven directly by the test instead of a thread.
-fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
+pub(super) fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
     let opened = recover::open_database(dir, &RedbOptions::default()).unwrap();
     Writer {
         slot: Arc::new(DbSlot::new(opened.db)),
+        tail: Arc::default(),
+        gate: Arc::default(),
         dir: dir.to_owned(),
         options: RedbOptions {
             max_batch: 16,
@@ -117,8 +130,8 @@ fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
     }
 }
 
-fn one(id: &str) -> Vec<(Update, Reply<Stored>)> {
-    vec![(update(id), oneshot::channel().0)]
+pub(super) fn one(id: &str) -> Vec<(Arc<Update>, Reply<Stored>)> {
+    vec![(Arc::new(update(id)), oneshot::channel().0)]
 }
 
 #[test]
@@ -206,7 +219,7 @@ async fn close_flushes_submitted_appends_then_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with(dir.path(), RedbOptions::default());
     // Park the writer so that all appends and then the close are queued, in that order.
-    let blocker = store.slot.get().unwrap().begin_write().unwrap();
+    let blocker = store.gate.lock().await;
     let mut answers = Vec::new();
     for i in 0..50 {
         answers.push(submit(&store, &format!("c{i}")).await);
@@ -241,7 +254,7 @@ async fn close_flushes_submitted_appends_then_refuses() {
 async fn drop_commits_appends_still_queued() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with(dir.path(), RedbOptions::default());
-    let blocker = store.slot.get().unwrap().begin_write().unwrap();
+    let blocker = store.gate.lock().await;
     let mut answers = Vec::new();
     for i in 0..20 {
         answers.push(submit(&store, &format!("q{i}")).await);
@@ -301,6 +314,8 @@ async fn corrupt_entry_is_an_error_on_read_and_pruned_without_panic() {
     let store = open_with(dir.path(), RedbOptions::default());
     store.append(update("damaged")).await.unwrap();
     store.append(update("good")).await.unwrap();
+    // Into redb first: the damage is in redb's file, not in the in-memory tail.
+    checkpoint(&store).await;
     {
         let txn = store.slot.get().unwrap().begin_write().unwrap();
         txn.open_table(UPDATES)
@@ -328,7 +343,7 @@ async fn corrupt_entry_is_an_error_on_read_and_pruned_without_panic() {
 }
 
 /// Options under which nothing but a full log or close checkpoints during a test.
-fn log_only() -> RedbOptions {
+pub(super) fn log_only() -> RedbOptions {
     RedbOptions {
         checkpoint_interval: Duration::from_secs(3600),
         ..RedbOptions::default()
@@ -337,7 +352,7 @@ fn log_only() -> RedbOptions {
 
 /// The files of a running store as a `kill -9` would leave them: what the process wrote is
 /// in the page cache, what it only held in memory is gone. Leaves out the log unless `wal`.
-fn crash_copy(dir: &Path, wal: bool) -> tempfile::TempDir {
+pub(super) fn crash_copy(dir: &Path, wal: bool) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     std::fs::copy(dir.join(FILE_NAME), copy.path().join(FILE_NAME)).unwrap();
     if wal {
@@ -346,7 +361,7 @@ fn crash_copy(dir: &Path, wal: bool) -> tempfile::TempDir {
     copy
 }
 
-async fn all_ids(store: &RedbStore) -> Vec<(u64, String)> {
+pub(super) async fn all_ids(store: &RedbStore) -> Vec<(u64, String)> {
     let replay = store.read_after(Cursor::Earliest, 1000).await.unwrap();
     assert!(!replay.more);
     replay
@@ -356,7 +371,7 @@ async fn all_ids(store: &RedbStore) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn numbered(ids: &[&str]) -> Vec<(u64, String)> {
+pub(super) fn numbered(ids: &[&str]) -> Vec<(u64, String)> {
     (1..).zip(ids.iter().map(|id| (*id).to_owned())).collect()
 }
 
@@ -606,6 +621,7 @@ async fn a_damaged_entry_is_corrupt_naming_its_seq_not_altered_data() {
     let mut flipped = codec::encode(&update("a"), 1).unwrap();
     *flipped.last_mut().unwrap() ^= 0x01;
     let moved = codec::encode(&update("b"), 2).unwrap();
+    checkpoint(&store).await;
     {
         let txn = store.slot.get().unwrap().begin_write().unwrap();
         let mut updates = txn.open_table(UPDATES).unwrap();

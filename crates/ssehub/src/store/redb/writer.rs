@@ -1,19 +1,22 @@
 //! The writer thread: the only place that writes to the database. It batches appends (group
-//! commit), makes each batch durable in the write-ahead log, checkpoints redb, and runs prunes
-//! (`prune`) in chunks between batches (see the parent module's docs). After a failed write it
-//! refuses work until `failure` has reopened the files.
+//! commit), makes each batch durable in the write-ahead log and keeps it in the in-memory tail
+//! until a checkpoint writes the tail to redb, and runs prunes (`prune`) in chunks between
+//! batches (see the parent module's docs). After a failed write it refuses work until `failure`
+//! has reopened the files.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use redb::{Durability, ReadableTable, StorageError, WriteTransaction};
+use redb::{Durability, ReadableDatabase, WriteTransaction};
 use tokio::sync::{broadcast, mpsc};
 
 use super::failure::Failure;
 use super::prune::{PrefixScan, PruneJob};
 use super::slot::DbSlot;
+use super::tail::{Entry, Tail};
 use super::wal::Wal;
 use super::{IDS, LAST_SEQ, META, RedbOptions, Reply, Request, UPDATES, commit_error, write_error};
 use crate::store::{StoreError, Stored, codec};
@@ -23,6 +26,11 @@ use crate::update::Update;
 pub(super) struct Writer {
     /// The database, shared with the read tasks; the writer swaps in a new handle on recovery.
     pub(super) slot: Arc<DbSlot>,
+    /// What the log holds and redb does not yet, shared with the read tasks (see `tail`).
+    pub(super) tail: Arc<Tail>,
+    /// Held by a test to park the writer before its next batch, so that appends queue up.
+    #[cfg(test)]
+    pub(super) gate: Arc<tokio::sync::Mutex<()>>,
     /// The data directory, to reopen the files in.
     pub(super) dir: PathBuf,
     /// Batching, checkpoint and recovery settings, and how to reopen the database.
@@ -31,9 +39,9 @@ pub(super) struct Writer {
     pub(super) live: broadcast::Sender<Stored>,
     /// Cleared by a failure, set again by recovery or a successful probe; read by `stats`.
     pub(super) writable: Arc<AtomicBool>,
-    /// Counts successful commits, see [`RedbStore::commits`].
+    /// Counts successful commits, see [`RedbStore::commits`](super::RedbStore::commits).
     pub(super) commits: Arc<AtomicU64>,
-    /// See [`RedbStore::checkpoints`].
+    /// See [`RedbStore::checkpoints`](super::RedbStore::checkpoints).
     pub(super) checkpoints: Arc<AtomicU64>,
     /// Last seq committed; the next append gets `last_seq + 1`.
     pub(super) last_seq: u64,
@@ -55,7 +63,7 @@ impl Writer {
         mut queue: mpsc::Receiver<Request>,
         timer: &tokio::runtime::Runtime,
     ) {
-        let mut batch: Vec<(Update, Reply<Stored>)> = Vec::new();
+        let mut batch: Vec<(Arc<Update>, Reply<Stored>)> = Vec::new();
         let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
         let mut open = true;
         let mut close = None;
@@ -82,7 +90,7 @@ impl Writer {
                 match request {
                     Request::Append { update, reply } => {
                         bytes += update.data.len() + update.id.len();
-                        batch.push((update, reply));
+                        batch.push((Arc::new(update), reply));
                     }
                     Request::Prune { retention, reply } => {
                         prunes.push_back(PruneJob::new(&retention, reply));
@@ -186,21 +194,28 @@ impl Writer {
     }
 
     /// Makes `batch` durable (see the module docs), then broadcasts and answers in seq order.
-    fn commit_appends(&mut self, batch: &mut Vec<(Update, Reply<Stored>)>) {
+    fn commit_appends(&mut self, batch: &mut Vec<(Arc<Update>, Reply<Stored>)>) {
+        #[cfg(test)]
+        let gate = Arc::clone(&self.gate);
+        #[cfg(test)]
+        let _parked = gate.blocking_lock();
         match self.recover_if_due().and_then(|()| self.write_batch(batch)) {
             Ok(outcomes) => {
                 for ((update, reply), outcome) in batch.drain(..).zip(outcomes) {
                     let answer = outcome.map(|seq| {
-                        let stored = Stored {
-                            seq,
-                            update: Arc::new(update),
-                        };
+                        let stored = Stored { seq, update };
                         // No receivers is not an error: nobody is subscribed yet.
                         let _ = self.live.send(stored.clone());
                         stored
                     });
                     // The publisher may have gone away; the update is stored regardless.
                     let _ = reply.send(answer);
+                }
+                // After the answers, so that the batch does not wait for it.
+                if self.tail.bytes() >= self.options.tail_bytes {
+                    if let Err(error) = self.apply_tail() {
+                        self.fail(error, None);
+                    }
                 }
             }
             Err(error) => {
@@ -215,7 +230,7 @@ impl Writer {
     /// the whole batch failed, nothing was stored, and the writer is failed (see `failure`).
     pub(super) fn write_batch(
         &mut self,
-        batch: &[(Update, Reply<Stored>)],
+        batch: &[(Arc<Update>, Reply<Stored>)],
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
         let mut logged_at = None;
         let written = self.try_write_batch(batch, &mut logged_at);
@@ -229,90 +244,107 @@ impl Writer {
     /// have left records there.
     fn try_write_batch(
         &mut self,
-        batch: &[(Update, Reply<Stored>)],
+        batch: &[(Arc<Update>, Reply<Stored>)],
         logged_at: &mut Option<u64>,
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
-        let checkpoint = self.checkpoint_due();
-        let mut txn = self.slot.get()?.begin_write().map_err(write_error)?;
-        let durability = if checkpoint {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        txn.set_durability(durability).map_err(write_error)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        // What the log must hold for this batch: (seq, encoded update).
-        let mut records: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch.len());
-        let mut seq = self.last_seq;
-        {
-            let mut updates = txn.open_table(UPDATES).map_err(commit_error)?;
-            let mut ids = txn.open_table(IDS).map_err(commit_error)?;
-            for (update, _) in batch {
-                // The index already holds ids inserted earlier in this batch, so duplicates
-                // inside one batch are caught too.
-                if ids.get(update.id.as_str()).map_err(commit_error)?.is_some() {
-                    outcomes.push(Err(StoreError::Duplicate {
-                        id: update.id.clone(),
-                    }));
-                    continue;
-                }
-                let next = seq + 1;
-                let Ok(bytes) = codec::encode(update, next) else {
-                    outcomes.push(Err(too_large(update, usize::MAX)));
-                    continue;
-                };
-                match updates.insert(next, bytes.as_slice()) {
-                    Ok(_) => {}
-                    // Refused before anything was written, so the transaction stays usable.
-                    Err(StorageError::ValueTooLarge(size)) => {
-                        outcomes.push(Err(too_large(update, size)));
-                        continue;
-                    }
-                    Err(e) => return Err(commit_error(e)),
-                }
-                ids.insert(update.id.as_str(), next).map_err(commit_error)?;
-                seq = next;
-                outcomes.push(Ok(seq));
-                records.push((seq, bytes));
-            }
-            if seq != self.last_seq {
-                let mut meta = txn.open_table(META).map_err(commit_error)?;
-                meta.insert(LAST_SEQ, seq).map_err(commit_error)?;
-            }
-        }
-        if seq == self.last_seq {
+        let (outcomes, accepted) = self.screen(batch)?;
+        let Some(&(_, last, _)) = accepted.last() else {
             // Every update was refused: nothing to make durable, skip the fsync.
-            txn.abort().map_err(commit_error)?;
             return Ok(outcomes);
-        }
-        let size = Wal::size_of(records.iter().map(|(_, bytes)| bytes.as_slice()));
+        };
+        let size = Wal::size_of(accepted.iter().map(|(_, _, bytes)| bytes.as_slice()));
+        let checkpoint = self.checkpoint_due();
         let wal_bytes = self.options.wal_bytes;
         match self.wal.as_mut() {
             // A batch larger than the whole log still goes to an empty log.
             Some(wal) if !checkpoint && (wal.used() == 0 || wal.used() + size <= wal_bytes) => {
                 // From here on, a failure may leave the batch's records in the log (a `write` cut
-                // short, a failed `fdatasync`, or a failed commit after a durable append): the
-                // failure puts a marker over them, or a replay would store them after all.
-                // Dropping `txn` aborts it.
+                // short, or a failed `fdatasync`): the failure puts a marker over them, or a
+                // replay would store them after all.
                 *logged_at = Some(wal.used());
-                wal.append(records.iter().map(|(seq, bytes)| (*seq, bytes.as_slice())))
-                    .map_err(|e| {
-                        StoreError::backend("cannot write history batch to the write-ahead log", e)
-                    })?;
-                txn.commit().map_err(commit_error)?;
+                let records = accepted
+                    .iter()
+                    .map(|(_, seq, bytes)| (*seq, bytes.as_slice()));
+                wal.append(records).map_err(|e| {
+                    StoreError::backend("cannot write history batch to the write-ahead log", e)
+                })?;
+                // Durable now; readers see it from here on, before the answer and broadcast.
+                self.tail
+                    .push(accepted.into_iter().map(|(i, seq, encoded)| Entry {
+                        stored: Stored {
+                            seq,
+                            update: Arc::clone(&batch[i].0),
+                        },
+                        encoded,
+                    }));
                 self.unsaved_since.get_or_insert_with(Instant::now);
             }
-            // No log, a checkpoint is due, or the log is full: this commit is the checkpoint.
+            // No log, a checkpoint is due, or the log is full: this commit is the checkpoint,
+            // and holds the tail and the batch.
             _ => {
-                txn.set_durability(Durability::Immediate)
-                    .map_err(commit_error)?;
+                let txn = self.begin_checkpoint(last)?;
+                {
+                    let mut updates = txn.open_table(UPDATES).map_err(commit_error)?;
+                    let mut ids = txn.open_table(IDS).map_err(commit_error)?;
+                    for (i, seq, bytes) in &accepted {
+                        updates
+                            .insert(*seq, bytes.as_slice())
+                            .map_err(commit_error)?;
+                        ids.insert(batch[*i].0.id.as_str(), *seq)
+                            .map_err(commit_error)?;
+                    }
+                }
                 txn.commit().map_err(commit_error)?;
                 self.checkpointed();
             }
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.last_seq = seq;
+        self.last_seq = last;
         Ok(outcomes)
+    }
+
+    /// Assigns seqs to the updates of `batch` that can be stored and encodes them; refuses the
+    /// others (a duplicate id, in the batch itself, the tail or redb; too large). Returns one
+    /// outcome per update and the accepted ones as (index in `batch`, seq, encoding). Writes
+    /// nothing: a batch refused whole leaves no trace.
+    fn screen(&self, batch: &[(Arc<Update>, Reply<Stored>)]) -> Result<Screened, StoreError> {
+        let db = self.slot.get()?;
+        let txn = db.begin_read().map_err(commit_error)?;
+        let ids = txn.open_table(IDS).map_err(commit_error)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut accepted: Vec<(usize, u64, Vec<u8>)> = Vec::with_capacity(batch.len());
+        let mut in_batch = HashSet::new();
+        let mut seq = self.last_seq;
+        for (i, (update, _)) in batch.iter().enumerate() {
+            let id = update.id.as_str();
+            if in_batch.contains(id)
+                || self.tail.contains_id(id)
+                || ids.get(id).map_err(commit_error)?.is_some()
+            {
+                outcomes.push(Err(StoreError::Duplicate { id: id.to_owned() }));
+                continue;
+            }
+            let next = seq + 1;
+            let bytes = match codec::encode(update, next) {
+                // redb refuses larger values, and would refuse them only at the checkpoint.
+                Ok(bytes) if bytes.len() <= MAX_ENTRY_BYTES => bytes,
+                Ok(bytes) => {
+                    outcomes.push(Err(too_large(update, bytes.len())));
+                    continue;
+                }
+                Err(_) => {
+                    outcomes.push(Err(too_large(update, usize::MAX)));
+                    continue;
+                }
+            };
+            if batch.len() > 1 {
+                in_batch.insert(id);
+            }
+            seq = next;
+            outcomes.push(Ok(seq));
+            accepted.push((i, seq, bytes));
+        }
+        Ok((outcomes, accepted))
     }
 
     /// Whether the next batch must be a durable redb commit rather than go to the log.
@@ -323,8 +355,54 @@ impl Writer {
                 .is_some_and(|since| since.elapsed() >= self.options.checkpoint_interval)
     }
 
-    /// Records that a durable commit just made redb's state complete, so the log starts over.
+    /// Begins a durable transaction holding the tail and `last_seq` as the seq counter: every
+    /// durable commit is a checkpoint (followed by [`Writer::checkpointed`]), since the log
+    /// starts over after it.
+    pub(super) fn begin_checkpoint(&self, last_seq: u64) -> Result<WriteTransaction, StoreError> {
+        self.with_tail(self.begin_durable()?, last_seq)
+    }
+
+    /// Writes the tail to redb without a sync and empties it; the log keeps everything until the
+    /// next checkpoint, since a crash returns redb to its last durable commit. A failure leaves
+    /// the tail as it was: the caller calls [`Writer::fail`], and recovery replays the log.
+    fn apply_tail(&mut self) -> Result<(), StoreError> {
+        let mut txn = self.slot.get()?.begin_write().map_err(write_error)?;
+        txn.set_durability(Durability::None).map_err(write_error)?;
+        let txn = self.with_tail(txn, self.last_seq)?;
+        txn.commit().map_err(commit_error)?;
+        // Only now: a read that found the tail's entries gone finds them in redb.
+        self.tail.clear();
+        Ok(())
+    }
+
+    /// Inserts the tail's entries into `txn` and sets the seq counter to `last_seq`.
+    fn with_tail(
+        &self,
+        txn: WriteTransaction,
+        last_seq: u64,
+    ) -> Result<WriteTransaction, StoreError> {
+        {
+            let mut updates = txn.open_table(UPDATES).map_err(commit_error)?;
+            let mut ids = txn.open_table(IDS).map_err(commit_error)?;
+            self.tail.try_for_each(|entry| {
+                let seq = entry.stored.seq;
+                updates
+                    .insert(seq, entry.encoded.as_slice())
+                    .map_err(commit_error)?;
+                ids.insert(entry.stored.update.id.as_str(), seq)
+                    .map_err(commit_error)?;
+                Ok::<_, StoreError>(())
+            })?;
+            let mut meta = txn.open_table(META).map_err(commit_error)?;
+            meta.insert(LAST_SEQ, last_seq).map_err(commit_error)?;
+        }
+        Ok(txn)
+    }
+
+    /// Records that a durable commit just made redb's state complete: the tail is in redb, so
+    /// it empties, and the log starts over.
     pub(super) fn checkpointed(&mut self) {
+        self.tail.clear();
         self.unsaved_since = None;
         if let Some(wal) = self.wal.as_mut() {
             wal.reset();
@@ -335,11 +413,7 @@ impl Writer {
     /// Makes everything committed so far durable in redb (rewriting the seq counter) and starts
     /// the log over. A failure leaves redb's handle unusable: the caller calls [`Writer::fail`].
     fn checkpoint(&mut self) -> Result<(), StoreError> {
-        let txn = self.begin_durable()?;
-        txn.open_table(META)
-            .map_err(commit_error)?
-            .insert(LAST_SEQ, self.last_seq)
-            .map_err(commit_error)?;
+        let txn = self.begin_checkpoint(self.last_seq)?;
         txn.commit().map_err(commit_error)?;
         self.checkpointed();
         Ok(())
@@ -374,6 +448,14 @@ impl Writer {
         Ok(txn)
     }
 }
+
+/// What [`Writer::screen`] returns: an outcome per update, and the accepted ones as (index in
+/// the batch, seq, encoding).
+type Screened = (Vec<Result<u64, StoreError>>, Vec<(usize, u64, Vec<u8>)>);
+
+/// The largest encoded entry stored: what redb takes as one value (3 GiB), rounded down, and less
+/// than a log record's length field holds.
+const MAX_ENTRY_BYTES: usize = 1 << 30;
 
 fn too_large(update: &Update, bytes: usize) -> StoreError {
     StoreError::TooLarge {
