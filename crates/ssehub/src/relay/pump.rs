@@ -83,25 +83,38 @@ impl Relay {
         let mut n: u64 = 0;
         let opening = translator.open();
         let mut failed = self.record(&id, &topic, &mut n, opening).await.err();
+        // Made once for the stream's life, not once per chunk: a `cancelled()` per loop turn
+        // registered and unregistered a waiter under each token's lock, and a `timeout` per
+        // chunk inserted and removed a timer-wheel entry, for every token of every stream.
+        let cancelled = cancel.cancelled();
+        let shutdown = self.shutdown.cancelled();
+        // The idle timer is moved lazily: it fires at most once per idle period, and then
+        // checks when the last chunk came (`SubscriberStream` does the same for heartbeats).
+        let idle = tokio::time::sleep(UPSTREAM_IDLE_TIMEOUT);
+        tokio::pin!(cancelled, shutdown, idle);
+        let mut last_chunk = tokio::time::Instant::now();
         let end = loop {
             if let Some(end) = failed.take() {
                 break end;
             }
             let next = tokio::select! {
                 biased;
-                _ = cancel.cancelled() => break End::Cancelled,
-                _ = self.shutdown.cancelled() => break End::Failed {
+                () = &mut cancelled => break End::Cancelled,
+                () = &mut shutdown => break End::Failed {
                     message: "the hub is shutting down; this answer was cut short".into(),
                     code: "hub_shutdown",
                 },
-                next = tokio::time::timeout(UPSTREAM_IDLE_TIMEOUT, chunks.next()) => match next {
-                    Ok(next) => next,
-                    Err(_) => {
-                        tracing::warn!(stream = %id, "upstream went silent; ending the stream");
-                        let message = format!("the upstream sent nothing for {} s", UPSTREAM_IDLE_TIMEOUT.as_secs());
-                        break End::Failed { message, code: "upstream_timeout" };
+                next = chunks.next() => next,
+                () = &mut idle => {
+                    let due = last_chunk + UPSTREAM_IDLE_TIMEOUT;
+                    if tokio::time::Instant::now() < due {
+                        idle.as_mut().reset(due);
+                        continue;
                     }
-                },
+                    tracing::warn!(stream = %id, "upstream went silent; ending the stream");
+                    let message = format!("the upstream sent nothing for {} s", UPSTREAM_IDLE_TIMEOUT.as_secs());
+                    break End::Failed { message, code: "upstream_timeout" };
+                }
             };
             match next {
                 Some(Ok(data)) => {
@@ -112,6 +125,9 @@ impl Relay {
                         .relay_chunks
                         .fetch_add(1, Ordering::Relaxed);
                     trace.first_token = None;
+                    // Silence is counted from when the pump waits again, as a fresh timeout
+                    // per chunk counted it.
+                    last_chunk = tokio::time::Instant::now();
                 }
                 Some(Err(err)) => {
                     tracing::warn!(stream = %id, error = %err, "upstream failed mid-stream");
