@@ -54,17 +54,6 @@ async fn fake_chat(Json(body): Json<Value>) -> Response {
         .unwrap()
 }
 
-/// A loopback listener with a backlog for a burst of connections. `TcpListener::bind` listens
-/// with std's backlog of 128: when the benches open 1,000 streams at once, the overflowed
-/// connects are retried by the kernel after 1 s, then 3 s, 7 s, and that retry, not the
-/// relay, was most of a run's wall time (BENCHMARKS.md, typewriter relay, round two).
-async fn burst_listener() -> tokio::net::TcpListener {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    socket.listen(4096).unwrap()
-}
-
 /// The fake upstream and a hub relaying to it, each on its own loopback port.
 pub(crate) struct Rig {
     pub(crate) upstream: SocketAddr,
@@ -76,7 +65,7 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) async fn start() -> Rig {
-        let listener = burst_listener().await;
+        let listener = ssehub::http::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let upstream = listener.local_addr().unwrap();
         tokio::spawn(async move {
             // Like any real server, no Nagle delay on small chunks.
@@ -96,7 +85,7 @@ impl Rig {
         // benches open hundreds at once without a key.
         config.relay_max_streams = 100_000;
         config.relay_max_streams_per_key = 100_000;
-        let listener = burst_listener().await;
+        let listener = ssehub::http::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let hub = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let served = tokio::spawn(ssehub::run(listener, config, shutdown.clone()));

@@ -280,8 +280,7 @@ pub(crate) async fn run(argv: Vec<std::ffi::OsString>) -> anyhow::Result<ExitCod
             "no --publisher-jwt-key given: this node made its own key, so tokens minted for it are refused by the other nodes on the shared store; give every node the same key"
         );
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = ssehub::http::server::bind(args.listen)
         .with_context(|| format!("binding {}", args.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));

@@ -126,6 +126,32 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// How many connections the kernel may hold for the hub before it accepts them; the kernel caps
+/// it at `net.core.somaxconn` (4096 by default on Linux, which the README's sysctl settings
+/// raise), so the operator's setting decides. `TcpListener::bind` listens with std's 128:
+/// a burst of clients larger than that (every browser reconnecting after a redeploy, a batch of
+/// agents starting streams) overflows the queue, and each overflowed connect is retried by the
+/// client's kernel only after 1 s, then 3 s, 7 s: a second of stall for work the hub could have
+/// taken at once (found by the relay bench, BENCHMARKS.md, typewriter relay, round two).
+pub const LISTEN_BACKLOG: u32 = 65535;
+
+/// Binds the hub's listener with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` does, so a restarted hub does not wait for old connections' TIME_WAIT).
+///
+/// # Errors
+/// The address is taken, not local, or not permitted.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Builds a rustls server configuration that offers HTTP/2 and HTTP/1.1 by ALPN.
 ///
 /// # Errors
@@ -442,6 +468,23 @@ mod tests {
     /// bytes and tokio's ~96 bytes of task header and trailer keep the task, which tokio
     /// aligns to 128 bytes, at 512 (heaptrack, release, 2026-12-05; it was 1,792 before the
     /// idle-memory work). This future is 384 bytes in a debug build.
+    /// A burst of connects larger than std's backlog of 128 all complete while the hub has not
+    /// accepted any of them yet; with `TcpListener::bind` the 130th and later wait for a SYN
+    /// retry that never completes while nothing accepts, and this fails at its patience bound.
+    #[tokio::test]
+    async fn a_burst_of_connections_beyond_128_waits_in_the_backlog() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = (0..600).map(|_| TcpStream::connect(addr));
+        let all = futures_util::future::try_join_all(connects);
+        let clients = tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .expect("every connect completes without being accepted")
+            .unwrap();
+        assert_eq!(clients.len(), 600);
+        drop(listener);
+    }
+
     #[tokio::test]
     async fn an_idle_stream_connection_stays_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
