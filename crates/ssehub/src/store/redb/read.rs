@@ -129,6 +129,9 @@ pub(super) fn read_after(
     }
     if !more {
         let floor = start_after.max(committed);
+        // What the snapshot left out follows what it took; if all it took is at or below the
+        // floor (in redb, or before the cursor), so is the rest, and there is no more to read.
+        let last_taken = snapshot.entries.last().map(|(stored, _)| stored.seq);
         let rest = snapshot
             .entries
             .into_iter()
@@ -142,7 +145,7 @@ pub(super) fn read_after(
             out.push(stored);
         }
         // The snapshot stopped where this read would have stopped anyway, or earlier.
-        more = more || snapshot.cut;
+        more = more || (snapshot.cut && last_taken.is_none_or(|seq| seq > floor));
     }
     Ok(Replay {
         found,

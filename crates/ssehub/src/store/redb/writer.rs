@@ -212,7 +212,9 @@ impl Writer {
                     let _ = reply.send(answer);
                 }
                 // After the answers, so that the batch does not wait for it.
-                if self.tail.bytes() >= self.options.tail_bytes {
+                // Never an empty commit (a `tail_bytes` of 0, or every update refused).
+                let held = self.tail.bytes();
+                if held > 0 && held >= self.options.tail_bytes {
                     if let Err(error) = self.apply_tail() {
                         self.fail(error, None);
                     }
