@@ -293,6 +293,32 @@ impl Hub {
         }
     }
 
+    /// Stores several updates built by the hub itself in this order, in one round trip to the
+    /// store where it can (see [`Store::append_batch`](crate::store::Store::append_batch) for
+    /// what a failure leaves stored); one
+    /// answer per update, counted in the metrics as that many publishes.
+    pub async fn publish_valid_batch(
+        &self,
+        updates: Vec<Update>,
+    ) -> Vec<Result<Stored, PublishError>> {
+        let started = std::time::Instant::now();
+        let answers = self.inner.store.append_batch(updates).await;
+        let took = started.elapsed();
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(stored) => {
+                    self.inner.metrics.observe_publish(took);
+                    Ok(stored)
+                }
+                Err(err) => {
+                    self.count_error();
+                    Err(err.into())
+                }
+            })
+            .collect()
+    }
+
     fn count_error(&self) {
         self.inner
             .metrics

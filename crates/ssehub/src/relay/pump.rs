@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -118,24 +118,30 @@ impl Relay {
             };
             match next {
                 Some(Ok(data)) => {
-                    let events = translator.chunk(data);
+                    // Every chunk the upstream already sent (one read holds many under load)
+                    // is recorded in one store round trip, not one each.
+                    let (more, then) = ready_chunks(&mut chunks);
+                    let taken = 1 + more.len() as u64;
+                    let mut events = translator.chunk(data);
+                    for data in more {
+                        events.extend(translator.chunk(data));
+                    }
                     failed = self.record(&id, &topic, &mut n, events).await.err();
                     self.hub
                         .metrics()
                         .relay_chunks
-                        .fetch_add(1, Ordering::Relaxed);
+                        .fetch_add(taken, Ordering::Relaxed);
                     trace.first_token = None;
                     // Silence is counted from when the pump waits again, as a fresh timeout
                     // per chunk counted it.
                     last_chunk = tokio::time::Instant::now();
+                    // An end seen while draining counts only once what preceded it is recorded,
+                    // and not at all when that failed (as if it had never been read).
+                    if let (None, Some(next)) = (&failed, then) {
+                        break upstream_end(&id, next);
+                    }
                 }
-                Some(Err(err)) => {
-                    tracing::warn!(stream = %id, error = %err, "upstream failed mid-stream");
-                    break End::Failed {
-                        message: err.to_string(),
-                        code: "upstream_error",
-                    };
-                }
+                Some(Err(err)) => break upstream_end(&id, Some(Err(err))),
                 None => break End::Done,
             }
         };
@@ -159,7 +165,10 @@ impl Relay {
         drop(trace);
     }
 
-    /// Records `events` as the stream's next numbered updates.
+    /// Records `events` as the stream's next numbered updates, in one batch, which stops at the
+    /// first that fails (see `Store::append_batch`). Every event takes its number, also those
+    /// not stored after a failure: the closing events are numbered after them all, as they
+    /// were numbered after the failed one when events were recorded one by one.
     async fn record(
         &self,
         id: &str,
@@ -167,16 +176,20 @@ impl Relay {
         n: &mut u64,
         events: Vec<Event>,
     ) -> Result<(), End> {
-        for event in events {
-            *n += 1;
-            let update = event_update(format!("{id}-{n}"), topic, event);
-            if let Err(err) = self.hub.publish_valid(update).await {
-                tracing::error!(stream = %id, error = %err, "cannot record a relay chunk; stopping the stream");
-                return Err(End::Failed {
-                    message: "the hub could not record this answer".into(),
-                    code: "storage_error",
-                });
-            }
+        let updates = events
+            .into_iter()
+            .map(|event| {
+                *n += 1;
+                event_update(format!("{id}-{n}"), topic, event)
+            })
+            .collect();
+        let answers = self.hub.publish_valid_batch(updates).await;
+        if let Some(err) = answers.into_iter().find_map(Result::err) {
+            tracing::error!(stream = %id, error = %err, "cannot record a relay chunk; stopping the stream");
+            return Err(End::Failed {
+                message: "the hub could not record this answer".into(),
+                code: "storage_error",
+            });
         }
         Ok(())
     }
@@ -206,6 +219,44 @@ impl Relay {
     }
 }
 
+/// How the upstream's end or failure ends the stream.
+fn upstream_end(id: &str, next: Next) -> End {
+    match next {
+        Some(Err(err)) => {
+            tracing::warn!(stream = %id, error = %err, "upstream failed mid-stream");
+            End::Failed {
+                message: err.to_string(),
+                code: "upstream_error",
+            }
+        }
+        // Only an end or a failure is passed here.
+        Some(Ok(_)) | None => End::Done,
+    }
+}
+
+/// Most chunks taken in one go after the one the pump waited for: bounds one store batch, and
+/// how long a stream goes without looking at cancel and shutdown.
+const MAX_READY_CHUNKS: usize = 64;
+
+/// What the upstream's chunk stream yields next: a chunk, a failure, or its end (`None`).
+type Next = Option<Result<String, UpstreamError>>;
+
+/// The chunks `chunks` yields without waiting, up to [`MAX_READY_CHUNKS`], and what stopped the
+/// draining when that was the stream's end or a failure.
+fn ready_chunks(
+    chunks: &mut BoxStream<'static, Result<String, UpstreamError>>,
+) -> (Vec<String>, Option<Next>) {
+    let mut ready = Vec::new();
+    while ready.len() < MAX_READY_CHUNKS {
+        match chunks.next().now_or_never() {
+            Some(Some(Ok(data))) => ready.push(data),
+            None => break,
+            Some(end) => return (ready, Some(end)),
+        }
+    }
+    (ready, None)
+}
+
 fn event_update(id: String, topic: &str, event: Event) -> Update {
     let mut update = chunk_update(id, topic, event.data);
     update.event_type = event.kind;
@@ -227,4 +278,48 @@ pub(super) fn chunk_update(id: String, topic: &str, data: String) -> Update {
 /// An OpenAI error chunk.
 pub(super) fn error_chunk(message: &str, code: &str) -> String {
     json!({"error": {"message": message, "type": "server_error", "code": code}}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::stream;
+
+    use super::*;
+
+    fn ready(n: usize) -> Vec<Result<String, UpstreamError>> {
+        (0..n).map(|i| Ok(format!("c{i}"))).collect()
+    }
+
+    #[test]
+    fn draining_stops_at_the_first_chunk_not_yet_there() {
+        let mut chunks = stream::iter(ready(3)).chain(stream::pending()).boxed();
+        let (taken, then) = ready_chunks(&mut chunks);
+        assert_eq!(taken, ["c0", "c1", "c2"]);
+        assert!(then.is_none());
+    }
+
+    #[test]
+    fn draining_reports_the_end_and_a_failure_after_what_came_before() {
+        let mut chunks = stream::iter(ready(2)).boxed();
+        let (taken, then) = ready_chunks(&mut chunks);
+        assert_eq!(taken, ["c0", "c1"]);
+        assert!(matches!(then, Some(None)));
+        let failure = Err(UpstreamError::Broken("cut".into()));
+        let mut chunks = stream::iter(ready(1).into_iter().chain([failure])).boxed();
+        let (taken, then) = ready_chunks(&mut chunks);
+        assert_eq!(taken, ["c0"]);
+        assert!(matches!(then, Some(Some(Err(UpstreamError::Broken(_))))));
+    }
+
+    #[test]
+    fn draining_takes_at_most_the_bound_and_leaves_the_rest() {
+        let mut chunks = stream::iter(ready(MAX_READY_CHUNKS + 5)).boxed();
+        let (taken, then) = ready_chunks(&mut chunks);
+        assert_eq!(taken.len(), MAX_READY_CHUNKS);
+        assert!(then.is_none());
+        let (rest, then) = ready_chunks(&mut chunks);
+        assert_eq!(rest.len(), 5);
+        assert_eq!(rest[0], format!("c{MAX_READY_CHUNKS}"));
+        assert!(matches!(then, Some(None)));
+    }
 }

@@ -67,6 +67,49 @@ pub(crate) async fn append_then_read_in_order<B: Backend>(b: &B) {
     }
 }
 
+/// A batch append stores its updates in the given order with consecutive seqs and answers each;
+/// the first refused one (a duplicate id, of history or of the batch itself) stops it: it and
+/// all after it get its error, none of them is stored, and no seq is taken. What it
+/// acknowledged is there after a reopen.
+pub(crate) async fn append_batch_in_order_stopping_at_a_refusal<B: Backend>(b: &B) {
+    let store = b.open("batch").await;
+    assert!(store.append_batch(Vec::new()).await.is_empty());
+    let first = store.append(update("a")).await.unwrap();
+    let answers = store
+        .append_batch(vec![update("b"), update("c"), update("d")])
+        .await;
+    let seqs: Vec<_> = answers.iter().map(|a| a.as_ref().unwrap().seq).collect();
+    assert_eq!(seqs, [first.seq + 1, first.seq + 2, first.seq + 3]);
+    let ids: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap().update.id.as_str())
+        .collect();
+    assert_eq!(ids, ["b", "c", "d"]);
+    for (batch, refused) in [(["e", "a", "f"], "a"), (["f", "h", "h"], "h")] {
+        let answers = store.append_batch(batch.map(update).to_vec()).await;
+        assert_eq!(answers.len(), 3);
+        let at = batch.iter().rposition(|id| *id == refused).unwrap();
+        for (k, answer) in answers.iter().enumerate() {
+            match answer {
+                Ok(stored) if k < at => assert_eq!(stored.update.id, batch[k]),
+                Err(StoreError::Duplicate { id }) if k >= at => assert_eq!(id, refused),
+                other => panic!("{batch:?}: unexpected answer {k}: {other:?}"),
+            }
+        }
+    }
+    // Stored: "e" of the first, "f" and the first "h" of the second.
+    let next = store.append(update("g")).await.unwrap();
+    assert_eq!(
+        next.seq,
+        first.seq + 7,
+        "a refused update must not take a seq"
+    );
+    drop(store);
+    let store = b.open("batch").await;
+    let got: Vec<_> = ids_after(&store, Cursor::Earliest).await.1;
+    assert_eq!(got, ["a", "b", "c", "d", "e", "f", "h", "g"]);
+}
+
 /// An empty history reads as empty, with a head of 0, and every cursor at 0 is in history.
 pub(crate) async fn empty_history<B: Backend>(b: &B) {
     let store = b.open("empty").await;
@@ -456,6 +499,7 @@ macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@cases $make;
             append_then_read_in_order,
+            append_batch_in_order_stopping_at_a_refusal,
             empty_history,
             read_after_id_and_seq,
             unknown_id_replays_from_earliest,

@@ -252,6 +252,42 @@ pub trait Store: Send + Sync + 'static {
     /// update is stored then), [`StoreError::Closed`] after [`Store::close`].
     async fn append(&self, update: Update) -> Result<Stored, StoreError>;
 
+    /// Appends `updates` in the given order and answers each once it is durable: one result per
+    /// update, in the same order. For a producer that has several updates at hand (the relay's
+    /// chunks of one upstream read), so that they cost one round trip to the backend, not one
+    /// each.
+    ///
+    /// The first update that fails, for whatever reason, stops the batch: it and every update
+    /// after it get its error ([`StoreError::Duplicate`] naming it, say), and none of them is
+    /// stored; those before it are answered as usual. So what is stored is always a prefix of
+    /// `updates`, and a caller numbering them (the relay) never finds a later one stored
+    /// without an earlier one.
+    ///
+    /// The embedded store ([`redb::RedbStore`]) commits the updates together, with consecutive
+    /// seqs that no other append comes between; a failed commit stores none of them. The
+    /// default, which the Redis store keeps, appends them one by one in order: other nodes' and
+    /// tasks' appends may come between them, and it costs one round trip per update.
+    ///
+    /// If the returned future is dropped before it completes, any prefix of the updates may
+    /// have been stored.
+    async fn append_batch(&self, updates: Vec<Update>) -> Vec<Result<Stored, StoreError>> {
+        let mut answers = Vec::with_capacity(updates.len());
+        let mut updates = updates.into_iter();
+        for update in updates.by_ref() {
+            let answer = self.append(update).await;
+            let failed = answer.is_err();
+            answers.push(answer);
+            if failed {
+                break;
+            }
+        }
+        if let Some(Err(error)) = answers.last() {
+            let error = error.clone();
+            answers.extend(updates.map(|_| Err(error.clone())));
+        }
+        answers
+    }
+
     /// Updates strictly after `after`, oldest first, at most `limit`, from one consistent
     /// snapshot. A backend also bounds one read in bytes (its own setting; at least one update
     /// is always returned): it stops early with [`Replay::more`] set, so a reader of large

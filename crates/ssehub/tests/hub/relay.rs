@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::relay_support::{
-    cancel, chat_request, chunk, drain, post_chat, relay_hub, relay_with_fake_upstream, stream_id,
-    streaming, upstream_dropped, watch,
+    BURST, cancel, chat_request, chunk, drain, post_chat, relay_hub, relay_with_fake_upstream,
+    stream_id, streaming, upstream_dropped, watch,
 };
 use super::support::{Sse, TestServer};
 
@@ -115,6 +115,32 @@ async fn a_mid_stream_failure_becomes_an_error_chunk_then_the_end() {
     let err: Value = serde_json::from_str(&events[n - 2].1).unwrap();
     assert_eq!(err["error"]["code"], "upstream_error");
     assert_eq!(events[n - 1].1, "[DONE]");
+}
+
+/// Chunks that arrive in one read are recorded together (one store batch per read, at most 64
+/// chunks each): all of them, in order, numbered as ever, and then the end or the failure the
+/// same read brought.
+#[tokio::test]
+async fn a_burst_of_chunks_in_one_read_is_recorded_whole_and_in_order() {
+    let (hub, _) = relay_with_fake_upstream().await;
+    for (model, tail) in [("fake-burst", 1), ("fake-burst-broken", 2)] {
+        let res = post_chat(&hub, streaming(model)).await;
+        let id = stream_id(&res);
+        let events = drain(&mut Sse::new(res)).await;
+        assert_eq!(events.len(), BURST + tail, "{model}: {events:?}");
+        for (i, (eid, data)) in events[..BURST].iter().enumerate() {
+            assert_eq!(data, &chunk(i, &format!("w{i} ")), "{model}");
+            assert_eq!(eid, &format!("{id}-{}", i + 1), "{model}");
+        }
+        if tail == 2 {
+            let err: Value = serde_json::from_str(&events[BURST].1).unwrap();
+            assert_eq!(err["error"]["code"], "upstream_error");
+        }
+        assert_eq!(events[BURST + tail - 1].1, "[DONE]");
+        // What the caller got live is what history holds.
+        let replay = drain(&mut Sse::new(watch(&hub, &id).send().await.unwrap())).await;
+        assert_eq!(replay, events, "{model}");
+    }
 }
 
 #[tokio::test]

@@ -70,6 +70,9 @@ async fn fake_chat(
                                         "finish_reason": "stop"}]}))
         .into_response();
     }
+    if let Some(rest) = model.strip_prefix("fake-burst") {
+        return burst(&seen, rest == "-broken");
+    }
     let (count, delay, broken) = match model.as_str() {
         "fake-slow" => (usize::MAX, Duration::from_millis(100), false),
         // Long enough to be watched live from another node, and still finite.
@@ -116,6 +119,37 @@ async fn fake_chat(
             ))
         }
     });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(frames))
+        .unwrap()
+}
+
+/// Chunks that models `fake-burst` and `fake-burst-broken` send in one body frame.
+pub(crate) const BURST: usize = 150;
+
+/// Every chunk in one frame, so that they arrive in one read, then `[DONE]` or a failure.
+fn burst(seen: &Shared, broken: bool) -> Response {
+    let mut frame: String = (0..BURST)
+        .map(|i| format!("data: {}\n\n", chunk(i, &format!("w{i} "))))
+        .collect();
+    let end = if broken {
+        Err(std::io::Error::other("upstream crashed"))
+    } else {
+        seen.lock().unwrap().finished += 1;
+        frame.push_str("data: [DONE]\n\n");
+        Ok(bytes::Bytes::new())
+    };
+    // The failure after a yield, as `fake-broken`'s: an error at once can abort the response
+    // before its head is sent.
+    let end = futures_util::stream::once(async move {
+        tokio::task::yield_now().await;
+        end
+    });
+    let frames = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok(bytes::Bytes::from(frame))]),
+        end,
+    );
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(frames))

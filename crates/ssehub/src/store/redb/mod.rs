@@ -1,10 +1,10 @@
 //! The embedded backend: one redb file (`history.redb`) in the data directory.
 //!
 //! Writes go through a single writer thread that practises group commit: it takes every append
-//! waiting in its queue (up to [`RedbOptions::max_batch`]) and makes them durable together, then
-//! answers each waiter and broadcasts the new entries. Under load, batches grow by themselves, so
-//! the sync cost is shared by every concurrent publisher while a lone publisher still waits for
-//! only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
+//! waiting in its queue (up to [`RedbOptions::max_batch`], a [`Store::append_batch`] whole) and
+//! makes them durable together, then answers each waiter and broadcasts the new entries. Under
+//! load, batches grow by themselves, so the sync cost is shared by every concurrent publisher
+//! while a lone publisher still waits for only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
 //! large backlog never stalls publishers for long and both tables always change together.
 //!
 //! Here: the handle. `read` is the read path, `tail` the entries only the log holds yet,
@@ -78,6 +78,8 @@
 //! `Last-Event-ID` lookups and duplicate detection) and `meta` (`last_seq`, so seqs are never
 //! reused even when pruning empties the history).
 
+#[cfg(test)]
+mod batch_tests;
 mod failure;
 mod prune;
 mod read;
@@ -126,11 +128,13 @@ pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 #[derive(Clone, Debug)]
 pub struct RedbOptions {
     /// Most appends committed in one transaction. `1` disables group commit (one fsync per
-    /// append), which exists as the benchmark baseline.
+    /// append), which exists as the benchmark baseline. The updates of one
+    /// [`Store::append_batch`] are never split: they go in one transaction, beyond this if need be.
     pub max_batch: usize,
     /// A batch is closed early once its payloads reach this many bytes, bounding the memory and
     /// latency of one transaction: the batch's updates, their encoding and the log's write
-    /// buffer each hold about this much (a single larger update still makes a batch of its own).
+    /// buffer each hold about this much (a single larger update, or one
+    /// [`Store::append_batch`], still makes a batch of its own).
     pub max_batch_bytes: usize,
     /// Appends that may wait for the writer; beyond it `append` waits for room, which pushes
     /// back on publishers instead of buffering without bound.
@@ -259,6 +263,11 @@ enum Request {
     Append {
         update: Update,
         reply: Reply<Stored>,
+    },
+    /// A batch append's updates, each with its own reply: the writer puts them in one batch
+    /// together (see [`Store::append_batch`]).
+    AppendBatch {
+        updates: Vec<(Update, Reply<Stored>)>,
     },
     Prune {
         retention: Retention,
@@ -420,6 +429,36 @@ impl Store for RedbStore {
     async fn append(&self, update: Update) -> Result<Stored, StoreError> {
         self.request(|reply| Request::Append { update, reply })
             .await
+    }
+
+    async fn append_batch(&self, updates: Vec<Update>) -> Vec<Result<Stored, StoreError>> {
+        if updates.is_empty() {
+            return Vec::new();
+        }
+        let count = updates.len();
+        let (updates, answers): (Vec<_>, Vec<_>) = updates
+            .into_iter()
+            .map(|update| {
+                let (reply, answer) = oneshot::channel();
+                ((update, reply), answer)
+            })
+            .unzip();
+        let sent = match self.requests.as_ref() {
+            Some(requests) => requests
+                .send(Request::AppendBatch { updates })
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !sent {
+            return (0..count).map(|_| Err(StoreError::Closed)).collect();
+        }
+        let mut results = Vec::with_capacity(count);
+        for answer in answers {
+            // A dropped reply means the writer stopped (closed) before reaching the request.
+            results.push(answer.await.unwrap_or(Err(StoreError::Closed)));
+        }
+        results
     }
 
     async fn read_after(&self, after: Cursor, limit: usize) -> Result<Replay, StoreError> {

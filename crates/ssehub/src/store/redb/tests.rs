@@ -35,7 +35,10 @@ pub(super) async fn checkpoint(store: &RedbStore) {
 }
 
 /// Queues an append directly, returning once it is in the writer's queue.
-async fn submit(store: &RedbStore, id: &str) -> oneshot::Receiver<Result<Stored, StoreError>> {
+pub(super) async fn submit(
+    store: &RedbStore,
+    id: &str,
+) -> oneshot::Receiver<Result<Stored, StoreError>> {
     let (reply, answer) = oneshot::channel();
     let update = update(id);
     let request = Request::Append { update, reply };
@@ -95,7 +98,7 @@ fn duplicates_inside_one_batch_are_refused() {
     let mut writer = bare_writer(dir.path(), None);
     let batch: Vec<_> = ["twin", "other", "twin"]
         .iter()
-        .map(|id| (Arc::new(update(id)), oneshot::channel().0))
+        .map(|id| (Arc::new(update(id)), oneshot::channel().0, false))
         .collect();
     let outcomes = writer.write_batch(&batch).unwrap();
     assert!(matches!(outcomes[0], Ok(1)));
@@ -130,8 +133,8 @@ pub(super) fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
     }
 }
 
-pub(super) fn one(id: &str) -> Vec<(Arc<Update>, Reply<Stored>)> {
-    vec![(Arc::new(update(id)), oneshot::channel().0)]
+pub(super) fn one(id: &str) -> Vec<writer::Pending> {
+    vec![(Arc::new(update(id)), oneshot::channel().0, false)]
 }
 
 #[test]

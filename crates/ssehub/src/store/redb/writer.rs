@@ -63,7 +63,7 @@ impl Writer {
         mut queue: mpsc::Receiver<Request>,
         timer: &tokio::runtime::Runtime,
     ) {
-        let mut batch: Vec<(Arc<Update>, Reply<Stored>)> = Vec::new();
+        let mut batch: Vec<Pending> = Vec::new();
         let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
         let mut open = true;
         let mut close = None;
@@ -90,7 +90,16 @@ impl Writer {
                 match request {
                     Request::Append { update, reply } => {
                         bytes += update.data.len() + update.id.len();
-                        batch.push((Arc::new(update), reply));
+                        batch.push((Arc::new(update), reply, false));
+                    }
+                    // Kept whole in this batch even beyond `max_batch` or `max_batch_bytes`
+                    // (as a single large update is): so the updates get consecutive seqs and
+                    // a failed commit stores none of them.
+                    Request::AppendBatch { updates } => {
+                        for (k, (update, reply)) in updates.into_iter().enumerate() {
+                            bytes += update.data.len() + update.id.len();
+                            batch.push((Arc::new(update), reply, k > 0));
+                        }
                     }
                     Request::Prune { retention, reply } => {
                         prunes.push_back(PruneJob::new(&retention, reply));
@@ -194,14 +203,14 @@ impl Writer {
     }
 
     /// Makes `batch` durable (see the module docs), then broadcasts and answers in seq order.
-    fn commit_appends(&mut self, batch: &mut Vec<(Arc<Update>, Reply<Stored>)>) {
+    fn commit_appends(&mut self, batch: &mut Vec<Pending>) {
         #[cfg(test)]
         let gate = Arc::clone(&self.gate);
         #[cfg(test)]
         let _parked = gate.blocking_lock();
         match self.recover_if_due().and_then(|()| self.write_batch(batch)) {
             Ok(outcomes) => {
-                for ((update, reply), outcome) in batch.drain(..).zip(outcomes) {
+                for ((update, reply, _), outcome) in batch.drain(..).zip(outcomes) {
                     let answer = outcome.map(|seq| {
                         let stored = Stored { seq, update };
                         // No receivers is not an error: nobody is subscribed yet.
@@ -221,7 +230,7 @@ impl Writer {
                 }
             }
             Err(error) => {
-                for (_, reply) in batch.drain(..) {
+                for (_, reply, _) in batch.drain(..) {
                     let _ = reply.send(Err(error.clone()));
                 }
             }
@@ -232,7 +241,7 @@ impl Writer {
     /// the whole batch failed, nothing was stored, and the writer is failed (see `failure`).
     pub(super) fn write_batch(
         &mut self,
-        batch: &[(Arc<Update>, Reply<Stored>)],
+        batch: &[Pending],
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
         let mut logged_at = None;
         let written = self.try_write_batch(batch, &mut logged_at);
@@ -246,7 +255,7 @@ impl Writer {
     /// have left records there.
     fn try_write_batch(
         &mut self,
-        batch: &[(Arc<Update>, Reply<Stored>)],
+        batch: &[Pending],
         logged_at: &mut Option<u64>,
     ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
         let (outcomes, accepted) = self.screen(batch)?;
@@ -306,10 +315,11 @@ impl Writer {
     }
 
     /// Assigns seqs to the updates of `batch` that can be stored and encodes them; refuses the
-    /// others (a duplicate id, in the batch itself, the tail or redb; too large). Returns one
+    /// others (a duplicate id, in the batch itself, the tail or redb; too large), and with
+    /// such a refusal every later update of the same `append_batch` (see `Pending`). Returns one
     /// outcome per update and the accepted ones as (index in `batch`, seq, encoding). Writes
     /// nothing: a batch refused whole leaves no trace.
-    fn screen(&self, batch: &[(Arc<Update>, Reply<Stored>)]) -> Result<Screened, StoreError> {
+    fn screen(&self, batch: &[Pending]) -> Result<Screened, StoreError> {
         let db = self.slot.get()?;
         let txn = db.begin_read().map_err(commit_error)?;
         let ids = txn.open_table(IDS).map_err(commit_error)?;
@@ -317,28 +327,39 @@ impl Writer {
         let mut accepted: Vec<(usize, u64, Vec<u8>)> = Vec::with_capacity(batch.len());
         let mut in_batch = HashSet::new();
         let mut seq = self.last_seq;
-        for (i, (update, _)) in batch.iter().enumerate() {
+        // The refusal that stops the `append_batch` at hand, if one did.
+        let mut stopped: Option<StoreError> = None;
+        for (i, (update, _, chained)) in batch.iter().enumerate() {
+            if !chained {
+                stopped = None;
+            }
+            if let Some(error) = &stopped {
+                outcomes.push(Err(error.clone()));
+                continue;
+            }
             let id = update.id.as_str();
-            if in_batch.contains(id)
+            let refused = if in_batch.contains(id)
                 || self.tail.contains_id(id)
                 || ids.get(id).map_err(commit_error)?.is_some()
             {
-                outcomes.push(Err(StoreError::Duplicate { id: id.to_owned() }));
-                continue;
-            }
-            let next = seq + 1;
-            let bytes = match codec::encode(update, next) {
+                Err(StoreError::Duplicate { id: id.to_owned() })
+            } else {
                 // redb refuses larger values, and would refuse them only at the checkpoint.
-                Ok(bytes) if bytes.len() <= MAX_ENTRY_BYTES => bytes,
-                Ok(bytes) => {
-                    outcomes.push(Err(too_large(update, bytes.len())));
-                    continue;
+                match codec::encode(update, seq + 1) {
+                    Ok(bytes) if bytes.len() <= MAX_ENTRY_BYTES => Ok(bytes),
+                    Ok(bytes) => Err(too_large(update, bytes.len())),
+                    Err(_) => Err(too_large(update, usize::MAX)),
                 }
-                Err(_) => {
-                    outcomes.push(Err(too_large(update, usize::MAX)));
+            };
+            let bytes = match refused {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    stopped = Some(error.clone());
+                    outcomes.push(Err(error));
                     continue;
                 }
             };
+            let next = seq + 1;
             if batch.len() > 1 {
                 in_batch.insert(id);
             }
@@ -450,6 +471,11 @@ impl Writer {
         Ok(txn)
     }
 }
+
+/// An append waiting in the writer's batch: the update, its reply, and whether it continues the
+/// previous one's [`Store::append_batch`](crate::store::Store::append_batch), which a refusal
+/// stops (so that one refused update leaves none after it stored).
+pub(super) type Pending = (Arc<Update>, Reply<Stored>, bool);
 
 /// What [`Writer::screen`] returns: an outcome per update, and the accepted ones as (index in
 /// the batch, seq, encoding).
