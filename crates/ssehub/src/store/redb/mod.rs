@@ -81,6 +81,9 @@
 #[cfg(test)]
 mod batch_tests;
 mod failure;
+mod inline;
+#[cfg(test)]
+mod inline_tests;
 mod prune;
 mod read;
 mod recover;
@@ -222,6 +225,15 @@ impl Default for RedbOptions {
 /// # }
 /// ```
 pub struct RedbStore {
+    /// The writer's state, shared with the writer thread; an append takes it itself when the
+    /// writer is idle (see `inline`).
+    shared: writer::Shared,
+    /// Appends committed by their own task, see [`RedbStore::inline_commits`].
+    inline_commits: AtomicU64,
+    /// Set by a test to commit on the appending task whenever the writer is idle, whatever the
+    /// runtime's workers are doing (see `inline`).
+    #[cfg(test)]
+    always_inline: AtomicBool,
     /// The database, shared with the writer thread, which replaces it when it reopens the file.
     slot: Arc<DbSlot>,
     /// Entries acknowledged but not yet in redb, merged into every read (see `tail`).
@@ -276,6 +288,9 @@ enum Request {
     Close {
         reply: oneshot::Sender<()>,
     },
+    /// Sent after an append committed by its own task (see `inline`) started the log or filled
+    /// the tail: the writer thread's timer and tail bound must take it into account.
+    Wake,
     /// Asks whether a store marked unwritable can write again: after a failed write, tries to
     /// recover when a retry is due (see `failure`); otherwise a checkpoint and a sync of the log.
     Probe {
@@ -343,12 +358,19 @@ impl RedbStore {
             unsaved_since: None,
             failure: None,
             prefix_scanned: None,
+            closed: false,
         };
+        let shared: writer::Shared = Arc::new(std::sync::Mutex::new(writer));
+        let thread_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
             .name("ssehub-store-writer".into())
-            .spawn(move || writer.run(queue, &timer))
+            .spawn(move || writer::run(thread_shared, queue, &timer))
             .map_err(|e| StoreError::backend("cannot start history writer thread", e))?;
         Ok(RedbStore {
+            shared,
+            inline_commits: AtomicU64::new(0),
+            #[cfg(test)]
+            always_inline: AtomicBool::new(false),
             slot,
             tail,
             #[cfg(test)]
@@ -378,6 +400,13 @@ impl RedbStore {
     #[must_use]
     pub fn checkpoints(&self) -> u64 {
         self.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Appends committed by the appending task itself since open, because the writer was idle
+    /// (see the module docs); the rest of [`RedbStore::commits`] were the writer thread's.
+    #[must_use]
+    pub fn inline_commits(&self) -> u64 {
+        self.inline_commits.load(Ordering::Relaxed)
     }
 
     /// Path of the database file.
@@ -427,6 +456,9 @@ impl Drop for RedbStore {
 #[async_trait::async_trait]
 impl Store for RedbStore {
     async fn append(&self, update: Update) -> Result<Stored, StoreError> {
+        if let Some(idle) = self.idle_writer(&update) {
+            return self.commit_inline(idle, update);
+        }
         self.request(|reply| Request::Append { update, reply })
             .await
     }

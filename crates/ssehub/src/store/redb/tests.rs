@@ -130,6 +130,7 @@ pub(super) fn bare_writer(dir: &Path, wal: Option<Wal>) -> Writer {
         unsaved_since: None,
         failure: None,
         prefix_scanned: None,
+        closed: false,
     }
 }
 

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use redb::{Durability, ReadableDatabase, WriteTransaction};
@@ -55,159 +55,205 @@ pub(super) struct Writer {
     /// How far pruning by topic prefix has looked (see `prune`), so each prune resumes there
     /// instead of rescanning the older history it keeps; in memory, so a restart scans once.
     pub(super) prefix_scanned: Option<PrefixScan>,
+    /// Set when the writer thread closes: an append committed by its own task is refused.
+    pub(super) closed: bool,
+}
+
+/// The writer's state behind the lock that the writer thread and, for a lone append, the
+/// appending task itself take (see `inline`).
+pub(super) type Shared = Arc<Mutex<Writer>>;
+
+/// Locks the writer. A panic while it was held (a bug) leaves it poisoned; the state is still
+/// the writer's last consistent one, as every write is all-or-nothing through `fail`.
+pub(super) fn lock(shared: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The writer thread: takes the requests the appending tasks did not commit themselves, in
+/// batches, and runs the checkpoints, prunes and recoveries that are due.
+pub(super) fn run(
+    shared: Shared,
+    mut queue: mpsc::Receiver<Request>,
+    timer: &tokio::runtime::Runtime,
+) {
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
+    let mut open = true;
+    let mut close = None;
+    while open {
+        // Block for work only when no prune is pending; otherwise keep pruning between
+        // whatever appends arrive.
+        let mut next = if prunes.is_empty() {
+            match next_request(&shared, &mut queue, timer) {
+                Some(request) => Some(request),
+                None => break,
+            }
+        } else {
+            match queue.try_recv() {
+                Ok(request) => Some(request),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            }
+        };
+        let mut writer = lock(&shared);
+        let mut bytes = 0;
+        while let Some(request) = next.take() {
+            match request {
+                Request::Append { update, reply } => {
+                    bytes += update.data.len() + update.id.len();
+                    batch.push((Arc::new(update), reply, false));
+                }
+                // Kept whole in this batch even beyond `max_batch` or `max_batch_bytes`
+                // (as a single large update is): so the updates get consecutive seqs and
+                // a failed commit stores none of them.
+                Request::AppendBatch { updates } => {
+                    for (k, (update, reply)) in updates.into_iter().enumerate() {
+                        bytes += update.data.len() + update.id.len();
+                        batch.push((Arc::new(update), reply, k > 0));
+                    }
+                }
+                Request::Prune { retention, reply } => {
+                    prunes.push_back(PruneJob::new(&retention, reply));
+                }
+                Request::Close { reply } => {
+                    close = Some(reply);
+                    break;
+                }
+                Request::Probe { reply } => {
+                    let _ = reply.send(writer.probe());
+                }
+                // An append committed by its own task started the log: the timer must know.
+                Request::Wake => {}
+            }
+            if batch.len() >= writer.options.max_batch || bytes >= writer.options.max_batch_bytes {
+                break;
+            }
+            next = match queue.try_recv() {
+                Ok(request) => Some(request),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            };
+        }
+        if !batch.is_empty() {
+            writer.commit_appends(&mut batch);
+        }
+        // A tail grown past its bound by appends committed by their own tasks, which leave
+        // this commit to the writer thread.
+        writer.apply_tail_if_full();
+        if close.is_some() || !open {
+            // Shutting down: report partial prunes rather than hold up the close.
+            for job in prunes.drain(..) {
+                let _ = job.reply.send(Ok(job.removed));
+            }
+            // Refuse further requests before answering, so that `close` returning means
+            // every later append gets `Closed`; appends by their own tasks check `closed`.
+            writer.closed = true;
+            queue.close();
+            break;
+        }
+        if let Some(job) = prunes.front_mut() {
+            match writer
+                .recover_if_due()
+                .and_then(|()| writer.prune_chunk(job))
+            {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Some(job) = prunes.pop_front() {
+                        let _ = job.reply.send(Ok(job.removed));
+                    }
+                }
+                Err(error) => {
+                    if let Some(job) = prunes.pop_front() {
+                        let _ = job.reply.send(Err(error));
+                    }
+                }
+            }
+        }
+    }
+    let mut writer = lock(&shared);
+    writer.closed = true;
+    if writer.failure.is_some() {
+        // Without waiting for the retry: this is the last chance to put the marker over a
+        // refused batch before a restart would replay it.
+        let _ = writer.recover();
+    }
+    if writer.failure.is_none() && writer.unsaved_since.is_some() {
+        if let Err(error) = writer.checkpoint() {
+            tracing::error!(error = %error, "cannot checkpoint history on close; the write-ahead log keeps it for the next open");
+        }
+    }
+    drop(writer);
+    if let Some(reply) = close {
+        let _ = reply.send(());
+    }
+}
+
+/// Waits for the next request; `None` once the queue is closed and empty. While the log holds
+/// batches redb has not made durable, a checkpoint is taken when the interval runs out first;
+/// after a failure, recovery is tried when its retry is due, so that a store with nothing to
+/// do still becomes writable again once the disk has room.
+fn next_request(
+    shared: &Mutex<Writer>,
+    queue: &mut mpsc::Receiver<Request>,
+    timer: &tokio::runtime::Runtime,
+) -> Option<Request> {
+    loop {
+        let Some(deadline) = lock(shared).deadline() else {
+            return queue.blocking_recv();
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        // The timeout must be created inside the runtime, whose timer it registers with.
+        let waited = timer.block_on(async { tokio::time::timeout(left, queue.recv()).await });
+        if let Ok(request) = waited {
+            return request;
+        }
+        lock(shared).deadline_passed();
+    }
 }
 
 impl Writer {
-    pub(super) fn run(
-        mut self,
-        mut queue: mpsc::Receiver<Request>,
-        timer: &tokio::runtime::Runtime,
-    ) {
-        let mut batch: Vec<Pending> = Vec::new();
-        let mut prunes: std::collections::VecDeque<PruneJob> = Default::default();
-        let mut open = true;
-        let mut close = None;
-        while open {
-            // Block for work only when no prune is pending; otherwise keep pruning between
-            // whatever appends arrive.
-            let mut next = if prunes.is_empty() {
-                match self.next_request(&mut queue, timer) {
-                    Some(request) => Some(request),
-                    None => break,
-                }
-            } else {
-                match queue.try_recv() {
-                    Ok(request) => Some(request),
-                    Err(mpsc::error::TryRecvError::Empty) => None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        open = false;
-                        None
-                    }
-                }
-            };
-            let mut bytes = 0;
-            while let Some(request) = next.take() {
-                match request {
-                    Request::Append { update, reply } => {
-                        bytes += update.data.len() + update.id.len();
-                        batch.push((Arc::new(update), reply, false));
-                    }
-                    // Kept whole in this batch even beyond `max_batch` or `max_batch_bytes`
-                    // (as a single large update is): so the updates get consecutive seqs and
-                    // a failed commit stores none of them.
-                    Request::AppendBatch { updates } => {
-                        for (k, (update, reply)) in updates.into_iter().enumerate() {
-                            bytes += update.data.len() + update.id.len();
-                            batch.push((Arc::new(update), reply, k > 0));
-                        }
-                    }
-                    Request::Prune { retention, reply } => {
-                        prunes.push_back(PruneJob::new(&retention, reply));
-                    }
-                    Request::Close { reply } => {
-                        close = Some(reply);
-                        break;
-                    }
-                    Request::Probe { reply } => {
-                        let _ = reply.send(self.probe());
-                    }
-                }
-                if batch.len() >= self.options.max_batch || bytes >= self.options.max_batch_bytes {
-                    break;
-                }
-                next = match queue.try_recv() {
-                    Ok(request) => Some(request),
-                    Err(mpsc::error::TryRecvError::Empty) => None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        open = false;
-                        None
-                    }
-                };
-            }
-            if !batch.is_empty() {
-                self.commit_appends(&mut batch);
-            }
-            if close.is_some() || !open {
-                // Shutting down: report partial prunes rather than hold up the close.
-                for job in prunes.drain(..) {
-                    let _ = job.reply.send(Ok(job.removed));
-                }
-                // Refuse further requests before answering, so that `close` returning means
-                // every later append gets `Closed`.
-                queue.close();
-                break;
-            }
-            if let Some(job) = prunes.front_mut() {
-                match self.recover_if_due().and_then(|()| self.prune_chunk(job)) {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        if let Some(job) = prunes.pop_front() {
-                            let _ = job.reply.send(Ok(job.removed));
-                        }
-                    }
-                    Err(error) => {
-                        if let Some(job) = prunes.pop_front() {
-                            let _ = job.reply.send(Err(error));
-                        }
-                    }
-                }
-            }
-        }
-        if self.failure.is_some() {
-            // Without waiting for the retry: this is the last chance to put the marker over a
-            // refused batch before a restart would replay it.
-            let _ = self.recover();
-        }
-        if self.failure.is_none() && self.unsaved_since.is_some() {
-            if let Err(error) = self.checkpoint() {
-                tracing::error!(error = %error, "cannot checkpoint history on close; the write-ahead log keeps it for the next open");
-            }
-        }
-        if let Some(reply) = close {
-            let _ = reply.send(());
+    /// When the writer thread must act without a request: a checkpoint of what only the log
+    /// holds, or a retry of recovery after a failure.
+    fn deadline(&self) -> Option<Instant> {
+        match (&self.failure, self.unsaved_since) {
+            (Some(failure), _) => failure.retry_at(),
+            (None, Some(since)) => Some(since + self.options.checkpoint_interval),
+            (None, None) => None,
         }
     }
 
-    /// Waits for the next request; `None` once the queue is closed and empty. While the log holds
-    /// batches redb has not made durable, a checkpoint is taken when the interval runs out first;
-    /// after a failure, recovery is tried when its retry is due, so that a store with nothing to
-    /// do still becomes writable again once the disk has room.
-    fn next_request(
-        &mut self,
-        queue: &mut mpsc::Receiver<Request>,
-        timer: &tokio::runtime::Runtime,
-    ) -> Option<Request> {
-        loop {
-            let deadline = match (&self.failure, self.unsaved_since) {
-                (Some(failure), _) => match failure.retry_at() {
-                    Some(at) => at,
-                    None => return queue.blocking_recv(),
-                },
-                (None, Some(since)) => since + self.options.checkpoint_interval,
-                (None, None) => return queue.blocking_recv(),
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            // The timeout must be created inside the runtime, whose timer it registers with.
-            let waited = timer.block_on(async { tokio::time::timeout(left, queue.recv()).await });
-            if let Ok(request) = waited {
-                return request;
-            }
-            if self.failure.is_some() {
-                // Logged inside; the next attempt is scheduled there.
-                let _ = self.recover();
-            } else if let Err(error) = self.checkpoint() {
-                tracing::error!(error = %error, "cannot checkpoint history");
-                self.fail(error, None);
-            }
+    /// Does what [`Writer::deadline`] was for, if it is still due (a commit by an appending
+    /// task may have taken the checkpoint meanwhile).
+    fn deadline_passed(&mut self) {
+        if self.deadline().is_none_or(|at| Instant::now() < at) {
+            return;
+        }
+        if self.failure.is_some() {
+            // Logged inside; the next attempt is scheduled there.
+            let _ = self.recover();
+        } else if let Err(error) = self.checkpoint() {
+            tracing::error!(error = %error, "cannot checkpoint history");
+            self.fail(error, None);
         }
     }
 
     /// Makes `batch` durable (see the module docs), then broadcasts and answers in seq order.
-    fn commit_appends(&mut self, batch: &mut Vec<Pending>) {
+    pub(super) fn commit_appends(&mut self, batch: &mut Vec<Pending>) {
         #[cfg(test)]
         let gate = Arc::clone(&self.gate);
         #[cfg(test)]
         let _parked = gate.blocking_lock();
+        self.commit(batch);
+    }
+
+    /// [`Writer::commit_appends`], without the test's gate.
+    pub(super) fn commit(&mut self, batch: &mut Vec<Pending>) {
         match self.recover_if_due().and_then(|()| self.write_batch(batch)) {
             Ok(outcomes) => {
                 for ((update, reply, _), outcome) in batch.drain(..).zip(outcomes) {
@@ -220,19 +266,22 @@ impl Writer {
                     // The publisher may have gone away; the update is stored regardless.
                     let _ = reply.send(answer);
                 }
-                // After the answers, so that the batch does not wait for it.
-                // Never an empty commit (a `tail_bytes` of 0, or every update refused).
-                let held = self.tail.bytes();
-                if held > 0 && held >= self.options.tail_bytes {
-                    if let Err(error) = self.apply_tail() {
-                        self.fail(error, None);
-                    }
-                }
             }
             Err(error) => {
                 for (_, reply, _) in batch.drain(..) {
                     let _ = reply.send(Err(error.clone()));
                 }
+            }
+        }
+    }
+
+    /// Once the tail holds [`RedbOptions::tail_bytes`], writes it to redb (see `apply_tail`).
+    /// After a batch's answers, so that the batch does not wait for it; never an empty commit
+    /// (a `tail_bytes` of 0, or every update refused).
+    fn apply_tail_if_full(&mut self) {
+        if self.failure.is_none() && self.tail_full() {
+            if let Err(error) = self.apply_tail() {
+                self.fail(error, None);
             }
         }
     }
@@ -371,7 +420,7 @@ impl Writer {
     }
 
     /// Whether the next batch must be a durable redb commit rather than go to the log.
-    fn checkpoint_due(&self) -> bool {
+    pub(super) fn checkpoint_due(&self) -> bool {
         self.wal.is_none()
             || self
                 .unsaved_since
