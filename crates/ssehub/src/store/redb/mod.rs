@@ -1,15 +1,18 @@
 //! The embedded backend: one redb file (`history.redb`) in the data directory.
 //!
-//! Writes go through a single writer thread that practises group commit: it takes every append
-//! waiting in its queue (up to [`RedbOptions::max_batch`], a [`Store::append_batch`] whole) and
-//! makes them durable together, then answers each waiter and broadcasts the new entries. Under
-//! load, batches grow by themselves, so the sync cost is shared by every concurrent publisher
-//! while a lone publisher still waits for only one. Pruning runs on the same thread in bounded chunks between batches, so trimming a
-//! large backlog never stalls publishers for long and both tables always change together.
+//! Writes go through one writer, a state behind a lock, run by a writer thread that practises
+//! group commit: it takes every append waiting in its queue (up to [`RedbOptions::max_batch`], a
+//! [`Store::append_batch`] whole) and makes them durable together, then answers each waiter and
+//! broadcasts the new entries. Under load, batches grow by themselves, so the sync cost is shared
+//! by every concurrent publisher. A lone append that finds the writer idle (nothing queued, the
+//! lock free, another runtime worker idle) takes the lock and commits itself, on its own thread
+//! (`inline`): the same log write and sync, without the two thread wake-ups of the hand-off.
+//! Pruning runs on the writer thread in bounded chunks between batches, so trimming a large
+//! backlog never stalls publishers for long and both tables always change together.
 //!
 //! Here: the handle. `read` is the read path, `tail` the entries only the log holds yet,
 //! `recover` opens and checks the file, creates the tables and replays the log, `writer` is the
-//! writer thread, `prune` its pruning, `failure` how it recovers from a failed write without a
+//! writer and its thread, `inline` the commit by an appending task, `prune` its pruning, `failure` how it recovers from a failed write without a
 //! restart, `slot` the database handle it shares with readers, `wal` the write-ahead log.
 //!
 //! # Durability: a write-ahead log in front of redb, and an in-memory tail

@@ -20,7 +20,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use crate::store::{Cursor, Stored};
 
-/// Shared by the writer thread (the only one to change it) and the read tasks.
+/// Shared by the writer (the only one to change it, under its lock, see `writer`) and the read
+/// tasks.
 #[derive(Default)]
 pub(super) struct Tail(RwLock<Entries>);
 

@@ -1,5 +1,6 @@
-//! The writer thread: the only place that writes to the database. It batches appends (group
-//! commit), makes each batch durable in the write-ahead log and keeps it in the in-memory tail
+//! The writer: the only place that writes to the database, behind one lock; its thread, which
+//! takes every request an appending task did not commit itself (see `inline`), batches appends
+//! (group commit), makes each batch durable in the write-ahead log and keeps it in the in-memory tail
 //! until a checkpoint writes the tail to redb, and runs prunes (`prune`) in chunks between
 //! batches (see the parent module's docs). After a failed write it refuses work until `failure`
 //! has reopened the files.
