@@ -25,6 +25,9 @@ BENCH=${BENCH:-target/release/ssehub-bench}
 AXUM=target/release/examples/axum_broadcast
 NCHAN_CONF=${NCHAN_CONF:-/work/shared/bench/nchan/nginx.conf}
 OUT=${OUT:-${TMPDIR:-/tmp}/ssehub-bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
+# Where the stores keep their data (and where `fsync us` is measured). DATA_ROOT=/dev/shm puts
+# them in memory, where a sync costs nothing: the difference to a run on disk is the disk's share.
+DATA_ROOT=${DATA_ROOT:-/tmp}
 mkdir -p "$(dirname "$OUT")"
 STARTED=()       # every process this script started, stopped by pid
 NODE2=127.0.0.1:18083
@@ -47,7 +50,7 @@ node() { # $1 = listen address, $2 = data dir; the node's pid is appended to STA
 start() { # $1 = server; sets ADDR, TARGET, PIDS
   case $1 in
     ssehub-redis|ssehub-cluster)
-      local dir; dir=$(mktemp -d /tmp/ssehub-bench.XXXXXX)
+      local dir; dir=$(mktemp -d "$DATA_ROOT/ssehub-bench.XXXXXX")
       redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
         --appendfsync always --dir "$dir" --logfile "$dir/redis.log" --daemonize no \
         --protected-mode no >/dev/null 2>&1 &
@@ -59,7 +62,7 @@ start() { # $1 = server; sets ADDR, TARGET, PIDS
       ADDR=127.0.0.1:18080; TARGET=ssehub ;;
     ssehub|ssehub-base)
       # ssehub-base: an earlier build ($BASE_BIN) in the same run, for before/after figures.
-      local dir bin=$BIN; dir=$(mktemp -d /tmp/ssehub-bench.XXXXXX)
+      local dir bin=$BIN; dir=$(mktemp -d "$DATA_ROOT/ssehub-bench.XXXXXX")
       [ "$1" = ssehub-base ] && bin=${BASE_BIN:?set BASE_BIN to the earlier ssehub binary}
       "$bin" serve --listen 127.0.0.1:18080 --data-dir "$dir" --anonymous \
         --publisher-jwt-key '!ChangeMe!' --max-connections 19900 >"$dir.log" 2>&1 &
@@ -91,9 +94,9 @@ stop() {
   sleep 0.5
 }
 
-sync_us() { # microseconds per synced 4 KiB write in /tmp, where the stores write: on a shared
-  # disk this moves with other load and bounds every durable acknowledgement
-  local f secs; f=$(mktemp /tmp/ssehub-bench-sync.XXXXXX)
+sync_us() { # microseconds per synced 4 KiB write in $DATA_ROOT, where the stores write: on a
+  # shared disk this moves with other load and bounds every durable acknowledgement
+  local f secs; f=$(mktemp "$DATA_ROOT/ssehub-bench-sync.XXXXXX")
   secs=$(dd if=/dev/zero of="$f" bs=4k count=50 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
   rm -f "$f"
   awk -v s="$secs" 'BEGIN { printf "%d", s * 1e6 / 50 }'
